@@ -1,0 +1,355 @@
+#include "flash/flash_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flash/dropout_rng.h"
+#include "flash/gemm_tile.h"
+#include "flash/online_softmax.h"
+#include "flash/score_rules.h"
+#include "runtime/errors.h"
+#include "runtime/thread_pool.h"
+
+namespace attn {
+
+namespace {
+
+constexpr int kDefaultBlockQ = 48;   // a multiple of kMaxRows
+constexpr int kDefaultBlockK = 256;
+constexpr int kMaxBlock = 4096;
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+std::unique_ptr<float[]> alloc_floats(int64_t count) {
+  return std::unique_ptr<float[]>(new float[static_cast<size_t>(count)]);
+}
+
+void require_positive(const char* name, int value) {
+  if (value < 1) throw_range(name, "must be a positive integer, got " + std::to_string(value));
+}
+
+// Tiling of one call, derived once from shape and options.
+struct Tiling {
+  int block_q;
+  int block_k;       // multiple of kPanel
+  int key_blocks;
+  int value_padded;  // value_dim rounded up to kPanel
+  int64_t keys_per_head;    // floats of packed K per (batch, kv head)
+  int64_t values_per_head;  // floats of packed V per (batch, kv head)
+
+  Tiling(const FlashShape& s, const FlashOptions& o) {
+    block_q = o.block_q > 0 ? o.block_q : kDefaultBlockQ;
+    block_k = static_cast<int>(round_up(o.block_k > 0 ? o.block_k : kDefaultBlockK, kPanel));
+    key_blocks = static_cast<int>((s.seq_k + block_k - 1) / block_k);
+    value_padded = static_cast<int>(round_up(s.value_dim, kPanel));
+    keys_per_head = int64_t{key_blocks} * block_k * s.head_dim;
+    values_per_head = int64_t{key_blocks} * block_k * value_padded;
+  }
+  int keys_in_block(const FlashShape& s, int kb) const {
+    return std::min(block_k, s.seq_k - kb * block_k);
+  }
+};
+
+// K of one (batch, kv head), transposed into kPanel-column panels per key block:
+// block kb, panel p holds k[kb*block_k + p*kPanel + t][c] at [c][t], zero past seq_k.
+void pack_keys(const FlashShape& s, const Tiling& t, const float* k, int b, int hkv, int kb,
+               float* dst) {
+  const int j0 = kb * t.block_k;
+  const int count = t.keys_in_block(s, kb);
+  const int padded = static_cast<int>(round_up(count, kPanel));
+  const int d = s.head_dim;
+  for (int p = 0; p < padded; p += kPanel) {
+    float* panel = dst + int64_t{p} * d;
+    for (int col = 0; col < kPanel; ++col) {
+      const int j = p + col;
+      if (j < count) {
+        const float* row = k + ((int64_t{b} * s.seq_k + j0 + j) * s.heads_kv + hkv) * d;
+        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = row[c];
+      } else {
+        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = 0.0f;
+      }
+    }
+  }
+}
+
+// V of one (batch, kv head, key block) in kPanel-column panels of `count` rows each.
+void pack_values(const FlashShape& s, const Tiling& t, const float* v, int b, int hkv, int kb,
+                 float* dst) {
+  const int j0 = kb * t.block_k;
+  const int count = t.keys_in_block(s, kb);
+  const int dv = s.value_dim;
+  for (int p = 0; p < t.value_padded; p += kPanel) {
+    float* panel = dst + int64_t{p} * count;
+    for (int j = 0; j < count; ++j) {
+      const float* row = v + ((int64_t{b} * s.seq_k + j0 + j) * s.heads_kv + hkv) * dv;
+      for (int col = 0; col < kPanel; ++col) {
+        panel[j * kPanel + col] = p + col < dv ? row[p + col] : 0.0f;
+      }
+    }
+  }
+}
+
+// Packs K (and V when v != nullptr) for every (batch, kv head, key block) in parallel.
+void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float* v,
+              float* packed_k, float* packed_v, ThreadPool* pool) {
+  const int64_t tasks = int64_t{s.batch} * s.heads_kv * t.key_blocks;
+  auto body = [&](int64_t begin, int64_t end, int) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int kb = static_cast<int>(task % t.key_blocks);
+      const int64_t bh = task / t.key_blocks;
+      const int hkv = static_cast<int>(bh % s.heads_kv);
+      const int b = static_cast<int>(bh / s.heads_kv);
+      pack_keys(s, t, k, b, hkv, kb,
+                packed_k + bh * t.keys_per_head + int64_t{kb} * t.block_k * s.head_dim);
+      if (v != nullptr) {
+        pack_values(s, t, v, b, hkv, kb,
+                    packed_v + bh * t.values_per_head + int64_t{kb} * t.block_k * t.value_padded);
+      }
+    }
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(tasks, 1, body);
+  } else {
+    body(0, tasks, 0);
+  }
+}
+
+void run_parallel(ThreadPool* pool, int64_t tasks, const ThreadPool::Body& body) {
+  if (pool != nullptr) {
+    pool->parallel_for(tasks, 1, body);
+  } else {
+    body(0, tasks, 0);
+  }
+}
+
+// Copies rows [i0, i0+rows) of query head h into a dense [rows][head_dim] block,
+// multiplied by the prescale.
+void load_query_block(const FlashShape& s, const float* q, int b, int h, int i0, int rows,
+                      float prescale, float* dst) {
+  const int d = s.head_dim;
+  for (int r = 0; r < rows; ++r) {
+    const float* src = q + ((int64_t{b} * s.seq_q + i0 + r) * s.heads_q + h) * d;
+    for (int c = 0; c < d; ++c) dst[r * d + c] = src[c] * prescale;
+  }
+}
+
+// Tasks are (query block, batch, head) with the last query blocks first: under a causal
+// mask they are the longest, and handing them out first balances the threads.
+struct TaskIndex {
+  int b, h, qb;
+  TaskIndex(int64_t task, const FlashShape& s, int query_blocks) {
+    const int64_t bh_count = int64_t{s.batch} * s.heads_q;
+    qb = query_blocks - 1 - static_cast<int>(task / bh_count);
+    const int64_t bh = task % bh_count;
+    h = static_cast<int>(bh % s.heads_q);
+    b = static_cast<int>(bh / s.heads_q);
+  }
+};
+
+}  // namespace
+
+void validate_flash(const FlashShape& s, const FlashOptions& o) {
+  require_positive("batch", s.batch);
+  require_positive("seq_q", s.seq_q);
+  require_positive("seq_k", s.seq_k);
+  require_positive("heads_q", s.heads_q);
+  require_positive("heads_kv", s.heads_kv);
+  require_positive("head_dim", s.head_dim);
+  require_positive("value_dim", s.value_dim);
+  if (s.heads_q % s.heads_kv != 0) {
+    throw_range("heads_kv", "must divide heads_q (" + std::to_string(s.heads_q) + "), got " +
+                                std::to_string(s.heads_kv));
+  }
+  if (o.scale && !std::isfinite(*o.scale)) throw_range("scale", "must be a finite number");
+  if (!(std::isfinite(o.softcap) && o.softcap >= 0.0f)) {
+    throw_range("softcap", "must be a finite number >= 0 (0 turns it off)");
+  }
+  if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
+    throw_range("dropout", "must be in [0, 1)");
+  }
+  if (o.block_q < 0 || o.block_q > kMaxBlock) {
+    throw_range("block_q", "must be in [0, " + std::to_string(kMaxBlock) + "] (0 = automatic)");
+  }
+  if (o.block_k < 0 || o.block_k > kMaxBlock) {
+    throw_range("block_k", "must be in [0, " + std::to_string(kMaxBlock) + "] (0 = automatic)");
+  }
+  if (o.mask.additive != nullptr && o.mask.allowed != nullptr) {
+    throw_type("mask", "give either an additive or a boolean mask, not both");
+  }
+  if (o.mask.present() && (o.mask.batch_stride < 0 || o.mask.head_stride < 0 ||
+                           o.mask.row_stride < s.seq_k)) {
+    throw_range("mask", "strides must be >= 0 and the row stride >= seq_k");
+  }
+  // Sizes must fit comfortably in 64-bit arithmetic and in this platform's size_t.
+  const double largest = std::max({double(s.batch) * s.seq_q * s.heads_q * s.value_dim,
+                                   double(s.batch) * s.seq_k * s.heads_kv * s.head_dim,
+                                   double(s.batch) * s.seq_k * s.heads_kv * (s.value_dim + 64)});
+  if (largest * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 2) {
+    throw_range("shape", "tensors are too large for this platform's memory");
+  }
+}
+
+void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensors& tensors,
+                   ThreadPool* pool) {
+  validate_flash(s, o);
+  if (tensors.q == nullptr || tensors.k == nullptr || tensors.v == nullptr ||
+      tensors.out == nullptr) {
+    throw_type("tensors", "q, k, v and out must all be given");
+  }
+  const Tiling t(s, o);
+  const ScoreRules rules = make_score_rules(s, o);
+  const float prescale = query_prescale(s, o);
+  const bool dropout = o.dropout > 0.0f;
+  const DropoutRng rng(o.seed, o.dropout);
+  const int group = s.heads_q / s.heads_kv;
+  const int d = s.head_dim, dv = s.value_dim, dvp = t.value_padded;
+
+  auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
+  auto packed_v = alloc_floats(int64_t{s.batch} * s.heads_kv * t.values_per_head);
+  pack_all(s, t, tensors.k, tensors.v, packed_k.get(), packed_v.get(), pool);
+
+  const int workers = pool != nullptr ? pool->size() : 1;
+  const int64_t scratch_floats =
+      int64_t{t.block_q} * d + int64_t{t.block_q} * t.block_k + int64_t{t.block_q} * dvp;
+  auto scratch = alloc_floats(scratch_floats * workers);
+  std::vector<RowState> states(static_cast<size_t>(t.block_q) * workers);
+
+  const int query_blocks = (s.seq_q + t.block_q - 1) / t.block_q;
+  const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
+  run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
+    float* qs = scratch.get() + worker * scratch_floats;
+    float* scores = qs + int64_t{t.block_q} * d;
+    float* acc = scores + int64_t{t.block_q} * t.block_k;
+    RowState* state = states.data() + int64_t{worker} * t.block_q;
+    for (int64_t task = begin; task < end; ++task) {
+      const TaskIndex ti(task, s, query_blocks);
+      const int i0 = ti.qb * t.block_q;
+      const int rows = std::min(t.block_q, s.seq_q - i0);
+      const int64_t bhkv = int64_t{ti.b} * s.heads_kv + ti.h / group;
+      const float* keys = packed_k.get() + bhkv * t.keys_per_head;
+      const float* values = packed_v.get() + bhkv * t.values_per_head;
+
+      load_query_block(s, tensors.q, ti.b, ti.h, i0, rows, prescale, qs);
+      std::fill(acc, acc + int64_t{rows} * dvp, 0.0f);
+      std::fill(state, state + rows, RowState{});
+      // Key blocks wholly past the causal frontier of the block's last row are skipped.
+      const int visible = rules.visible_keys(i0 + rows - 1);
+      const int blocks = (visible + t.block_k - 1) / t.block_k;
+      for (int kb = 0; kb < blocks; ++kb) {
+        const int j0 = kb * t.block_k;
+        const int count = t.keys_in_block(s, kb);
+        const int padded = static_cast<int>(round_up(count, kPanel));
+        gemm_panels(rows, padded, d, qs, d, keys + int64_t{kb} * t.block_k * d, scores, t.block_k,
+                    false);
+        for (int r = 0; r < rows; ++r) {
+          const int i = i0 + r;
+          float* row = scores + int64_t{r} * t.block_k;
+          rules.apply(row, padded, count, j0, rules.mask_row(ti.b, ti.h, i), i);
+          const float alpha = online_softmax_step(row, padded, state[r]);
+          if (dropout) {
+            const uint64_t base = ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i) * s.seq_k + j0;
+            for (int j = 0; j < count; ++j) {
+              if (!rng.keep(base + j)) row[j] = 0.0f;
+            }
+          }
+          if (alpha != 1.0f) {
+            float* out_row = acc + int64_t{r} * dvp;
+            const simd::Vec a = simd::set1(alpha);
+            for (int c = 0; c < dvp; c += simd::kLanes) {
+              simd::store(out_row + c, simd::mul(simd::load(out_row + c), a));
+            }
+          }
+        }
+        gemm_panels(rows, dvp, count, scores, t.block_k,
+                    values + int64_t{kb} * t.block_k * dvp, acc, dvp, true);
+      }
+      for (int r = 0; r < rows; ++r) {
+        const int i = i0 + r;
+        const float sum = state[r].sum;
+        const float norm = sum > 0.0f ? (dropout ? rng.keep_scale() : 1.0f) / sum : 0.0f;
+        float* dst = tensors.out + ((int64_t{ti.b} * s.seq_q + i) * s.heads_q + ti.h) * dv;
+        const float* src = acc + int64_t{r} * dvp;
+        for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
+        if (tensors.lse != nullptr) {
+          tensors.lse[(int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i] =
+              sum > 0.0f ? state[r].max + std::log(sum)
+                         : -std::numeric_limits<float>::infinity();
+        }
+      }
+    }
+  });
+}
+
+void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q, const float* k,
+                      float* weights, ThreadPool* pool) {
+  validate_flash(s, o);
+  if (q == nullptr || k == nullptr || weights == nullptr) {
+    throw_type("tensors", "q, k and weights must all be given");
+  }
+  const Tiling t(s, o);
+  const ScoreRules rules = make_score_rules(s, o);
+  const float prescale = query_prescale(s, o);
+  const int group = s.heads_q / s.heads_kv;
+  const int d = s.head_dim;
+
+  auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
+  pack_all(s, t, k, nullptr, packed_k.get(), nullptr, pool);
+
+  const int workers = pool != nullptr ? pool->size() : 1;
+  const int64_t scratch_floats = int64_t{t.block_q} * d + int64_t{t.block_q} * t.block_k;
+  auto scratch = alloc_floats(scratch_floats * workers);
+  const int query_blocks = (s.seq_q + t.block_q - 1) / t.block_q;
+  const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
+  run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
+    float* qs = scratch.get() + worker * scratch_floats;
+    float* scores = qs + int64_t{t.block_q} * d;
+    for (int64_t task = begin; task < end; ++task) {
+      const TaskIndex ti(task, s, query_blocks);
+      const int i0 = ti.qb * t.block_q;
+      const int rows = std::min(t.block_q, s.seq_q - i0);
+      const float* keys = packed_k.get() + (int64_t{ti.b} * s.heads_kv + ti.h / group) * t.keys_per_head;
+      float* out = weights + ((int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i0) * s.seq_k;
+      load_query_block(s, q, ti.b, ti.h, i0, rows, prescale, qs);
+      for (int kb = 0; kb < t.key_blocks; ++kb) {
+        const int j0 = kb * t.block_k;
+        const int count = t.keys_in_block(s, kb);
+        const int padded = static_cast<int>(round_up(count, kPanel));
+        gemm_panels(rows, padded, d, qs, d, keys + int64_t{kb} * t.block_k * d, scores, t.block_k,
+                    false);
+        for (int r = 0; r < rows; ++r) {
+          float* row = scores + int64_t{r} * t.block_k;
+          rules.apply(row, padded, count, j0, rules.mask_row(ti.b, ti.h, i0 + r), i0 + r);
+          std::copy(row, row + count, out + int64_t{r} * s.seq_k + j0);
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        float* row = out + int64_t{r} * s.seq_k;
+        float row_max = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < s.seq_k; ++j) row_max = std::max(row_max, row[j]);
+        if (row_max == -std::numeric_limits<float>::infinity()) {
+          std::fill(row, row + s.seq_k, 0.0f);
+          continue;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < s.seq_k; ++j) sum += (row[j] = std::exp(row[j] - row_max));
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < s.seq_k; ++j) row[j] *= inv;
+      }
+    }
+  });
+}
+
+double flash_flops(const FlashShape& s, CausalAlign causal) {
+  FlashOptions o;
+  o.causal = causal;
+  const ScoreRules rules = make_score_rules(s, o);
+  double pairs = 0;
+  for (int i = 0; i < s.seq_q; ++i) pairs += rules.visible_keys(i);
+  return pairs * 2.0 * (s.head_dim + s.value_dim) * s.heads_q * s.batch;
+}
+
+}  // namespace attn

@@ -1,0 +1,34 @@
+// Typed errors of the core. Each names the parameter at fault so that the bindings
+// can turn it into a JS TypeError / RangeError / Error with a useful message.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace attn {
+
+enum class ErrorKind {
+  kType,   // wrong kind of value (becomes a JS TypeError)
+  kRange,  // value of the right kind but outside what is allowed (RangeError)
+  kState,  // the object cannot do this now, e.g. it was disposed (Error)
+};
+
+class AttnError : public std::invalid_argument {
+ public:
+  AttnError(ErrorKind kind, std::string param, const std::string& message)
+      : std::invalid_argument(param + ": " + message), kind_(kind), param_(std::move(param)) {}
+  ErrorKind kind() const { return kind_; }
+  const std::string& param() const { return param_; }
+
+ private:
+  ErrorKind kind_;
+  std::string param_;
+};
+
+[[noreturn]] inline void throw_range(const std::string& param, const std::string& message) {
+  throw AttnError(ErrorKind::kRange, param, message);
+}
+[[noreturn]] inline void throw_type(const std::string& param, const std::string& message) {
+  throw AttnError(ErrorKind::kType, param, message);
+}
+
+}  // namespace attn

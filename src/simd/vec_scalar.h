@@ -1,0 +1,39 @@
+// Scalar backend: one lane. Also documents the interface every backend provides.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace attn::simd {
+
+constexpr int kLanes = 1;
+constexpr const char* kBackendName = "scalar";
+using Vec = float;
+using Mask = bool;
+
+inline Vec zero() { return 0.0f; }
+inline Vec set1(float x) { return x; }
+inline Vec load(const float* p) { return *p; }
+inline void store(float* p, Vec v) { *p = v; }
+inline Vec add(Vec a, Vec b) { return a + b; }
+inline Vec sub(Vec a, Vec b) { return a - b; }
+inline Vec mul(Vec a, Vec b) { return a * b; }
+inline Vec div(Vec a, Vec b) { return a / b; }
+// a * b + c (fused where the target has it).
+inline Vec mul_add(Vec a, Vec b, Vec c) { return a * b + c; }
+inline Vec max(Vec a, Vec b) { return a > b ? a : b; }
+inline Vec min(Vec a, Vec b) { return a < b ? a : b; }
+inline Vec round_nearest(Vec a) { return std::nearbyint(a); }
+// 2^n for integral n in [-126, 127], given as a float.
+inline Vec pow2_int(Vec n) {
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float r;
+  std::memcpy(&r, &bits, sizeof r);
+  return r;
+}
+inline Mask less(Vec a, Vec b) { return a < b; }
+inline Vec select(Mask m, Vec if_true, Vec if_false) { return m ? if_true : if_false; }
+inline float reduce_add(Vec v) { return v; }
+inline float reduce_max(Vec v) { return v; }
+
+}  // namespace attn::simd

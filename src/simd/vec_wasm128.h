@@ -1,0 +1,42 @@
+// WebAssembly SIMD128 backend (f32x4). Base SIMD128 has no FMA, so mul_add is mul + add.
+#pragma once
+#include <wasm_simd128.h>
+
+namespace attn::simd {
+
+constexpr int kLanes = 4;
+constexpr const char* kBackendName = "wasm-simd128";
+using Vec = v128_t;
+using Mask = v128_t;
+
+inline Vec zero() { return wasm_f32x4_splat(0.0f); }
+inline Vec set1(float x) { return wasm_f32x4_splat(x); }
+inline Vec load(const float* p) { return wasm_v128_load(p); }
+inline void store(float* p, Vec v) { wasm_v128_store(p, v); }
+inline Vec add(Vec a, Vec b) { return wasm_f32x4_add(a, b); }
+inline Vec sub(Vec a, Vec b) { return wasm_f32x4_sub(a, b); }
+inline Vec mul(Vec a, Vec b) { return wasm_f32x4_mul(a, b); }
+inline Vec div(Vec a, Vec b) { return wasm_f32x4_div(a, b); }
+inline Vec mul_add(Vec a, Vec b, Vec c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+// pmax/pmin lower to single maxps/minps on x86; inputs here are never NaN-sensitive.
+inline Vec max(Vec a, Vec b) { return wasm_f32x4_pmax(a, b); }
+inline Vec min(Vec a, Vec b) { return wasm_f32x4_pmin(a, b); }
+inline Vec round_nearest(Vec a) { return wasm_f32x4_nearest(a); }
+inline Vec pow2_int(Vec n) {
+  v128_t i = wasm_i32x4_trunc_sat_f32x4(n);
+  return wasm_i32x4_shl(wasm_i32x4_add(i, wasm_i32x4_splat(127)), 23);
+}
+inline Mask less(Vec a, Vec b) { return wasm_f32x4_lt(a, b); }
+inline Vec select(Mask m, Vec if_true, Vec if_false) { return wasm_v128_bitselect(if_true, if_false, m); }
+inline float reduce_add(Vec v) {
+  v128_t s = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+inline float reduce_max(Vec v) {
+  v128_t s = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  s = wasm_f32x4_pmax(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+
+}  // namespace attn::simd
