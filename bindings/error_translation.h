@@ -1,0 +1,37 @@
+// The bindings never let a C++ exception reach JS as a WASM trap: every entry point
+// catches and returns a status string that js/errors.js turns into a typed JS error.
+//   ""                              success
+//   "RangeError\x1fparam\x1fmessage"  (or TypeError / Error)
+#pragma once
+#include <new>
+#include <string>
+
+#include "runtime/errors.h"
+
+namespace attn::bindings {
+
+inline std::string encode_error(const char* js_class, const std::string& param,
+                                const std::string& message) {
+  return std::string(js_class) + '\x1f' + param + '\x1f' + message;
+}
+
+template <typename Fn>
+std::string guarded(Fn&& fn) {
+  try {
+    fn();
+    return {};
+  } catch (const AttnError& e) {
+    const char* js_class = e.kind() == ErrorKind::kType    ? "TypeError"
+                           : e.kind() == ErrorKind::kRange ? "RangeError"
+                                                           : "Error";
+    std::string message = e.what();
+    message = message.substr(e.param().size() + 2);  // drop the "param: " prefix
+    return encode_error(js_class, e.param(), message);
+  } catch (const std::bad_alloc&) {
+    return encode_error("RangeError", "memory", "the WebAssembly heap cannot hold this call");
+  } catch (const std::exception& e) {
+    return encode_error("Error", "internal", e.what());
+  }
+}
+
+}  // namespace attn::bindings

@@ -1,0 +1,45 @@
+// Moving typed arrays in and out of the WebAssembly heap. Every allocation made in a
+// scope is freed when the scope ends, on the error paths too.
+import { rangeError } from './errors.js';
+
+class HeapScope {
+  constructor(module, where) {
+    this.module = module;
+    this.where = where;
+    this.pointers = [];
+  }
+
+  alloc(bytes) {
+    const ptr = this.module._malloc(Math.max(bytes, 4));
+    if (!ptr) {
+      throw rangeError(this.where, 'memory',
+        `the WebAssembly heap cannot hold another ${bytes} bytes (4 GiB is the most a module can address)`);
+    }
+    this.pointers.push(ptr);
+    return ptr;
+  }
+
+  copyIn(array) {
+    const ptr = this.alloc(array.byteLength);
+    this.module.heapU8().set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), ptr);
+    return ptr;
+  }
+
+  readF32(ptr, length) {
+    return this.module.heapF32().slice(ptr >>> 2, (ptr >>> 2) + length);
+  }
+
+  release() {
+    for (const ptr of this.pointers) this.module._free(ptr);
+    this.pointers.length = 0;
+  }
+}
+
+export function withHeap(module, where, fn) {
+  const scope = new HeapScope(module, where);
+  try {
+    return fn(scope);
+  } finally {
+    scope.release();
+  }
+}

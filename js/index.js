@@ -1,0 +1,12 @@
+// attnkit: attention kernels on WebAssembly SIMD128 with threads.
+// In Node the module initialises itself on import; in browsers, await init() first.
+import { IS_NODE } from './features.js';
+import { init } from './runtime.js';
+
+export { init, createRuntime, getRuntimeInfo, setNumThreads } from './runtime.js';
+export { checkSIMDSupport, checkThreadSupport } from './features.js';
+export { WasmFlashAttention } from './flash_attention.js';
+export { createMask } from './masks.js';
+export default init;
+
+if (IS_NODE) await init();

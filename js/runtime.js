@@ -1,0 +1,167 @@
+// Loading the WebAssembly module: which variant, how many threads, and why.
+// A Runtime is one instantiated module; the package keeps a default one (init()),
+// and createRuntime() makes more (to compare variants side by side, for example).
+import { raiseStatus, rangeError, typeError } from './errors.js';
+import { IS_NODE, checkSIMDSupport, threadSupportProblem } from './features.js';
+import { optionsObject, positiveInt, oneOf } from './validate.js';
+
+const VARIANTS = {
+  'simd-threads': {
+    exportName: 'create_attnkit_simd_threads',
+    glue: () => new URL('../dist/wasm/attnkit-simd-threads.js', import.meta.url),
+    wasm: () => new URL('../dist/wasm/attnkit-simd-threads.wasm', import.meta.url),
+  },
+  simd: {
+    exportName: 'create_attnkit_simd',
+    glue: () => new URL('../dist/wasm/attnkit-simd.js', import.meta.url),
+    wasm: () => new URL('../dist/wasm/attnkit-simd.wasm', import.meta.url),
+  },
+};
+const MAX_THREADS = 64;
+
+async function defaultThreadCount() {
+  if (IS_NODE) {
+    const os = await import('node:os');
+    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  }
+  return (globalThis.navigator && navigator.hardwareConcurrency) || 4;
+}
+
+// Picks the variant: the threaded one when the engine allows it and more than one
+// thread is wanted; the reason is reported to the user in getRuntimeInfo().
+function chooseVariant(requested, numThreads) {
+  const problem = threadSupportProblem();
+  if (requested === 'simd-threads') {
+    if (problem) throw new Error(`init: variant "simd-threads" cannot run here: ${problem}`);
+    return { variant: requested, reason: 'requested by the caller' };
+  }
+  if (requested === 'simd') return { variant: requested, reason: 'requested by the caller' };
+  if (problem) return { variant: 'simd', reason: `single-threaded: ${problem}` };
+  if (numThreads === 1) return { variant: 'simd', reason: 'one thread was requested' };
+  return { variant: 'simd-threads', reason: `threads available: using ${numThreads}` };
+}
+
+async function loadNodeFactory(spec, wasmUrl) {
+  const { createRequire } = await import('node:module');
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const path = await import('node:path');
+  const require = createRequire(import.meta.url);
+  const gluePath = fileURLToPath(spec.glue());
+  const wasmPath = wasmUrl ? (String(wasmUrl).startsWith('file:') ? fileURLToPath(wasmUrl) : String(wasmUrl))
+    : fileURLToPath(spec.wasm());
+  const factory = require(gluePath);
+  // Emscripten 3.1.6 would fetch() a file path under Node >= 18; hand it the bytes.
+  const wasmBinary = await readFile(wasmPath);
+  const dir = path.dirname(gluePath);
+  return (extra) => factory({
+    wasmBinary,
+    mainScriptUrlOrBlob: gluePath,
+    locateFile: (file) => path.join(dir, file),
+    ...extra,
+  });
+}
+
+async function loadBrowserFactory(spec, wasmUrl) {
+  const glueUrl = spec.glue().href;
+  const response = await fetch(glueUrl);
+  if (!response.ok) throw new Error(`init: cannot load ${glueUrl} (HTTP ${response.status})`);
+  // The glue is a classic script; evaluating it in a function scope returns its factory
+  // without touching globals. Its pthread workers importScripts() the same URL.
+  const factory = new Function(`${await response.text()}\nreturn ${spec.exportName};`)();
+  const wasmHref = wasmUrl ? new URL(String(wasmUrl), globalThis.location?.href).href : spec.wasm().href;
+  return (extra) => factory({
+    mainScriptUrlOrBlob: glueUrl,
+    locateFile: (file) => (file.endsWith('.wasm') ? wasmHref : new URL(file, glueUrl).href),
+    ...extra,
+  });
+}
+
+export class Runtime {
+  constructor(module, variant, maxThreads, reason) {
+    this.module = module;
+    this.variant = variant;
+    this.maxThreads = maxThreads;
+    this.reason = reason;
+  }
+
+  get threads() {
+    return this.module.numThreads();
+  }
+
+  setNumThreads(n) {
+    positiveInt('setNumThreads', 'numThreads', n);
+    if (n > this.maxThreads) {
+      throw rangeError('setNumThreads', 'numThreads',
+        `this runtime (${this.variant}) was started with at most ${this.maxThreads} thread(s); got ${n}`);
+    }
+    raiseStatus(this.module.setNumThreads(n), 'setNumThreads');
+  }
+
+  info() {
+    return {
+      variant: this.variant,
+      simd: true,
+      simdBackend: this.module.simdBackend(),
+      threads: this.threads,
+      maxThreads: this.maxThreads,
+      reason: this.reason,
+    };
+  }
+}
+
+// Options: { wasmUrl?, numThreads?, variant?: 'auto' | 'simd-threads' | 'simd' }.
+export async function createRuntime(options) {
+  if (typeof options === 'string' || options instanceof URL) options = { wasmUrl: options };
+  const opts = optionsObject('init', options);
+  const requested = oneOf('init', 'variant', opts.variant, ['auto', 'simd-threads', 'simd'], 'auto');
+  if (opts.wasmUrl !== undefined && typeof opts.wasmUrl !== 'string' && !(opts.wasmUrl instanceof URL)) {
+    throw typeError('init', 'wasmUrl', 'expected a string or URL');
+  }
+  let numThreads = positiveInt('init', 'numThreads', opts.numThreads, await defaultThreadCount());
+  numThreads = Math.min(numThreads, MAX_THREADS);
+  if (!checkSIMDSupport()) {
+    throw new Error('init: this JavaScript engine lacks WebAssembly SIMD128, which attnkit requires ' +
+      '(Chrome 91+, Firefox 89+, Safari 16.4+, Node 16.4+)');
+  }
+  const { variant, reason } = chooseVariant(requested, numThreads);
+  const threads = variant === 'simd' ? 1 : numThreads;
+  const spec = VARIANTS[variant];
+  const makeModule = IS_NODE ? await loadNodeFactory(spec, opts.wasmUrl) : await loadBrowserFactory(spec, opts.wasmUrl);
+  const module = await makeModule({ attnPoolSize: threads - 1 });
+  raiseStatus(module.setNumThreads(threads), 'init');
+  if (IS_NODE) module.unrefWorkers();
+  return new Runtime(module, variant, threads, reason);
+}
+
+let defaultRuntime = null;
+let defaultPromise = null;
+
+// Initialises the default runtime once; later calls return the same promise.
+export function init(options) {
+  if (!defaultPromise) {
+    defaultPromise = createRuntime(options).then((rt) => {
+      defaultRuntime = rt;
+      return rt;
+    }, (err) => {
+      defaultPromise = null;
+      throw err;
+    });
+  }
+  return defaultPromise.then(() => undefined);
+}
+
+export function currentRuntime(where) {
+  if (!defaultRuntime) {
+    throw new Error(`${where}: the WebAssembly module is not initialised: await init() first`);
+  }
+  return defaultRuntime;
+}
+
+export function getRuntimeInfo() {
+  return currentRuntime('getRuntimeInfo').info();
+}
+
+export function setNumThreads(n) {
+  currentRuntime('setNumThreads').setNumThreads(n);
+}
