@@ -1,0 +1,38 @@
+// `npm test`: builds what is missing, then runs every suite and prints a summary.
+//   native   GoogleTest, AVX2/AVX-512 and scalar builds of the core
+//   js       node --test on the JS API, both WASM variants
+//   types    tsc --strict on a consumer of the hand-written declarations
+//   package  npm pack, install into an empty folder, import from ESM
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bootstrap, buildNative, buildWasm, run } from './build.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const results = [];
+
+function step(name, fn) {
+  const start = Date.now();
+  try {
+    fn();
+    results.push({ step: name, result: 'pass', seconds: (Date.now() - start) / 1000 });
+  } catch (err) {
+    results.push({ step: name, result: 'FAIL', seconds: (Date.now() - start) / 1000 });
+    console.error(`\n${name} failed: ${err.message}`);
+  }
+}
+
+step('bootstrap', bootstrap);
+if (!existsSync(join(ROOT, 'node_modules/.bin/tsc'))) step('npm install', () => run('npm', ['install', '--no-audit', '--no-fund']));
+step('build wasm', buildWasm);
+step('build native', buildNative);
+if (results.every((r) => r.result === 'pass')) {
+  step('native tests', () => run('ctest', ['--test-dir', 'build/native', '--output-on-failure']));
+  step('js tests', () => run('node', ['--test', '--test-reporter=spec', 'tests/js/']));
+  step('types', () => run('node_modules/.bin/tsc', ['-p', 'tests/types']));
+  step('package', () => run('node', ['--test', '--test-reporter=spec', 'tests/package/']));
+}
+
+console.log('\nstep            result  seconds');
+for (const r of results) console.log(`${r.step.padEnd(16)}${r.result.padEnd(8)}${r.seconds.toFixed(1).padStart(7)}`);
+process.exit(results.every((r) => r.result === 'pass') ? 0 : 1);
