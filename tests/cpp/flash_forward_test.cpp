@@ -25,7 +25,7 @@ using testutil::MaskKind;
 constexpr double kTol = 1e-4;
 constexpr float kOutGuard = 7777.0f;
 
-struct Run {
+struct FlashRun {
   Guarded<float> out, lse;
 };
 
@@ -34,8 +34,8 @@ size_t lse_size(const Case& c) { return size_t(c.batch) * c.heads_q * c.seq_q; }
 
 // Calls the kernel into guarded outputs pre-filled with NaN, so an element the kernel
 // forgets to write shows up as NaN and a write past either end breaks a guard.
-Run run_flash(const Case& c, const Inputs& in, int threads, const attn::FlashOptions& o) {
-  Run r{Guarded<float>(out_size(c), kOutGuard), Guarded<float>(lse_size(c), kOutGuard)};
+FlashRun run_flash(const Case& c, const Inputs& in, int threads, const attn::FlashOptions& o) {
+  FlashRun r{Guarded<float>(out_size(c), kOutGuard), Guarded<float>(lse_size(c), kOutGuard)};
   r.out.fill(kNaN);
   r.lse.fill(kNaN);
   attn::flash_forward(testutil::shape_of(c), o,
@@ -43,13 +43,13 @@ Run run_flash(const Case& c, const Inputs& in, int threads, const attn::FlashOpt
                       testutil::pool_for(threads));
   return r;
 }
-Run run_flash(const Case& c, const Inputs& in) {
+FlashRun run_flash(const Case& c, const Inputs& in) {
   return run_flash(c, in, c.threads, testutil::options_of(c, in));
 }
 
 // Everything the suite demands of one forward call, against the float64 reference.
 // Returns the number of fully masked rows so callers can insist some were exercised.
-int check_against_reference(const Case& c, const Inputs& in, const Run& r) {
+int check_against_reference(const Case& c, const Inputs& in, const FlashRun& r) {
   EXPECT_TRUE(r.out.guards_intact()) << "out written out of bounds";
   EXPECT_TRUE(r.lse.guards_intact()) << "lse written out of bounds";
   EXPECT_EQ(testutil::count_nan(r.out.data(), r.out.size()), 0u) << "NaN (or unwritten) output";
@@ -77,9 +77,9 @@ int check_against_reference(const Case& c, const Inputs& in, const Run& r) {
         ++masked;
         EXPECT_EQ(r.lse[at], -kInf) << "fully masked row b" << b << " h" << h << " i" << i;
         const float* o = &r.out[((size_t(b) * c.seq_q + i) * c.heads_q + h) * c.value_dim];
-        for (int d = 0; d < c.value_dim; ++d) {
-          ASSERT_EQ(o[d], 0.0f) << "fully masked row b" << b << " h" << h << " i" << i;
-        }
+        int nonzero = 0;
+        for (int d = 0; d < c.value_dim; ++d) nonzero += o[d] != 0.0f;
+        EXPECT_EQ(nonzero, 0) << "fully masked row b" << b << " h" << h << " i" << i;
       }
     }
   }
@@ -91,7 +91,7 @@ int check_against_reference(const Case& c, const Inputs& in, const Run& r) {
 int check_case(const Case& c) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
-  const Run r = run_flash(c, in);
+  const FlashRun r = run_flash(c, in);
   return check_against_reference(c, in, r);
 }
 
@@ -214,10 +214,10 @@ TEST(FlashForwardThreads, IdenticalForEveryPoolSize) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
   const auto o = testutil::options_of(c, in);
-  const Run base = run_flash(c, in, 0, o);
+  const FlashRun base = run_flash(c, in, 0, o);
   check_against_reference(c, in, base);
   for (int t = 1; t <= 3; ++t) {
-    const Run r = run_flash(c, in, t, o);
+    const FlashRun r = run_flash(c, in, t, o);
     EXPECT_EQ(std::memcmp(r.out.data(), base.out.data(), r.out.size() * sizeof(float)), 0)
         << t << " threads";
     EXPECT_EQ(std::memcmp(r.lse.data(), base.lse.data(), r.lse.size() * sizeof(float)), 0)
@@ -248,7 +248,7 @@ TEST(FlashForward, LseIsOptional) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
   const auto o = testutil::options_of(c, in);
-  const Run with = run_flash(c, in, 2, o);
+  const FlashRun with = run_flash(c, in, 2, o);
   Guarded<float> out(out_size(c), kOutGuard);
   attn::flash_forward(testutil::shape_of(c), o,
                       {in.q.data(), in.k.data(), in.v.data(), out.data(), nullptr},
@@ -264,16 +264,16 @@ TEST(FlashForward, DefaultScaleIsInverseSqrtHeadDim) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
   auto o = testutil::options_of(c, in);
-  const Run implicit = run_flash(c, in, 0, o);
+  const FlashRun implicit = run_flash(c, in, 0, o);
   o.scale = 1.0f / std::sqrt(50.0f);
-  const Run explicit_scale = run_flash(c, in, 0, o);
+  const FlashRun explicit_scale = run_flash(c, in, 0, o);
   const testutil::RelError e = testutil::rel_error(
       implicit.out.data(), std::vector<double>(explicit_scale.out.data(),
                                                explicit_scale.out.data() + out_size(c)));
   EXPECT_LT(e.value, 1e-6);
   // And a different scale really changes the result (the option is not ignored).
   o.scale = 2.0f / std::sqrt(50.0f);
-  const Run doubled = run_flash(c, in, 0, o);
+  const FlashRun doubled = run_flash(c, in, 0, o);
   EXPECT_GT(testutil::rel_error(doubled.out.data(),
                                 std::vector<double>(implicit.out.data(),
                                                     implicit.out.data() + out_size(c)))
@@ -318,7 +318,7 @@ TEST(FlashForwardNumerics, HugeLogitsDoNotOverflow) {
   std::uniform_int_distribution<int> pick(-2, 2);
   for (size_t e = 0; e < in.q.size(); ++e) in.q[e] = 0.5f * pick(rng);
   for (size_t e = 0; e < in.k.size(); ++e) in.k[e] = 0.5f * pick(rng);
-  const Run r = run_flash(c, in);
+  const FlashRun r = run_flash(c, in);
   check_against_reference(c, in, r);
   for (size_t e = 0; e < r.lse.size(); ++e) ASSERT_TRUE(std::isfinite(r.lse[e])) << e;
 }
@@ -423,13 +423,13 @@ struct DropoutProbe {
         for (int h = 0; h < c.heads_kv; ++h)
           in.v[((size_t(b) * c.seq_k + j) * c.heads_kv + h) * c.value_dim + j] = 1.0f;
   }
-  Run run(float p, uint64_t seed, int bq, int bk, int threads) {
+  FlashRun run(float p, uint64_t seed, int bq, int bk, int threads) {
     auto o = testutil::options_of(c, in);
     o.dropout = p, o.seed = seed, o.block_q = bq, o.block_k = bk;
     return run_flash(c, in, threads, o);
   }
   // out[b][i][h][j] == 0 exactly where weight (b, h, i, j) was dropped.
-  std::vector<bool> zeros(const Run& r) const {
+  std::vector<bool> zeros(const FlashRun& r) const {
     std::vector<bool> z(r.out.size());
     for (size_t e = 0; e < z.size(); ++e) z[e] = r.out[e] == 0.0f;
     return z;
@@ -448,7 +448,7 @@ TEST(FlashForwardDropout, DroppedPatternIsTheKeepRule) {
   const Case& c = probe.c;
   const float p = 0.3f;
   const uint64_t seed = testutil::test_seed();
-  const Run r = probe.run(p, seed, 5, 16, 2);
+  const FlashRun r = probe.run(p, seed, 5, 16, 2);
   const attn::DropoutRng rng(seed, p);
   size_t dropped = 0, total = 0;
   for (int b = 0; b < c.batch; ++b)
@@ -473,15 +473,15 @@ TEST(FlashForwardDropout, SameSeedSameMaskWhateverTheTilingAndThreads) {
   ATTN_TRACE_SEED();
   DropoutProbe probe(dropout_base());
   const uint64_t seed = testutil::test_seed();
-  const Run base = probe.run(0.4f, seed, 0, 0, 0);
+  const FlashRun base = probe.run(0.4f, seed, 0, 0, 0);
   const auto base_zeros = probe.zeros(base);
   for (int t = 1; t <= 3; ++t) {  // same tiling: bit for bit
-    const Run r = probe.run(0.4f, seed, 0, 0, t);
+    const FlashRun r = probe.run(0.4f, seed, 0, 0, t);
     EXPECT_EQ(std::memcmp(r.out.data(), base.out.data(), r.out.size() * sizeof(float)), 0) << t;
   }
   const int tilings[][3] = {{1, 1, 3}, {5, 16, 2}, {7, 17, 1}, {64, 3, 0}, {23, 37, 3}};
   for (const auto& tl : tilings) {  // other tilings: the same mask, values up to rounding
-    const Run r = probe.run(0.4f, seed, tl[0], tl[1], tl[2]);
+    const FlashRun r = probe.run(0.4f, seed, tl[0], tl[1], tl[2]);
     SCOPED_TRACE(::testing::Message() << "bq " << tl[0] << " bk " << tl[1] << " t " << tl[2]);
     EXPECT_EQ(probe.zeros(r), base_zeros);
     EXPECT_LT(testutil::rel_error(r.out.data(), std::vector<double>(base.out.data(),
@@ -510,9 +510,9 @@ TEST(FlashForwardDropout, ZeroProbabilityIsNoDropout) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
   auto o = testutil::options_of(c, in);
-  const Run plain = run_flash(c, in, 2, o);
+  const FlashRun plain = run_flash(c, in, 2, o);
   o.dropout = 0.0f, o.seed = 12345;
-  const Run zero = run_flash(c, in, 2, o);
+  const FlashRun zero = run_flash(c, in, 2, o);
   EXPECT_EQ(std::memcmp(plain.out.data(), zero.out.data(), plain.out.size() * sizeof(float)), 0);
   EXPECT_EQ(std::memcmp(plain.lse.data(), zero.lse.data(), plain.lse.size() * sizeof(float)), 0);
 }
@@ -526,9 +526,9 @@ TEST(FlashForwardDropout, LseIgnoresDropout) {
   std::mt19937_64 rng(testutil::test_seed());
   const Inputs in(c, rng);
   auto o = testutil::options_of(c, in);
-  const Run plain = run_flash(c, in, 3, o);
+  const FlashRun plain = run_flash(c, in, 3, o);
   o.dropout = 0.5f, o.seed = 3;
-  const Run dropped = run_flash(c, in, 3, o);
+  const FlashRun dropped = run_flash(c, in, 3, o);
   EXPECT_EQ(std::memcmp(plain.lse.data(), dropped.lse.data(), plain.lse.size() * sizeof(float)), 0);
   EXPECT_NE(std::memcmp(plain.out.data(), dropped.out.data(), plain.out.size() * sizeof(float)), 0);
 }

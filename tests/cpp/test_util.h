@@ -22,7 +22,7 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 // One base seed per process: ATTN_TEST_SEED=<n> reproduces a failing run, otherwise
 // std::random_device gives fresh inputs every run.
 inline uint64_t base_seed() {
-  static const uint64_t seed = [] {
+  static const uint64_t seed = []() -> uint64_t {
     if (const char* s = std::getenv("ATTN_TEST_SEED")) return std::strtoull(s, nullptr, 0);
     std::random_device rd;
     return (uint64_t{rd()} << 32) ^ rd();
