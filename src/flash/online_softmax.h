@@ -31,7 +31,7 @@ inline float online_softmax_step(float* logits, int padded, RowState& row) {
   const Vec shift = set1(new_max);
   Vec vsum = zero();
   for (int j = 0; j < padded; j += kLanes) {
-    const Vec p = simd::exp(sub(load(logits + j), shift));
+    const Vec p = exp_nonpositive(sub(load(logits + j), shift));
     store(logits + j, p);
     vsum = add(vsum, p);
   }

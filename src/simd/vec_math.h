@@ -29,6 +29,24 @@ inline Vec exp(Vec x) {
   return select(underflow, zero(), result);
 }
 
+// exp(x) for x <= 0, the softmax case (x = score - running max): no overflow side to
+// guard, and clamping at -88 makes 2^n vanish exactly (n = -127 has no exponent bits),
+// so -inf still gives exactly 0. About 25% fewer operations than exp().
+inline Vec exp_nonpositive(Vec x) {
+  x = max(x, set1(-88.0f));
+  Vec n = round_nearest(mul(x, set1(1.44269504088896341f)));
+  Vec r = sub(x, mul(n, set1(0.693359375f)));
+  r = sub(r, mul(n, set1(-2.12194440e-4f)));
+  Vec p = set1(1.0f / 720.0f);
+  p = mul_add(p, r, set1(1.0f / 120.0f));
+  p = mul_add(p, r, set1(1.0f / 24.0f));
+  p = mul_add(p, r, set1(1.0f / 6.0f));
+  p = mul_add(p, r, set1(0.5f));
+  p = mul_add(p, r, set1(1.0f));
+  p = mul_add(p, r, set1(1.0f));
+  return mul(p, pow2_int(n));
+}
+
 // tanh(x) = sign(x) * (1 - e) / (1 + e), e = exp(-2|x|): no cancellation for large |x|.
 inline Vec tanh(Vec x) {
   Vec ax = max(x, sub(zero(), x));
