@@ -44,7 +44,7 @@ test('npm pack tarball installs into an empty folder and runs', () => {
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     const { filename, files, size, unpackedSize } = packed[0];
     const paths = files.map((f) => f.path);
-    for (const needed of ['js/index.js', 'types/index.d.ts', 'dist/wasm/attnkit-simd.wasm',
+    for (const needed of ['js/index.js', 'js/index.cjs', 'types/index.d.ts', 'types/index.d.cts', 'dist/wasm/attnkit-simd.wasm',
       'dist/wasm/attnkit-simd-threads.wasm', 'dist/wasm/attnkit-simd-threads.worker.js',
       'dist/wasm/package.json']) {
       assert.ok(paths.includes(needed), `tarball lacks ${needed}`);
@@ -64,6 +64,20 @@ test('npm pack tarball installs into an empty folder and runs', () => {
     assert.ok(report.relErr < 1e-4, `relative error ${report.relErr}`);
     assert.equal(report.simd, true);
     assert.equal(report.info.variant, 'simd-threads');
+
+    // CommonJS: require() gives load(), which resolves to the same API.
+    writeFileSync(join(app, 'consumer.cjs'), `
+      require('attnkit').load().then((api) => {
+        const attn = new api.WasmFlashAttention({ heads: 1, dim: 2 });
+        const out = attn.forward(new Float32Array([1, 0, 0, 1]), new Float32Array([1, 0, 0, 1]),
+                                 new Float32Array([3, 5, 7, 9]));
+        console.log(JSON.stringify(Array.from(out)));
+      });`);
+    const cjsOut = JSON.parse(execFileSync('node', ['consumer.cjs'], { cwd: app, encoding: 'utf8', timeout: 60000 }));
+    // Two keys, weights softmax([1, 0] / sqrt(2)) for query 0 and the mirror for query 1.
+    const w = 1 / (1 + Math.exp(-1 / Math.sqrt(2)));
+    const expected = [3 * w + 7 * (1 - w), 5 * w + 9 * (1 - w), 3 * (1 - w) + 7 * w, 5 * (1 - w) + 9 * w];
+    cjsOut.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-5, `CommonJS output ${cjsOut} vs ${expected}`));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
