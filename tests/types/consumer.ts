@@ -1,0 +1,161 @@
+// A TypeScript consumer of every exported symbol, type-checked (never run) with
+// `tsc -p tests/types`. The `@ts-expect-error` lines prove wrong calls are rejected: if the
+// declarations ever accepted one of them, tsc would fail on the unused directive.
+import init, {
+  init as namedInit,
+  createRuntime,
+  getRuntimeInfo,
+  setNumThreads,
+  checkSIMDSupport,
+  checkThreadSupport,
+  createMask,
+  WasmFlashAttention,
+} from 'attnkit';
+import type {
+  AttentionMask,
+  AttnRuntime,
+  BenchmarkOptions,
+  BenchmarkResult,
+  CausalMode,
+  FlashAttentionOptions,
+  FlashInputs,
+  FlashResult,
+  InitOptions,
+  MaskLayout,
+  MaskType,
+  MemoryInfo,
+  PositionList,
+  RuntimeInfo,
+  WasmVariant,
+} from 'attnkit';
+
+// Exact type equality, for return types.
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+function assertType<T extends true>(): T | void {}
+
+// init: default and named export are the same function; string | URL | InitOptions.
+const sameInit: typeof init = namedInit;
+await sameInit();
+await init('/static/attnkit-simd.wasm');
+await init(new URL('https://example.com/attnkit.wasm'));
+const initOptions: InitOptions = { wasmUrl: '/a.wasm', numThreads: 4, variant: 'auto' };
+const initDone: Promise<void> = init(initOptions);
+await initDone;
+
+// Runtimes.
+const single: AttnRuntime = await createRuntime({ variant: 'simd' });
+const fromUrl: AttnRuntime = await createRuntime(new URL('file:///x.wasm'));
+const variant: WasmVariant = single.variant;
+const runtimeInfo: RuntimeInfo = single.info();
+single.setNumThreads(1);
+const counts: number[] = [single.threads, single.maxThreads, fromUrl.threads, runtimeInfo.threads];
+const reason: string = single.reason;
+const info: RuntimeInfo = getRuntimeInfo();
+const simdFlag: true = info.simd;
+setNumThreads(info.maxThreads);
+const probes: boolean[] = [checkSIMDSupport(), checkThreadSupport()];
+
+// Masks.
+const maskType: MaskType = 'padding';
+const positions: PositionList = [1, 3];
+const causalMask: Float32Array = createMask('causal', 16);
+const paddingMask = createMask(maskType, 16, positions);
+const blockMask = createMask('block', 16, Int32Array.of(4, 8));
+assertType<Equals<typeof paddingMask, Float32Array>>();
+const booleanMask: AttentionMask = new Uint8Array(16 * 16).fill(1);
+const layout: MaskLayout = 'bhqk';
+
+// WasmFlashAttention.
+const options: FlashAttentionOptions = {
+  heads: 8, dim: 64, blockSize: 128, causal: true, dropout: 0.1, scale: 0.125, simd: true, seed: 42, runtime: single,
+};
+const attn = new WasmFlashAttention(options);
+const defaults = new WasmFlashAttention();
+const heads: number = attn.heads;
+const flags: boolean[] = [attn.causal, attn.simd, attn.disposed];
+const numbers: number[] = [attn.dim, attn.blockSize, attn.dropout, attn.scale, attn.seed];
+
+const Q = new Float32Array(16 * 8 * 64), K = new Float32Array(16 * 8 * 64), V = new Float32Array(16 * 8 * 64);
+const out: Float32Array = attn.forward(Q, K, V);
+attn.forward(Q, K, V, causalMask);
+attn.forward(Q, K, V, booleanMask);
+attn.forward(Q, K, V, null);
+
+const causalModes: CausalMode[] = [true, false, 'top-left', 'bottom-right', 'none'];
+const inputs: FlashInputs = {
+  q: Q, k: K, v: V, batch: 1, headsKv: 2, valueDim: 64, scale: 0.1, softcap: 30, dropout: 0.2, seed: 7,
+  causal: causalModes[3], mask: blockMask, maskLayout: 'qk', blockQ: 48,
+};
+const result: FlashResult = attn.forwardExtended(inputs);
+const maybeLse: Float32Array | undefined = result.lse;
+const withLse = attn.forwardExtended({ q: Q, k: K, v: V, returnLse: true, mask: booleanMask, maskLayout: layout });
+const lse: Float32Array = withLse.lse;  // present: returnLse is true
+const scores: Float32Array = attn.attentionScores(Q, K);
+attn.attentionScores(Q, K, paddingMask);
+
+const benchOptions: BenchmarkOptions = { minTimeMs: 100, minRuns: 5 };
+const bench: BenchmarkResult = attn.benchmark(256, benchOptions);
+defaults.benchmark(64);
+const benchNumbers: number[] = [
+  bench.opsPerSecond, bench.latencyMs, bench.throughputGBps, bench.threads, bench.runs, bench.firstCallMs, bench.flopsPerCall,
+];
+const benchSimd: boolean = bench.simdEnabled;
+const benchVariant: WasmVariant = bench.variant;
+const memory: MemoryInfo = attn.getMemoryUsage();
+const memoryNumbers: number[] = [memory.heapUsed, memory.heapTotal, memory.paramCount];
+const disposed: void = attn.dispose();
+
+// Wrong calls the declarations must reject.
+// @ts-expect-error init takes no number
+init(42);
+// @ts-expect-error unknown variant
+createRuntime({ variant: 'wasm64' });
+// @ts-expect-error numThreads is a number
+createRuntime({ numThreads: '4' });
+// @ts-expect-error AttnRuntime is exported as a type only: it cannot be constructed
+new (await import('attnkit')).AttnRuntime();
+// @ts-expect-error setNumThreads takes a number
+setNumThreads('2');
+// @ts-expect-error unknown mask type
+createMask('diagonal', 4);
+// @ts-expect-error seqLen is required
+createMask('causal');
+// @ts-expect-error positions are numbers
+createMask('padding', 4, ['1']);
+// @ts-expect-error heads is a number
+new WasmFlashAttention({ heads: '8' });
+// @ts-expect-error the constructor's causal is a boolean (strings are per call)
+new WasmFlashAttention({ causal: 'bottom-right' });
+// @ts-expect-error unknown option
+new WasmFlashAttention({ head: 8 });
+// @ts-expect-error runtime must come from createRuntime
+new WasmFlashAttention({ runtime: {} });
+// @ts-expect-error Q must be a Float32Array
+attn.forward([1, 2, 3], K, V);
+// @ts-expect-error Float64Array is not accepted
+attn.forward(new Float64Array(4), K, V);
+// @ts-expect-error masks are Float32Array or Uint8Array
+attn.forward(Q, K, V, new Int8Array(4));
+// @ts-expect-error V is required
+attn.forward(Q, K);
+// @ts-expect-error q, k and v are required
+attn.forwardExtended({ q: Q, k: K });
+// @ts-expect-error unknown causal mode
+attn.forwardExtended({ q: Q, k: K, v: V, causal: 'upper' });
+// @ts-expect-error unknown mask layout
+attn.forwardExtended({ q: Q, k: K, v: V, maskLayout: 'kq' });
+// @ts-expect-error lse may be absent without returnLse: true
+const noLse: Float32Array = attn.forwardExtended({ q: Q, k: K, v: V }).lse;
+// @ts-expect-error seqLen is a number
+attn.benchmark('256');
+// @ts-expect-error disposed is read-only
+attn.disposed = true;
+// @ts-expect-error heads is read-only
+attn.heads = 4;
+// @ts-expect-error the result's numbers are not strings
+const latency: string = bench.latencyMs;
+
+export const used = [
+  counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
+  memoryNumbers, disposed, heads, flags, numbers, noLse, latency, result,
+];

@@ -1,0 +1,404 @@
+// Type definitions for attnkit 0.1
+// Hand-written declarations of the JS API in js/index.js.
+//
+// Conventions shared by every function below:
+// - Q, K, V and outputs are row-major `Float32Array`s laid out `[seqLen][heads][dim]`
+//   (with a leading `[batch]` in {@link WasmFlashAttention.forwardExtended}).
+// - Masks are additive `Float32Array`s (`0` attends, `-Infinity` blocks, any finite value is
+//   a bias added to the scaled score) or boolean `Uint8Array`s (`1` attends, `0` blocks).
+//   A query row whose keys are all blocked yields a zero output row (never NaN) and an lse
+//   of `-Infinity`.
+// - Bad input throws a `TypeError` (wrong kind of value) or a `RangeError` (right kind,
+//   outside what is allowed) whose message starts with `"<where>: <parameter>: "` and whose
+//   `param` property names the parameter; using a disposed object throws an `Error`.
+//   The WebAssembly instance keeps working after any of them.
+
+/** Which WebAssembly build a runtime runs. Both use SIMD128. */
+export type WasmVariant = 'simd-threads' | 'simd';
+
+/**
+ * The causal rule of a call.
+ * - `false` / `'none'`: no causal mask.
+ * - `true` / `'top-left'`: query `i` sees keys `j <= i` (PyTorch / ONNX without a cache).
+ * - `'bottom-right'`: query `i` sees keys `j <= i + (seqK - seqQ)` (a KV cache). When
+ *   `seqQ > seqK` the first `seqQ - seqK` rows see no key and give zero rows.
+ */
+export type CausalMode = boolean | 'top-left' | 'bottom-right' | 'none';
+
+/**
+ * An attention mask: additive `Float32Array` (`0` attends, `-Infinity` blocks, finite
+ * values bias the scaled score) or boolean `Uint8Array` (`1` attends, `0` blocks).
+ * Any other typed array (including `Uint8ClampedArray`) is refused with a `TypeError`.
+ */
+export type AttentionMask = Float32Array | Uint8Array;
+
+/**
+ * How a mask is broadcast, each a row-major block of `[seqQ][seqK]` values:
+ * `'qk'` one for all, `'bqk'` one per batch, `'hqk'` one per query head,
+ * `'bhqk'` one per (batch, query head).
+ */
+export type MaskLayout = 'qk' | 'bqk' | 'hqk' | 'bhqk';
+
+/** The masks {@link createMask} builds. */
+export type MaskType = 'causal' | 'padding' | 'block';
+
+/** Positions accepted by {@link createMask}: an array or a typed array of integers. */
+export type PositionList =
+  | readonly number[]
+  | Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array
+  | Int32Array | Uint32Array | Float32Array | Float64Array;
+
+/** Options of {@link init} and {@link createRuntime}. */
+export interface InitOptions {
+  /**
+   * Where the `.wasm` file of the chosen variant is: a URL, or in Node a file path or
+   * `file:` URL. Default: the file shipped in `dist/wasm/`.
+   */
+  wasmUrl?: string | URL | undefined;
+  /**
+   * Threads to run with: a positive integer, capped at 64. Default: every core
+   * (`os.availableParallelism()` in Node, `navigator.hardwareConcurrency` in browsers).
+   * @throws {TypeError} if not a number. @throws {RangeError} if not a positive integer.
+   */
+  numThreads?: number | undefined;
+  /**
+   * `'auto'` (default) picks `'simd-threads'` when threads are available (SharedArrayBuffer;
+   * a cross-origin-isolated page in browsers) and more than one thread is wanted, else
+   * `'simd'`. Naming `'simd-threads'` where it cannot run rejects with an `Error`.
+   */
+  variant?: 'auto' | WasmVariant | undefined;
+}
+
+/** What {@link getRuntimeInfo} and {@link AttnRuntime.info} report. */
+export interface RuntimeInfo {
+  /** The build that runs. */
+  variant: WasmVariant;
+  /** Always `true`: both builds use WebAssembly SIMD128. */
+  simd: true;
+  /** The vector layer the core was compiled with (`'wasm-simd128'`). */
+  simdBackend: string;
+  /** Threads the kernels use now. */
+  threads: number;
+  /** The most threads this runtime can use (1 for `'simd'`). */
+  maxThreads: number;
+  /** Why this variant was chosen, in words. */
+  reason: string;
+}
+
+/**
+ * One instantiated WebAssembly module with its own heap and thread pool. The package keeps
+ * a default one ({@link init}); {@link createRuntime} makes more, which can be passed as the
+ * `runtime` option of {@link WasmFlashAttention} (to compare variants side by side).
+ * Not constructible directly: the class is exported as a type only.
+ */
+declare class AttnRuntime {
+  private constructor();
+  /** The build this runtime runs. */
+  readonly variant: WasmVariant;
+  /** The most threads this runtime can use. */
+  readonly maxThreads: number;
+  /** Why this variant was chosen. */
+  readonly reason: string;
+  /** Threads the kernels use now. */
+  readonly threads: number;
+  /**
+   * Sets how many threads this runtime's kernels use.
+   * @param numThreads an integer in `[1, maxThreads]`.
+   * @throws {TypeError} if `numThreads` is not a number.
+   * @throws {RangeError} if it is not an integer in `[1, maxThreads]`.
+   */
+  setNumThreads(numThreads: number): void;
+  /** A snapshot of this runtime's variant and threads. */
+  info(): RuntimeInfo;
+}
+export type { AttnRuntime };
+
+/**
+ * Initialises the default runtime once; later calls return (a promise of) the same one.
+ * In Node the import of the package already did it; in browsers it must be awaited before
+ * any class is used. Accepts the `.wasm` location directly or an {@link InitOptions}.
+ * @throws {TypeError} (rejects) if `options` is not a string, URL or object, or an option has
+ *   the wrong type. @throws {RangeError} (rejects) if an option is out of range.
+ * @throws {Error} (rejects) if the engine lacks SIMD128 or the module cannot be loaded.
+ */
+export function init(options?: string | URL | InitOptions): Promise<void>;
+export default init;
+
+/**
+ * Loads a further, independent runtime (its own heap and thread pool).
+ * @example const single = await createRuntime({ variant: 'simd' });
+ *          const attn = new WasmFlashAttention({ heads: 8, dim: 64, runtime: single });
+ * @throws {TypeError} | {RangeError} (rejects) for bad options, as {@link init}.
+ * @throws {Error} (rejects) if the requested variant cannot run here or cannot be loaded.
+ */
+export function createRuntime(options?: string | URL | InitOptions): Promise<AttnRuntime>;
+
+/**
+ * The default runtime's variant, threads and the reason for the choice.
+ * @throws {Error} if the default runtime is not initialised (browsers: `await init()` first).
+ */
+export function getRuntimeInfo(): RuntimeInfo;
+
+/**
+ * Sets how many threads the default runtime uses.
+ * @param numThreads an integer in `[1, getRuntimeInfo().maxThreads]`.
+ * @throws {TypeError} if `numThreads` is not a number.
+ * @throws {RangeError} if it is not an integer in that range.
+ * @throws {Error} if the default runtime is not initialised.
+ */
+export function setNumThreads(numThreads: number): void;
+
+/** Whether this JavaScript engine runs WebAssembly SIMD128 (which attnkit requires). */
+export function checkSIMDSupport(): boolean;
+
+/**
+ * Whether the threaded build can run here: SharedArrayBuffer and shared WebAssembly memory
+ * (and, in browsers, a cross-origin-isolated page with Web Workers).
+ */
+export function checkThreadSupport(): boolean;
+
+/**
+ * Builds a common additive mask, `[seqLen][seqLen]` (`0` attends, `-Infinity` blocks).
+ * - `'causal'`: query `i` attends keys `j <= i` (`positions` is ignored).
+ * - `'padding'`: `positions` are key positions no query attends to (default none).
+ * - `'block'`: `positions` are the strictly increasing starts of the blocks after the first;
+ *   tokens attend within their own block (default: one block).
+ * @param seqLen a positive integer.
+ * @throws {TypeError} if `type` is not a string, `seqLen` not a number, or `positions` not an
+ *   array / typed array.
+ * @throws {RangeError} for an unknown `type`, a non-positive or non-integer `seqLen`, a position
+ *   outside `[0, seqLen)` or not an integer, or block starts that do not increase.
+ */
+export function createMask(type: MaskType, seqLen: number, positions?: PositionList): Float32Array;
+
+/** Options of the {@link WasmFlashAttention} constructor. */
+export interface FlashAttentionOptions {
+  /** Query heads. Positive integer. Default `8`. */
+  heads?: number | undefined;
+  /** Width of each head of Q and K (and of V unless a call says `valueDim`). Positive integer. Default `64`. */
+  dim?: number | undefined;
+  /** Keys per tile of the IO-aware tiling, in `[1, 4096]`. Default `256`. */
+  blockSize?: number | undefined;
+  /**
+   * Causal mask for every call (top-left: query `i` sees keys `j <= i`). Default `false`.
+   * A call of {@link WasmFlashAttention.forwardExtended} may override it, also with
+   * `'bottom-right'`.
+   */
+  causal?: boolean | undefined;
+  /** Probability of dropping an attention weight, in `[0, 1)`. Default `0`. */
+  dropout?: number | undefined;
+  /** Factor of the scores `q·k`. Any finite number. Default `1 / sqrt(dim)`. */
+  scale?: number | undefined;
+  /**
+   * Accepted for compatibility with the seed API: SIMD128 is always used, both builds being
+   * SIMD builds ({@link BenchmarkResult.simdEnabled} reports it). Default `true`.
+   */
+  simd?: boolean | undefined;
+  /**
+   * Dropout seed: a non-negative safe integer. Default `0`. Calls that give no `seed` use
+   * `seed`, `seed + 1`, `seed + 2`, ... in turn, so consecutive calls drop different weights
+   * and two objects built with the same seed drop the same ones. The kept weights depend only
+   * on the seed and the (batch, head, query, key) position, never on threads or tiling.
+   */
+  seed?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** The tensors and per-call options of {@link WasmFlashAttention.forwardExtended}. */
+export interface FlashInputs {
+  /** Queries, `[batch][seqQ][heads][dim]`; `seqQ` is inferred from the length. */
+  q: Float32Array;
+  /** Keys, `[batch][seqK][headsKv][dim]`; `seqK` is inferred from the length and may differ from `seqQ`. */
+  k: Float32Array;
+  /** Values, `[batch][seqK][headsKv][valueDim]`. */
+  v: Float32Array;
+  /** Leading batch dimension of q, k and v. Positive integer. Default `1`. */
+  batch?: number | undefined;
+  /**
+   * Key/value heads (GQA / MQA): must divide `heads`; query head `h` reads key/value head
+   * `floor(h / (heads / headsKv))`. Default `heads`.
+   */
+  headsKv?: number | undefined;
+  /** Width of V and of the output per head. Positive integer. Default `dim`. */
+  valueDim?: number | undefined;
+  /** Overrides the constructor's scale. Finite number. */
+  scale?: number | undefined;
+  /** When `> 0`, scores `s` become `softcap * tanh(s / softcap)` before masking. Default `0` (off). */
+  softcap?: number | undefined;
+  /** Overrides the constructor's dropout, in `[0, 1)`; `0` turns it off for this call. */
+  dropout?: number | undefined;
+  /** Dropout seed of this call (non-negative safe integer); default: the next one of the object. */
+  seed?: number | undefined;
+  /** Overrides the constructor's causal rule. Default: the constructor's (`'top-left'` or `'none'`). */
+  causal?: CausalMode | undefined;
+  /**
+   * A mask of `[seqQ][seqK]` blocks, broadcast as {@link maskLayout} says; without
+   * `maskLayout` the layout is inferred from the length.
+   */
+  mask?: AttentionMask | null | undefined;
+  /**
+   * The layout of `mask`. Required when `batch == heads > 1` and the mask has
+   * `batch * seqQ * seqK` elements (`'bqk'` and `'hqk'` are then indistinguishable).
+   */
+  maskLayout?: MaskLayout | undefined;
+  /** Also return the log-sum-exp of each row. Default `false`. */
+  returnLse?: boolean | undefined;
+  /** Query rows per task, in `[0, 4096]`; `0` (default) chooses automatically. */
+  blockQ?: number | undefined;
+}
+
+/** The result of {@link WasmFlashAttention.forwardExtended}. */
+export interface FlashResult {
+  /** `[batch][seqQ][heads][valueDim]`. */
+  output: Float32Array;
+  /**
+   * Natural log of each row's softmax denominator over the scaled, capped and masked scores,
+   * `[batch][heads][seqQ]` (`-Infinity` for rows with no visible key; dropout does not
+   * change it). Present when `returnLse` was `true`.
+   */
+  lse?: Float32Array | undefined;
+}
+
+/** Options of {@link WasmFlashAttention.benchmark}. */
+export interface BenchmarkOptions {
+  /** Keep timing until this many milliseconds have passed. Default `200`. */
+  minTimeMs?: number | undefined;
+  /** Time at least this many calls. Default `3`. */
+  minRuns?: number | undefined;
+}
+
+/** What {@link WasmFlashAttention.benchmark} measured. */
+export interface BenchmarkResult {
+  /** Floating-point operations per second: `flopsPerCall / (latencyMs / 1000)`. */
+  opsPerSecond: number;
+  /** Mean latency of the timed calls, in milliseconds. */
+  latencyMs: number;
+  /** Bytes of Q, K, V read and the output written per call, over the latency, in GB/s. */
+  throughputGBps: number;
+  /** Whether SIMD was used: always `true`. */
+  simdEnabled: boolean;
+  /** Threads the runtime used. */
+  threads: number;
+  /** The WebAssembly build that ran. */
+  variant: WasmVariant;
+  /** Timed calls. */
+  runs: number;
+  /** The first (cold, untimed) call, in milliseconds. */
+  firstCallMs: number;
+  /**
+   * Floating-point operations of one call: 2 per multiply-add of `q·kᵀ` and of `p·v` over
+   * the (query, key) pairs the causal rule keeps: `4·n²·dim·heads` without causal.
+   */
+  flopsPerCall: number;
+}
+
+/** WebAssembly heap figures of the object's runtime. */
+export interface MemoryInfo {
+  /** Bytes the allocator currently hands out (the whole runtime's, not only this object's). */
+  heapUsed: number;
+  /** Bytes of WebAssembly memory (grows on demand, up to 4 GiB). */
+  heapTotal: number;
+  /** Learned parameters held: `0` for flash attention, which has none. */
+  paramCount: number;
+}
+
+/**
+ * Flash attention (tiled, online softmax, O(seqLen) extra memory) on WebAssembly SIMD128,
+ * threaded on the `'simd-threads'` build.
+ *
+ * @example
+ * const attn = new WasmFlashAttention({ heads: 8, dim: 64, causal: true });
+ * const out = attn.forward(Q, K, V);   // Float32Array, [seqLen][8][64]
+ * attn.dispose();
+ */
+export class WasmFlashAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, or an option has the wrong type
+   *   (`runtime` not from {@link createRuntime} included).
+   * @throws {RangeError} if `heads`, `dim` or `blockSize` is not a positive integer (or
+   *   `blockSize > 4096`), `dropout` is outside `[0, 1)`, `scale` is not finite, or `seed`
+   *   is not a non-negative safe integer.
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options?: FlashAttentionOptions);
+
+  /** Query heads (the `heads` option, default 8). */
+  readonly heads: number;
+  /** Per-head width of Q and K (the `dim` option, default 64). */
+  readonly dim: number;
+  /** Keys per tile (default 256). */
+  readonly blockSize: number;
+  /** Whether calls are causal (top-left) unless they say otherwise. */
+  readonly causal: boolean;
+  /** Dropout probability of calls that do not override it. */
+  readonly dropout: number;
+  /** Score scale of calls that do not override it (default `1 / sqrt(dim)`). */
+  readonly scale: number;
+  /** The `simd` option as given (SIMD is always used). */
+  readonly simd: boolean;
+  /** The constructor's dropout seed. */
+  readonly seed: number;
+
+  /**
+   * Attention over one sequence: `softmax(mask(scale · Q Kᵀ)) V` per head.
+   * @param Q queries, `[seqQ][heads][dim]`.
+   * @param K keys, `[seqK][heads][dim]` (`seqK` may differ from `seqQ`).
+   * @param V values, `[seqK][heads][dim]`.
+   * @param mask optional `[seqQ][seqK]` mask (or per head, `[heads][seqQ][seqK]`).
+   * @returns a new `Float32Array`, `[seqQ][heads][dim]`.
+   * @throws {TypeError} if Q, K or V is not a `Float32Array`, or `mask` is neither a
+   *   `Float32Array` nor a `Uint8Array`.
+   * @throws {RangeError} if a length does not fit the shapes (named `Q`, `K`, `V`, `mask`).
+   * @throws {Error} if the object was disposed.
+   */
+  forward(Q: Float32Array, K: Float32Array, V: Float32Array, mask?: AttentionMask | null): Float32Array;
+
+  /**
+   * The full call: batch, `seqQ != seqK`, GQA/MQA, a different value width, softcap, dropout,
+   * masks broadcast over batch and heads, causal top-left or bottom-right, and the lse.
+   * @returns `{ output, lse }` with `lse` present exactly when `returnLse` is `true`.
+   * @throws {TypeError} if `inputs` is not an object, a tensor is not a `Float32Array`, the mask
+   *   has the wrong type, or an option has the wrong type.
+   * @throws {RangeError} if a length does not fit the shapes, `headsKv` does not divide `heads`,
+   *   a size is not a positive integer, an option is out of range (or not finite), `causal` or
+   *   `maskLayout` is an unknown string, or the mask length is ambiguous (give `maskLayout`).
+   * @throws {Error} if the object was disposed.
+   */
+  forwardExtended(inputs: FlashInputs & { returnLse: true }): FlashResult & { lse: Float32Array };
+  forwardExtended(inputs: FlashInputs): FlashResult;
+
+  /**
+   * The softmax weights themselves (no dropout), for inspection: O(seqQ · seqK) memory.
+   * @param Q queries, `[seqQ][heads][dim]`.
+   * @param K keys, `[seqK][heads][dim]`.
+   * @param mask optional mask, as in {@link forward}.
+   * @returns a new `Float32Array`, `[heads][seqQ][seqK]`; rows with every key blocked are zeros.
+   * @throws {TypeError} | {RangeError} as {@link forward}. @throws {Error} if disposed.
+   */
+  attentionScores(Q: Float32Array, K: Float32Array, mask?: AttentionMask | null): Float32Array;
+
+  /**
+   * Times `forward` on `[seqLen][heads][dim]` pseudo-random inputs with this object's options.
+   * @param seqLen a positive integer.
+   * @throws {TypeError} if `seqLen` is not a number. @throws {RangeError} if it is not a
+   *   positive integer. @throws {Error} if the object was disposed.
+   */
+  benchmark(seqLen: number, options?: BenchmarkOptions): BenchmarkResult;
+
+  /**
+   * Heap figures of this object's runtime.
+   * @throws {Error} if the object was disposed.
+   */
+  getMemoryUsage(): MemoryInfo;
+
+  /**
+   * Releases the object. Idempotent; every other method afterwards throws an `Error` that
+   * says it was disposed. (Calls hold no WASM memory between them, so nothing leaks if it
+   * is never called.)
+   */
+  dispose(): void;
+
+  /** Whether {@link dispose} was called. */
+  readonly disposed: boolean;
+}
