@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as attnkit from '../../js/index.js';
@@ -37,6 +38,18 @@ test('the module exports exactly the documented API', () => {
     'FlashInputs', 'FlashResult', 'RuntimeInfo', 'InitOptions', 'MaskLayout', 'CausalMode', 'AttentionMask']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
+});
+
+test('CommonJS entry: require(js/index.cjs).load() resolves to the same module namespace', async () => {
+  const require = createRequire(import.meta.url);
+  const cjs = require('../../js/index.cjs');
+  assert.deepEqual(Object.keys(cjs), ['load']);
+  const api = await cjs.load();
+  assert.equal(api, attnkit, 'load() gave a different module instance');
+  assert.equal(await cjs.load(), api);
+  // types/index.d.cts declares exactly what the CommonJS entry exports.
+  const dcts = readFileSync(new URL('../../types/index.d.cts', import.meta.url), 'utf8');
+  assert.deepEqual([...dcts.matchAll(/^export (?:declare )?function (\w+)/gm)].map((m) => m[1]), Object.keys(cjs));
 });
 
 test('init() resolves to undefined, is idempotent, and Node needed no explicit call', async () => {

@@ -1,0 +1,20 @@
+// A CommonJS TypeScript consumer: `require('attnkit')` resolves through the "require"
+// condition of package.json "exports" to types/index.d.cts.
+import attnkitCjs = require('attnkit');
+
+async function main(): Promise<number> {
+  const attnkit = await attnkitCjs.load();
+  await attnkitCjs.load({ variant: 'simd', numThreads: 1 });
+  const attn = new attnkit.WasmFlashAttention({ heads: 1, dim: 2 });
+  const out: Float32Array = attn.forward(new Float32Array(4), new Float32Array(4), new Float32Array(4));
+  const info: ReturnType<typeof attnkit.getRuntimeInfo> = attnkit.getRuntimeInfo();
+  const threads: number = info.threads;
+  attn.dispose();
+  // @ts-expect-error load takes no number
+  await attnkitCjs.load(5);
+  // @ts-expect-error the CommonJS entry exports load() only
+  attnkitCjs.WasmFlashAttention;
+  return out.length + threads;
+}
+
+export = main;
