@@ -78,26 +78,43 @@ function fillRandom(array, seed) {
 
 export class WasmFlashAttention {
   #runtime;
+  #config;
   #disposed = false;
   #dropoutCalls = 0;
 
   constructor(options) {
     const opts = optionsObject(WHERE, options);
-    this.heads = positiveInt(WHERE, 'heads', opts.heads, 8);
-    this.dim = positiveInt(WHERE, 'dim', opts.dim, 64);
-    this.blockSize = positiveInt(WHERE, 'blockSize', opts.blockSize, 256);
-    if (this.blockSize > MAX_BLOCK) throw rangeError(WHERE, 'blockSize', `expected at most ${MAX_BLOCK}, got ${this.blockSize}`);
-    this.causal = boolean(WHERE, 'causal', opts.causal, false);
-    this.dropout = finiteNumber(WHERE, 'dropout', opts.dropout, 0, { min: 0, max: 1, maxExclusive: true });
-    this.scale = finiteNumber(WHERE, 'scale', opts.scale, 1 / Math.sqrt(this.dim));
-    // SIMD128 is always used: the package ships only SIMD builds (see README).
-    this.simd = boolean(WHERE, 'simd', opts.simd, true);
-    this.seed = seedValue(WHERE, opts.seed, 0);
+    const dim = positiveInt(WHERE, 'dim', opts.dim, 64);
+    const config = {
+      heads: positiveInt(WHERE, 'heads', opts.heads, 8),
+      dim,
+      blockSize: positiveInt(WHERE, 'blockSize', opts.blockSize, 256),
+      causal: boolean(WHERE, 'causal', opts.causal, false),
+      dropout: finiteNumber(WHERE, 'dropout', opts.dropout, 0, { min: 0, max: 1, maxExclusive: true }),
+      scale: finiteNumber(WHERE, 'scale', opts.scale, 1 / Math.sqrt(dim)),
+      // SIMD128 is always used: the package ships only SIMD builds (see README).
+      simd: boolean(WHERE, 'simd', opts.simd, true),
+      seed: seedValue(WHERE, opts.seed, 0),
+    };
+    if (config.blockSize > MAX_BLOCK) {
+      throw rangeError(WHERE, 'blockSize', `expected at most ${MAX_BLOCK}, got ${config.blockSize}`);
+    }
     if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
       throw typeError(WHERE, 'runtime', 'expected a runtime from createRuntime()');
     }
+    this.#config = Object.freeze(config);
     this.#runtime = opts.runtime ?? currentRuntime(WHERE);
   }
+
+  // The configuration is fixed at construction (read-only views).
+  get heads() { return this.#config.heads; }
+  get dim() { return this.#config.dim; }
+  get blockSize() { return this.#config.blockSize; }
+  get causal() { return this.#config.causal; }
+  get dropout() { return this.#config.dropout; }
+  get scale() { return this.#config.scale; }
+  get simd() { return this.#config.simd; }
+  get seed() { return this.#config.seed; }
 
   #live(method) {
     if (this.#disposed) throw new Error(`${WHERE}.${method}: this object was disposed; create a new one`);
@@ -134,7 +151,9 @@ export class WasmFlashAttention {
       q: 0, k: 0, v: 0, out: 0, lse: 0, mask: 0,
     };
     if (call.blockQ > MAX_BLOCK) throw rangeError(where, 'blockQ', `expected at most ${MAX_BLOCK}`);
-    if (call.dropout > 0) call.seed = seedValue(where, inputs.seed, this.seed + this.#dropoutCalls++);
+    const seed = seedValue(where, inputs.seed, undefined);
+    if (call.dropout > 0) call.seed = seed ?? this.seed + this.#dropoutCalls++;
+    if (inputs.maskLayout !== undefined) oneOf(where, 'maskLayout', inputs.maskLayout, MASK_LAYOUTS);
     if (inputs.mask !== undefined && inputs.mask !== null) {
       call.maskKind = checkMask(where, inputs.mask);
       const strides = maskStrides(where, inputs.mask, inputs.maskLayout, batch, this.heads, seqQ, seqK);
@@ -190,10 +209,14 @@ export class WasmFlashAttention {
     });
   }
 
-  benchmark(seqLen, { minTimeMs = 200, minRuns = 3 } = {}) {
+  benchmark(seqLen, options) {
     const where = `${WHERE}.benchmark`;
     const module = this.#live('benchmark');
     positiveInt(where, 'seqLen', seqLen);
+    const opts = optionsObject(where, options);
+    const minTimeMs = finiteNumber(where, 'minTimeMs', opts.minTimeMs, 200, { min: 0, max: 60000 });
+    const minRuns = positiveInt(where, 'minRuns', opts.minRuns, 3);
+    if (minRuns > 10000) throw rangeError(where, 'minRuns', `expected at most 10000, got ${minRuns}`);
     const size = seqLen * this.heads * this.dim;
     const q = fillRandom(new Float32Array(size), 1);
     const k = fillRandom(new Float32Array(size), 2);

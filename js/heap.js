@@ -2,6 +2,8 @@
 // scope is freed when the scope ends, on the error paths too.
 import { rangeError } from './errors.js';
 
+const MAX_ALLOCATION = 2 ** 32 - 2 ** 16;
+
 class HeapScope {
   constructor(module, where) {
     this.module = module;
@@ -10,6 +12,11 @@ class HeapScope {
   }
 
   alloc(bytes) {
+    // malloc takes a 32-bit size: anything larger would wrap around, not fail.
+    if (bytes > MAX_ALLOCATION) {
+      throw rangeError(this.where, 'memory',
+        `${bytes} bytes do not fit in the WebAssembly heap (4 GiB is the most a module can address)`);
+    }
     const ptr = this.module._malloc(Math.max(bytes, 4));
     if (!ptr) {
       throw rangeError(this.where, 'memory',

@@ -128,7 +128,9 @@ export async function createRuntime(options) {
   const threads = variant === 'simd' ? 1 : numThreads;
   const spec = VARIANTS[variant];
   const makeModule = IS_NODE ? await loadNodeFactory(spec, opts.wasmUrl) : await loadBrowserFactory(spec, opts.wasmUrl);
-  const module = await makeModule({ attnPoolSize: threads - 1 });
+  // A threaded module with an empty worker pool never signals ready (emcc 3.1.6), so it
+  // always gets at least one worker.
+  const module = await makeModule({ attnPoolSize: Math.max(1, threads - 1) });
   raiseStatus(module.setNumThreads(threads), 'init');
   if (IS_NODE) module.unrefWorkers();
   return new Runtime(module, variant, threads, reason);
@@ -136,15 +138,32 @@ export async function createRuntime(options) {
 
 let defaultRuntime = null;
 let defaultPromise = null;
+let defaultRequest = null;
 
-// Initialises the default runtime once; later calls return the same promise.
-export function init(options) {
-  if (!defaultPromise) {
+function sameRequest(a, b) {
+  return a.variant === b.variant && a.numThreads === b.numThreads && String(a.wasmUrl) === String(b.wasmUrl);
+}
+
+// Initialises the default runtime. Without options it is done once (in Node, the import
+// already did it). With options that differ from the current runtime's, a new runtime
+// replaces the default; objects made earlier keep the runtime they were made with.
+export async function init(options) {
+  if (typeof options === 'string' || options instanceof URL) options = { wasmUrl: options };
+  const opts = optionsObject('init', options);
+  const request = {
+    variant: oneOf('init', 'variant', opts.variant, ['auto', 'simd-threads', 'simd'], 'auto'),
+    numThreads: opts.numThreads === undefined ? undefined : positiveInt('init', 'numThreads', opts.numThreads),
+    wasmUrl: opts.wasmUrl,
+  };
+  const reuse = defaultPromise && (options === undefined || sameRequest(request, defaultRequest));
+  if (!reuse) {
+    defaultRequest = request;
     defaultPromise = createRuntime(options).then((rt) => {
       defaultRuntime = rt;
       return rt;
     }, (err) => {
       defaultPromise = null;
+      defaultRequest = null;
       throw err;
     });
   }

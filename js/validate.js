@@ -6,6 +6,7 @@ const MAX_INT = 2 ** 31 - 1;
 
 function describe(value) {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return 'an Array';
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
   return typeof value === 'number' ? String(value) : `a ${typeof value}`;
@@ -63,7 +64,7 @@ export function boolean(where, name, value, fallback) {
 }
 
 export function oneOf(where, name, value, allowed, fallback) {
-  if (value === undefined) return fallback;
+  if (value === undefined && fallback !== undefined) return fallback;
   if (!allowed.includes(value)) {
     throw (typeof value === 'string' ? rangeError : typeError)(
       where, name, `expected one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${describe(value)}${typeof value === 'string' ? ` "${value}"` : ''}`);

@@ -24,7 +24,14 @@ constexpr int kMaxBlock = 4096;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// Scratch and packed copies. On 32-bit targets (WASM) a count past size_t would wrap
+// into a small allocation, so it is refused here rather than overrun later.
 std::unique_ptr<float[]> alloc_floats(int64_t count) {
+  if (count < 0 || static_cast<double>(count) * sizeof(float) >
+                       static_cast<double>(std::numeric_limits<size_t>::max()) / 2) {
+    throw_range("shape", "needs " + std::to_string(count) + " floats of working memory, more than "
+                         "this platform can address");
+  }
   return std::unique_ptr<float[]>(new float[static_cast<size_t>(count)]);
 }
 
@@ -289,6 +296,10 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
   validate_flash(s, o);
   if (q == nullptr || k == nullptr || weights == nullptr) {
     throw_type("tensors", "q, k and weights must all be given");
+  }
+  const double weight_bytes = double(s.batch) * s.heads_q * s.seq_q * s.seq_k * sizeof(float);
+  if (weight_bytes > double(std::numeric_limits<size_t>::max()) / 2) {
+    throw_range("shape", "the weights [batch][heads][seq_q][seq_k] are too large for this platform");
   }
   const Tiling t(s, o);
   const ScoreRules rules = make_score_rules(s, o);

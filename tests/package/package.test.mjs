@@ -40,7 +40,7 @@ console.log(JSON.stringify({ relErr: err / big, simd: checkSIMDSupport(), info: 
 test('npm pack tarball installs into an empty folder and runs', () => {
   const work = mkdtempSync(join(tmpdir(), 'attnkit-pack-'));
   try {
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work],
+    const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work],
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     const { filename, files, size, unpackedSize } = packed[0];
     const paths = files.map((f) => f.path);
