@@ -100,6 +100,15 @@ void pack_values(const FlashShape& s, const Tiling& t, const float* v, int b, in
   }
 }
 
+// One task at a time per worker; without a pool the caller runs them all.
+void run_parallel(ThreadPool* pool, int64_t tasks, const ThreadPool::Body& body) {
+  if (pool != nullptr) {
+    pool->parallel_for(tasks, 1, body);
+  } else {
+    body(0, tasks, 0);
+  }
+}
+
 // Packs K (and V when v != nullptr) for every (batch, kv head, key block) in parallel.
 void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float* v,
               float* packed_k, float* packed_v, ThreadPool* pool) {
@@ -118,19 +127,7 @@ void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float*
       }
     }
   };
-  if (pool != nullptr) {
-    pool->parallel_for(tasks, 1, body);
-  } else {
-    body(0, tasks, 0);
-  }
-}
-
-void run_parallel(ThreadPool* pool, int64_t tasks, const ThreadPool::Body& body) {
-  if (pool != nullptr) {
-    pool->parallel_for(tasks, 1, body);
-  } else {
-    body(0, tasks, 0);
-  }
+  run_parallel(pool, tasks, body);
 }
 
 // Copies rows [i0, i0+rows) of query head h into a dense [rows][head_dim] block,
