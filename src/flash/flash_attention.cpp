@@ -18,9 +18,11 @@ namespace attn {
 
 namespace {
 
-constexpr int kDefaultBlockQ = 48;   // a multiple of kMaxRows
+constexpr int kDefaultBlockQ = 48;
 constexpr int kDefaultBlockK = 256;
 constexpr int kMaxBlock = 4096;
+// Query blocks are whole panels of Qᵀ and whole tiles of rows for the weights.
+constexpr int kQueryAlign = kPanel > kTileRows ? kPanel : kTileRows;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -41,16 +43,16 @@ void require_positive(const char* name, int value) {
 
 // Tiling of one call, derived once from shape and options.
 struct Tiling {
-  int block_q;
-  int block_k;       // multiple of kPanel
+  int block_q;       // multiple of kQueryAlign
+  int block_k;       // multiple of kTileRows
   int key_blocks;
   int value_padded;  // value_dim rounded up to kPanel
   int64_t keys_per_head;    // floats of packed K per (batch, kv head)
   int64_t values_per_head;  // floats of packed V per (batch, kv head)
 
   Tiling(const FlashShape& s, const FlashOptions& o) {
-    block_q = o.block_q > 0 ? o.block_q : kDefaultBlockQ;
-    block_k = static_cast<int>(round_up(o.block_k > 0 ? o.block_k : kDefaultBlockK, kPanel));
+    block_q = static_cast<int>(round_up(o.block_q > 0 ? o.block_q : kDefaultBlockQ, kQueryAlign));
+    block_k = static_cast<int>(round_up(o.block_k > 0 ? o.block_k : kDefaultBlockK, kTileRows));
     key_blocks = static_cast<int>((s.seq_k + block_k - 1) / block_k);
     value_padded = static_cast<int>(round_up(s.value_dim, kPanel));
     keys_per_head = int64_t{key_blocks} * block_k * s.head_dim;
@@ -61,23 +63,21 @@ struct Tiling {
   }
 };
 
-// K of one (batch, kv head), transposed into kPanel-column panels per key block:
-// block kb, panel p holds k[kb*block_k + p*kPanel + t][c] at [c][t], zero past seq_k.
+// K of one (batch, kv head, key block) in groups of kTileRows keys, each group k-major:
+// group g holds k[j0 + g*kTileRows + r][c] at [c][r], zero past the block's keys.
 void pack_keys(const FlashShape& s, const Tiling& t, const float* k, int b, int hkv, int kb,
                float* dst) {
   const int j0 = kb * t.block_k;
   const int count = t.keys_in_block(s, kb);
-  const int padded = static_cast<int>(round_up(count, kPanel));
   const int d = s.head_dim;
-  for (int p = 0; p < padded; p += kPanel) {
-    float* panel = dst + int64_t{p} * d;
-    for (int col = 0; col < kPanel; ++col) {
-      const int j = p + col;
-      if (j < count) {
-        const float* row = k + ((int64_t{b} * s.seq_k + j0 + j) * s.heads_kv + hkv) * d;
-        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = row[c];
+  for (int g = 0; g < count; g += kTileRows) {
+    float* group = dst + int64_t{g} * d;
+    for (int r = 0; r < kTileRows; ++r) {
+      if (g + r < count) {
+        const float* row = k + ((int64_t{b} * s.seq_k + j0 + g + r) * s.heads_kv + hkv) * d;
+        for (int c = 0; c < d; ++c) group[c * kTileRows + r] = row[c];
       } else {
-        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = 0.0f;
+        for (int c = 0; c < d; ++c) group[c * kTileRows + r] = 0.0f;
       }
     }
   }
@@ -113,7 +113,7 @@ void run_parallel(ThreadPool* pool, int64_t tasks, const ThreadPool::Body& body)
 void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float* v,
               float* packed_k, float* packed_v, ThreadPool* pool) {
   const int64_t tasks = int64_t{s.batch} * s.heads_kv * t.key_blocks;
-  auto body = [&](int64_t begin, int64_t end, int) {
+  run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int) {
     for (int64_t task = begin; task < end; ++task) {
       const int kb = static_cast<int>(task % t.key_blocks);
       const int64_t bh = task / t.key_blocks;
@@ -126,19 +126,35 @@ void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float*
                     packed_v + bh * t.values_per_head + int64_t{kb} * t.block_k * t.value_padded);
       }
     }
-  };
-  run_parallel(pool, tasks, body);
+  });
 }
 
-// Copies rows [i0, i0+rows) of query head h into a dense [rows][head_dim] block,
-// multiplied by the prescale.
-void load_query_block(const FlashShape& s, const float* q, int b, int h, int i0, int rows,
-                      float prescale, float* dst) {
+// Qᵀ of rows [i0, i0+rows) of query head h, in kPanel-query panels of head_dim rows
+// (the B operand of Sᵀ = K·Qᵀ), multiplied by the prescale; zero past `rows`.
+void pack_query_block(const FlashShape& s, const float* q, int b, int h, int i0, int rows,
+                      int padded_rows, float prescale, float* dst) {
   const int d = s.head_dim;
-  for (int r = 0; r < rows; ++r) {
-    const float* src = q + ((int64_t{b} * s.seq_q + i0 + r) * s.heads_q + h) * d;
-    for (int c = 0; c < d; ++c) dst[r * d + c] = src[c] * prescale;
+  for (int p = 0; p < padded_rows; p += kPanel) {
+    float* panel = dst + int64_t{p} * d;
+    for (int col = 0; col < kPanel; ++col) {
+      if (p + col < rows) {
+        const float* src = q + ((int64_t{b} * s.seq_q + i0 + p + col) * s.heads_q + h) * d;
+        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = src[c] * prescale;
+      } else {
+        for (int c = 0; c < d; ++c) panel[c * kPanel + col] = 0.0f;
+      }
+    }
   }
+}
+
+// Sᵀ[key][query] of one key block against the packed query block: keys rounded up
+// to whole groups, ld = padded_rows.
+void key_block_scores(const FlashShape& s, const Tiling& t, const float* keys, int kb,
+                      const float* q_packed, int padded_rows, float* st) {
+  const int count = t.keys_in_block(s, kb);
+  gemm_panels(static_cast<int>(round_up(count, kTileRows)), padded_rows, s.head_dim,
+              keys + int64_t{kb} * t.block_k * s.head_dim, int64_t{kTileRows} * s.head_dim,
+              kTileRows, q_packed, st, padded_rows, false);
 }
 
 // Tasks are (query block, batch, head) with the last query blocks first: under a causal
@@ -210,78 +226,83 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
   const bool dropout = o.dropout > 0.0f;
   const DropoutRng rng(o.seed, o.dropout);
   const int group = s.heads_q / s.heads_kv;
-  const int d = s.head_dim, dv = s.value_dim, dvp = t.value_padded;
+  const int d = s.head_dim, dv = s.value_dim, dvp = t.value_padded, bq = t.block_q;
 
   auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
   auto packed_v = alloc_floats(int64_t{s.batch} * s.heads_kv * t.values_per_head);
   pack_all(s, t, tensors.k, tensors.v, packed_k.get(), packed_v.get(), pool);
 
+  // Per worker: packed Qᵀ, Sᵀ of one key block, the output accumulator, row max/sum/alpha.
   const int workers = pool != nullptr ? pool->size() : 1;
-  const int64_t scratch_floats =
-      int64_t{t.block_q} * d + int64_t{t.block_q} * t.block_k + int64_t{t.block_q} * dvp;
+  const int64_t scratch_floats = int64_t{bq} * d + int64_t{t.block_k} * bq + int64_t{bq} * dvp + 3 * bq;
   auto scratch = alloc_floats(scratch_floats * workers);
-  std::vector<RowState> states(static_cast<size_t>(t.block_q) * workers);
 
-  const int query_blocks = (s.seq_q + t.block_q - 1) / t.block_q;
+  const int query_blocks = (s.seq_q + bq - 1) / bq;
   const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
   run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
-    float* qs = scratch.get() + worker * scratch_floats;
-    float* scores = qs + int64_t{t.block_q} * d;
-    float* acc = scores + int64_t{t.block_q} * t.block_k;
-    RowState* state = states.data() + int64_t{worker} * t.block_q;
+    float* q_packed = scratch.get() + worker * scratch_floats;
+    float* st = q_packed + int64_t{bq} * d;
+    float* acc = st + int64_t{t.block_k} * bq;
+    float* row_max = acc + int64_t{bq} * dvp;
+    float* row_sum = row_max + bq;
+    float* alpha = row_sum + bq;
     for (int64_t task = begin; task < end; ++task) {
       const TaskIndex ti(task, s, query_blocks);
-      const int i0 = ti.qb * t.block_q;
-      const int rows = std::min(t.block_q, s.seq_q - i0);
+      const int i0 = ti.qb * bq;
+      const int rows = std::min(bq, s.seq_q - i0);
+      const int padded_rows = static_cast<int>(round_up(rows, kQueryAlign));
       const int64_t bhkv = int64_t{ti.b} * s.heads_kv + ti.h / group;
       const float* keys = packed_k.get() + bhkv * t.keys_per_head;
       const float* values = packed_v.get() + bhkv * t.values_per_head;
 
-      load_query_block(s, tensors.q, ti.b, ti.h, i0, rows, prescale, qs);
-      std::fill(acc, acc + int64_t{rows} * dvp, 0.0f);
-      std::fill(state, state + rows, RowState{});
+      pack_query_block(s, tensors.q, ti.b, ti.h, i0, rows, padded_rows, prescale, q_packed);
+      std::fill(acc, acc + int64_t{padded_rows} * dvp, 0.0f);
+      std::fill(row_max, row_max + padded_rows, -std::numeric_limits<float>::infinity());
+      std::fill(row_sum, row_sum + padded_rows, 0.0f);
       // Key blocks wholly past the causal frontier of the block's last row are skipped.
       const int visible = rules.visible_keys(i0 + rows - 1);
       const int blocks = (visible + t.block_k - 1) / t.block_k;
       for (int kb = 0; kb < blocks; ++kb) {
         const int j0 = kb * t.block_k;
         const int count = t.keys_in_block(s, kb);
-        const int padded = static_cast<int>(round_up(count, kPanel));
-        gemm_panels(rows, padded, d, qs, d, keys + int64_t{kb} * t.block_k * d, scores, t.block_k,
-                    false);
-        for (int r = 0; r < rows; ++r) {
-          const int i = i0 + r;
-          float* row = scores + int64_t{r} * t.block_k;
-          rules.apply(row, padded, count, j0, rules.mask_row(ti.b, ti.h, i), i);
-          const float alpha = online_softmax_step(row, padded, state[r]);
+        key_block_scores(s, t, keys, kb, q_packed, padded_rows, st);
+        const bool rules_apply = rules.needs_apply(j0, count, i0);
+        for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
+          float* column = st + l0;
+          if (rules_apply) rules.apply(column, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
+          online_softmax_step(column, padded_rows, count, row_max + l0, row_sum + l0, alpha + l0);
           if (dropout) {
-            const uint64_t base = ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i) * s.seq_k + j0;
-            for (int j = 0; j < count; ++j) {
-              if (!rng.keep(base + j)) row[j] = 0.0f;
-            }
-          }
-          if (alpha != 1.0f) {
-            float* out_row = acc + int64_t{r} * dvp;
-            const simd::Vec a = simd::set1(alpha);
-            for (int c = 0; c < dvp; c += simd::kLanes) {
-              simd::store(out_row + c, simd::mul(simd::load(out_row + c), a));
+            for (int l = 0; l < simd::kLanes && l0 + l < rows; ++l) {
+              const uint64_t base =
+                  ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i0 + l0 + l) * s.seq_k + j0;
+              for (int j = 0; j < count; ++j) {
+                if (!rng.keep(base + j)) column[int64_t{j} * padded_rows + l] = 0.0f;
+              }
             }
           }
         }
-        gemm_panels(rows, dvp, count, scores, t.block_k,
+        for (int r = 0; r < padded_rows; ++r) {
+          if (alpha[r] == 1.0f) continue;
+          float* out_row = acc + int64_t{r} * dvp;
+          const simd::Vec a = simd::set1(alpha[r]);
+          for (int c = 0; c < dvp; c += simd::kLanes) {
+            simd::store(out_row + c, simd::mul(simd::load(out_row + c), a));
+          }
+        }
+        // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
+        gemm_panels(padded_rows, dvp, count, st, kTileRows, padded_rows,
                     values + int64_t{kb} * t.block_k * dvp, acc, dvp, true);
       }
       for (int r = 0; r < rows; ++r) {
         const int i = i0 + r;
-        const float sum = state[r].sum;
+        const float sum = row_sum[r];
         const float norm = sum > 0.0f ? (dropout ? rng.keep_scale() : 1.0f) / sum : 0.0f;
         float* dst = tensors.out + ((int64_t{ti.b} * s.seq_q + i) * s.heads_q + ti.h) * dv;
         const float* src = acc + int64_t{r} * dvp;
         for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
         if (tensors.lse != nullptr) {
           tensors.lse[(int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i] =
-              sum > 0.0f ? state[r].max + std::log(sum)
-                         : -std::numeric_limits<float>::infinity();
+              sum > 0.0f ? row_max[r] + std::log(sum) : -std::numeric_limits<float>::infinity();
         }
       }
     }
@@ -302,36 +323,37 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
   const ScoreRules rules = make_score_rules(s, o);
   const float prescale = query_prescale(s, o);
   const int group = s.heads_q / s.heads_kv;
-  const int d = s.head_dim;
+  const int d = s.head_dim, bq = t.block_q;
 
   auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
   pack_all(s, t, k, nullptr, packed_k.get(), nullptr, pool);
 
   const int workers = pool != nullptr ? pool->size() : 1;
-  const int64_t scratch_floats = int64_t{t.block_q} * d + int64_t{t.block_q} * t.block_k;
+  const int64_t scratch_floats = int64_t{bq} * d + int64_t{t.block_k} * bq;
   auto scratch = alloc_floats(scratch_floats * workers);
-  const int query_blocks = (s.seq_q + t.block_q - 1) / t.block_q;
+  const int query_blocks = (s.seq_q + bq - 1) / bq;
   const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
   run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
-    float* qs = scratch.get() + worker * scratch_floats;
-    float* scores = qs + int64_t{t.block_q} * d;
+    float* q_packed = scratch.get() + worker * scratch_floats;
+    float* st = q_packed + int64_t{bq} * d;
     for (int64_t task = begin; task < end; ++task) {
       const TaskIndex ti(task, s, query_blocks);
-      const int i0 = ti.qb * t.block_q;
-      const int rows = std::min(t.block_q, s.seq_q - i0);
+      const int i0 = ti.qb * bq;
+      const int rows = std::min(bq, s.seq_q - i0);
+      const int padded_rows = static_cast<int>(round_up(rows, kQueryAlign));
       const float* keys = packed_k.get() + (int64_t{ti.b} * s.heads_kv + ti.h / group) * t.keys_per_head;
       float* out = weights + ((int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i0) * s.seq_k;
-      load_query_block(s, q, ti.b, ti.h, i0, rows, prescale, qs);
+      pack_query_block(s, q, ti.b, ti.h, i0, rows, padded_rows, prescale, q_packed);
       for (int kb = 0; kb < t.key_blocks; ++kb) {
         const int j0 = kb * t.block_k;
         const int count = t.keys_in_block(s, kb);
-        const int padded = static_cast<int>(round_up(count, kPanel));
-        gemm_panels(rows, padded, d, qs, d, keys + int64_t{kb} * t.block_k * d, scores, t.block_k,
-                    false);
+        key_block_scores(s, t, keys, kb, q_packed, padded_rows, st);
+        for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
+          rules.apply(st + l0, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
+        }
         for (int r = 0; r < rows; ++r) {
-          float* row = scores + int64_t{r} * t.block_k;
-          rules.apply(row, padded, count, j0, rules.mask_row(ti.b, ti.h, i0 + r), i0 + r);
-          std::copy(row, row + count, out + int64_t{r} * s.seq_k + j0);
+          float* dst = out + int64_t{r} * s.seq_k + j0;
+          for (int j = 0; j < count; ++j) dst[j] = st[int64_t{j} * padded_rows + r];
         }
       }
       for (int r = 0; r < rows; ++r) {

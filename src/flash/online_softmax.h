@@ -1,44 +1,36 @@
-// One step of the online softmax for one query row (Milakov & Gimelshein 2018;
-// FlashAttention): fold a tile of logits into the running max m and sum l, turn the
-// tile into unnormalised weights in place, and return the factor by which the
-// row's output accumulator must be rescaled.
+// One step of the online softmax (Milakov & Gimelshein 2018; FlashAttention) for
+// simd::kLanes query rows at once: fold a tile of logits, Sᵀ[key][query], into the
+// rows' running max and sum, turn the tile into unnormalised weights in place, and
+// give the factor by which each row's output accumulator must be rescaled.
 #pragma once
-#include <cmath>
-#include <limits>
+#include <cfloat>
+#include <cstdint>
 
 #include "simd/vec_math.h"
 
 namespace attn {
 
-struct RowState {
-  float max = -std::numeric_limits<float>::infinity();
-  float sum = 0.0f;
-};
-
-// logits has `padded` entries (a multiple of simd::kLanes), -inf where blocked.
-// Returns alpha = exp(old max - new max); the weights are exp(logit - new max).
-inline float online_softmax_step(float* logits, int padded, RowState& row) {
+// st: `count` keys, one vector of kLanes queries each, `ld` floats apart (-inf where
+// blocked). row_max / row_sum / alpha: kLanes floats for these queries.
+inline void online_softmax_step(float* st, int64_t ld, int count, float* row_max, float* row_sum,
+                                float* alpha) {
   using namespace simd;
-  Vec vmax = set1(-std::numeric_limits<float>::infinity());
-  for (int j = 0; j < padded; j += kLanes) vmax = max(vmax, load(logits + j));
-  const float tile_max = reduce_max(vmax);
-  const float new_max = tile_max > row.max ? tile_max : row.max;
-  if (new_max == -std::numeric_limits<float>::infinity()) {
-    // Everything so far is blocked: weights are zero and there is nothing to rescale.
-    for (int j = 0; j < padded; j += kLanes) store(logits + j, zero());
-    return 1.0f;
+  const Vec old_max = load(row_max);
+  Vec new_max = old_max;
+  for (int j = 0; j < count; ++j) new_max = max(new_max, load(st + j * ld));
+  // Rows that have seen only blocked keys keep max -inf; shifting them by 0 instead
+  // keeps exp(-inf - shift) = 0 rather than NaN.
+  const Vec shift = select(less(new_max, set1(-FLT_MAX)), zero(), new_max);
+  Vec sum = zero();
+  for (int j = 0; j < count; ++j) {
+    const Vec p = exp_nonpositive(sub(load(st + j * ld), shift));
+    store(st + j * ld, p);
+    sum = add(sum, p);
   }
-  const Vec shift = set1(new_max);
-  Vec vsum = zero();
-  for (int j = 0; j < padded; j += kLanes) {
-    const Vec p = exp_nonpositive(sub(load(logits + j), shift));
-    store(logits + j, p);
-    vsum = add(vsum, p);
-  }
-  const float alpha = std::exp(row.max - new_max);  // 0 when row.max was -inf
-  row.sum = row.sum * alpha + reduce_add(vsum);
-  row.max = new_max;
-  return alpha;
+  const Vec rescale = exp_nonpositive(sub(old_max, shift));  // 0 when old max was -inf
+  store(row_sum, mul_add(load(row_sum), rescale, sum));
+  store(row_max, new_max);
+  store(alpha, rescale);
 }
 
 }  // namespace attn

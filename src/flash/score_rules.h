@@ -1,7 +1,10 @@
-// What turns a row of raw scores q·k (already multiplied by scale, or by
-// scale/softcap when softcap is on) into the logits the softmax sees:
-// softcap, the additive or boolean mask, the causal frontier, and the padding
-// columns of the last tile. Shared by the flash forward and attention_scores.
+// What turns raw scores q·k (already multiplied by scale, or by scale/softcap when
+// softcap is on) into the logits the softmax sees: softcap, the additive or boolean
+// mask, and the causal frontier. Shared by the flash forward and attention_scores.
+//
+// Scores arrive transposed, Sᵀ[key][query]: a vector holds one key's scores for
+// simd::kLanes consecutive queries, so every rule (and the softmax after it) works
+// on kLanes query rows at once.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -20,11 +23,6 @@ struct ScoreRules {
   int64_t causal_offset = 0;  // query i sees keys j <= i + causal_offset
   MaskView mask;
 
-  // Mask row for (batch, query head, query i); the caller adds the column.
-  int64_t mask_row(int batch, int head, int i) const {
-    return batch * mask.batch_stride + head * mask.head_stride + i * mask.row_stride;
-  }
-
   // Number of leading keys query i may see at all (the causal frontier).
   int visible_keys(int i) const {
     if (!causal) return seq_k;
@@ -32,32 +30,36 @@ struct ScoreRules {
     return last < 0 ? 0 : static_cast<int>(last + 1 < seq_k ? last + 1 : seq_k);
   }
 
-  // Rewrites s[0, padded) for query i and keys j0 .. j0+padded-1 (count of them real)
-  // into logits; columns past the frontier or past the real keys become -inf.
-  void apply(float* s, int padded, int count, int j0, int64_t mask_row_offset, int i) const {
+  // True when a tile of keys [j0, j0+count) for queries [i0, i0+rows) needs any rule;
+  // tiles wholly inside the causal frontier with no mask or softcap skip apply().
+  bool needs_apply(int j0, int count, int i0) const {
+    return softcap > 0.0f || mask.present() || visible_keys(i0) < j0 + count;
+  }
+
+  // Rewrites st[j * ld + l] for keys j0+j (j < count) and queries i0+l (l < kLanes)
+  // into logits. Lanes past seq_q are padding and left alone.
+  void apply(float* st, int64_t ld, int count, int j0, int batch, int head, int i0) const {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    int valid = visible_keys(i) - j0;
-    valid = valid < 0 ? 0 : (valid > count ? count : valid);
     if (softcap > 0.0f) {
       const simd::Vec cap = simd::set1(softcap);
-      for (int j = 0; j < padded; j += simd::kLanes) {
-        simd::store(s + j, simd::mul(cap, simd::tanh(simd::load(s + j))));
+      for (int j = 0; j < count; ++j) {
+        simd::store(st + j * ld, simd::mul(cap, simd::tanh(simd::load(st + j * ld))));
       }
     }
-    if (mask.additive != nullptr) {
-      const float* bias = mask.additive + mask_row_offset + j0;
-      int j = 0;
-      for (; j + simd::kLanes <= valid; j += simd::kLanes) {
-        simd::store(s + j, simd::add(simd::load(s + j), simd::load(bias + j)));
+    for (int l = 0; l < simd::kLanes && i0 + l < seq_q; ++l) {
+      const int i = i0 + l;
+      int valid = visible_keys(i) - j0;
+      valid = valid < 0 ? 0 : (valid > count ? count : valid);
+      const int64_t row = batch * mask.batch_stride + head * mask.head_stride + i * mask.row_stride + j0;
+      if (mask.additive != nullptr) {
+        for (int j = 0; j < valid; ++j) st[j * ld + l] += mask.additive[row + j];
+      } else if (mask.allowed != nullptr) {
+        for (int j = 0; j < valid; ++j) {
+          if (!mask.allowed[row + j]) st[j * ld + l] = kNegInf;
+        }
       }
-      for (; j < valid; ++j) s[j] += bias[j];
-    } else if (mask.allowed != nullptr) {
-      const uint8_t* allowed = mask.allowed + mask_row_offset + j0;
-      for (int j = 0; j < valid; ++j) {
-        if (!allowed[j]) s[j] = kNegInf;
-      }
+      for (int j = valid; j < count; ++j) st[j * ld + l] = kNegInf;
     }
-    for (int j = valid; j < padded; ++j) s[j] = kNegInf;
   }
 };
 
