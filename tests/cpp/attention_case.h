@@ -2,6 +2,7 @@
 // threads), and the random inputs, kernel arguments and reference configuration
 // built from it. Shared by the flash_forward and attention_scores tests.
 #pragma once
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -147,6 +148,37 @@ inline ref::Config ref_config_of(const Case& c, const Inputs& in) {
   r.mask_head_stride = in.head_stride;
   r.mask_row_stride = in.row_stride;
   return r;
+}
+
+// A random case: shapes, options, mask layout, tiling and threads all drawn from rng.
+inline Case random_case(std::mt19937_64& rng) {
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  auto coin = [&] { return pick(0, 1) == 1; };
+  static const int kDims[] = {1, 2, 3, 5, 8, 16, 31, 33, 64, 65, 128};
+  Case c;
+  const int hkv = pick(1, 3);
+  c.shape(pick(1, 3), pick(1, 70), pick(1, 90), hkv * pick(1, 3), hkv, kDims[pick(0, 10)],
+          kDims[pick(0, 10)]);
+  // Keep several outputs per call: a lone output can cancel to ~0 and void the
+  // relative metric.
+  if (int64_t{c.batch} * c.seq_q * c.heads_q * c.value_dim < 8) c.value_dim = 8;
+  // Explicit scales around 1/sqrt(head_dim), as models use: logits of a few tens at most,
+  // where float32 can meet the suite's absolute lse tolerance.
+  if (coin()) {
+    c.scale = std::uniform_real_distribution<float>(0.1f, 1.5f)(rng) / std::sqrt(float(c.head_dim));
+  }
+  if (coin()) c.softcap = std::uniform_real_distribution<float>(1.0f, 10.0f)(rng);
+  if (pick(0, 2) == 0) {
+    c.dropout = std::uniform_real_distribution<float>(0.05f, 0.9f)(rng);
+    c.dropout_seed = rng();
+  }
+  c.causal = static_cast<attn::CausalAlign>(pick(0, 2));
+  c.mask = static_cast<MaskKind>(pick(0, 2));
+  c.mask_per_batch = coin(), c.mask_per_head = coin(), c.blocked_rows = coin();
+  c.mask_row_pad = pick(0, 1) * pick(1, 9);
+  c.blocks(pick(0, 3) ? pick(0, 100) : 0, pick(0, 3) ? pick(0, 300) : 0).pool(pick(0, 3));
+  c.sigma = coin() ? 1.0f : 2.0f;
+  return c;
 }
 
 // Pools of 1, 2 and 3 threads shared by all tests (0 = no pool).

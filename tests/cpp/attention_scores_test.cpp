@@ -107,13 +107,28 @@ TEST_P(AttentionScores, MatchesReferenceWeights) {
   ATTN_TRACE_SEED();
   const Case& c = GetParam();
   const int masked = check_case(c);
-  if (c.blocked_rows && c.seq_q > 1) EXPECT_GT(masked, 0);
+  if (c.blocked_rows && c.seq_q > 1) {
+    EXPECT_GT(masked, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sweep, AttentionScores, ::testing::ValuesIn(score_cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.name() + "_" + std::to_string(info.index);
                          });
+
+TEST(AttentionScoresFuzz, RandomCases) {
+  ATTN_TRACE_SEED();
+  std::mt19937_64 rng(testutil::test_seed());
+  for (int n = 0; n < 100; ++n) {
+    Case c = testutil::random_case(rng);
+    c.dropout = 0;  // not part of attention_scores
+    SCOPED_TRACE(::testing::Message() << "case " << n << ": " << c.name());
+    const Inputs in(c, rng);
+    check_scores(c, in, run_scores(c, in, testutil::options_of(c, in), c.threads));
+    if (::testing::Test::HasFailure()) break;
+  }
+}
 
 // Bottom-right with fewer keys than queries: the first seq_q - seq_k rows are all zero.
 TEST(AttentionScoresMasked, BottomRightEmptyRowsAreZero) {

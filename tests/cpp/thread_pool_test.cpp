@@ -37,7 +37,9 @@ void check_cover(ThreadPool& pool, int64_t count, int64_t grain) {
   });
   EXPECT_EQ(bad_chunk.load(), 0);
   EXPECT_EQ(bad_worker.load(), 0);
-  if (count <= 0) EXPECT_EQ(calls.load(), 0);
+  if (count <= 0) {
+    EXPECT_EQ(calls.load(), 0);
+  }
   size_t wrong = 0;
   for (size_t i = 0; i < n; ++i) wrong += hits[i] != 1;
   EXPECT_EQ(wrong, 0u) << "indices not visited exactly once";
@@ -107,7 +109,7 @@ TEST(ThreadPool, WorkersRunConcurrentlyWithDistinctIndices) {
         threads.insert(std::this_thread::get_id());
         ++arrived;
         cv.notify_all();
-        if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return arrived >= size; })) {
+        if (!cv.wait_for(lock, std::chrono::seconds(5), [&] { return arrived >= size; })) {
           timed_out = true;
         }
       });
