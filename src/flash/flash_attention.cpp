@@ -23,6 +23,9 @@ constexpr int kDefaultBlockK = 256;
 constexpr int kMaxBlock = 4096;
 // Query blocks are whole panels of Qᵀ and whole tiles of rows for the weights.
 constexpr int kQueryAlign = kPanel > kTileRows ? kPanel : kTileRows;
+// Query vectors the softmax handles per pass over a tile's keys (must divide
+// kQueryAlign / kLanes): two f32x4 = half a cache line per key.
+constexpr int kSoftmaxGroups = kQueryAlign / simd::kLanes >= 2 ? 2 : 1;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -266,18 +269,20 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
         const int j0 = kb * t.block_k;
         const int count = t.keys_in_block(s, kb);
         key_block_scores(s, t, keys, kb, q_packed, padded_rows, st);
-        const bool rules_apply = rules.needs_apply(j0, count, i0);
-        for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
-          float* column = st + l0;
-          if (rules_apply) rules.apply(column, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
-          online_softmax_step(column, padded_rows, count, row_max + l0, row_sum + l0, alpha + l0);
-          if (dropout) {
-            for (int l = 0; l < simd::kLanes && l0 + l < rows; ++l) {
-              const uint64_t base =
-                  ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i0 + l0 + l) * s.seq_k + j0;
-              for (int j = 0; j < count; ++j) {
-                if (!rng.keep(base + j)) column[int64_t{j} * padded_rows + l] = 0.0f;
-              }
+        if (rules.needs_apply(j0, count, i0)) {
+          for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
+            rules.apply(st + l0, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
+          }
+        }
+        for (int l0 = 0; l0 < padded_rows; l0 += kSoftmaxGroups * simd::kLanes) {
+          online_softmax_step<kSoftmaxGroups>(st + l0, padded_rows, count, row_max + l0,
+                                              row_sum + l0, alpha + l0);
+        }
+        if (dropout) {
+          for (int r = 0; r < rows; ++r) {
+            const uint64_t base = ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i0 + r) * s.seq_k + j0;
+            for (int j = 0; j < count; ++j) {
+              if (!rng.keep(base + j)) st[int64_t{j} * padded_rows + r] = 0.0f;
             }
           }
         }
