@@ -31,6 +31,7 @@ std::vector<float> eval_lanes(const std::vector<float>& xs, simd::Vec (*f)(simd:
 }
 
 simd::Vec vexp(simd::Vec x) { return simd::exp(x); }
+simd::Vec vexp_np(simd::Vec x) { return simd::exp_nonpositive(x); }
 simd::Vec vtanh(simd::Vec x) { return simd::tanh(x); }
 
 std::vector<float> sweep(float lo, float hi, float step) {
@@ -55,8 +56,9 @@ std::vector<float> around(const std::vector<float>& centres) {
   return xs;
 }
 
-double max_rel_error_exp(const std::vector<float>& xs, float* worst_x) {
-  const std::vector<float> got = eval_lanes(xs, vexp);
+double max_rel_error_exp(const std::vector<float>& xs, float* worst_x,
+                         simd::Vec (*f)(simd::Vec) = vexp) {
+  const std::vector<float> got = eval_lanes(xs, f);
   double worst = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     const double want = std::exp(double(xs[i]));
@@ -122,6 +124,30 @@ TEST(VecMath, ExpOfZeroIsOne) {
   EXPECT_EQ(eval_lanes({0.0f, -0.0f}, vexp), (std::vector<float>{1.0f, 1.0f}));
 }
 
+// exp_nonpositive is the softmax's exp (x = score - running max <= 0).
+TEST(VecMath, ExpNonpositiveRelativeErrorDenseSweep) {
+  float at = 0;
+  // Down to -87.3, where exp is still a normal float.
+  const double e = max_rel_error_exp(sweep(-87.3f, 0.0f, 1.0f / 8192), &at, vexp_np);
+  EXPECT_LT(e, 1e-6) << "worst at x = " << at;
+  std::vector<float> centres;
+  for (int n = -125; n <= -1; ++n) centres.push_back(float((n + 0.5) * std::log(2.0)));
+  centres.push_back(-0.0f);
+  EXPECT_LT(max_rel_error_exp(around(centres), &at, vexp_np), 1e-6) << "worst at x = " << at;
+}
+
+TEST(VecMath, ExpNonpositiveEndpoints) {
+  // The row maximum gets weight exactly 1; blocked scores (-inf) and anything at or
+  // below the -88 clamp get exactly 0.
+  EXPECT_EQ(eval_lanes({0.0f, -0.0f}, vexp_np), (std::vector<float>{1.0f, 1.0f}));
+  std::vector<float> xs = sweep(-1000.0f, -88.0f, 0.01f);
+  xs.push_back(-88.0f);
+  xs.push_back(-kInf);
+  xs.push_back(-std::numeric_limits<float>::max());
+  const std::vector<float> got = eval_lanes(xs, vexp_np);
+  for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(got[i], 0.0f) << "x = " << xs[i];
+}
+
 // Lanes are independent: vectors mixing underflowing, saturating and ordinary
 // arguments give each lane its own answer.
 TEST(VecMath, LanesAreIndependent) {
@@ -139,6 +165,9 @@ TEST(VecMath, LanesAreIndependent) {
     }
   }
   const std::vector<float> e = eval_lanes(xs, vexp), t = eval_lanes(xs, vtanh);
+  std::vector<float> neg(xs.size());  // exp_nonpositive on the same mix, folded to x <= 0
+  for (size_t i = 0; i < xs.size(); ++i) neg[i] = -std::abs(xs[i]);
+  const std::vector<float> enp = eval_lanes(neg, vexp_np);
   for (size_t i = 0; i < xs.size(); ++i) {
     const double x = xs[i];
     if (x < -87.4) {
@@ -149,6 +178,12 @@ TEST(VecMath, LanesAreIndependent) {
       ASSERT_LT(std::abs(e[i] - std::exp(x)) / std::exp(x), 1e-6) << "x = " << x;
     }
     ASSERT_LT(std::abs(t[i] - std::tanh(x)), 1e-6) << "x = " << x;
+    if (neg[i] <= -88.0f) {
+      ASSERT_EQ(enp[i], 0.0f) << "x = " << neg[i];
+    } else {
+      ASSERT_LT(std::abs(enp[i] - std::exp(double(neg[i]))) / std::exp(double(neg[i])), 1e-6)
+          << "x = " << neg[i];
+    }
   }
 }
 
