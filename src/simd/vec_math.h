@@ -5,11 +5,12 @@
 
 namespace attn::simd {
 
-// exp(x) with relative error about 2e-7 for x in [-87.3, 88.7]. Below that range it
-// returns exactly 0, so a -inf score contributes nothing; above, it saturates.
+// exp(x) with relative error about 2e-7 for x in [-87.33, 88.72] (the whole normal
+// float range). Below it returns exactly 0, so a -inf score contributes nothing;
+// above it saturates at about FLT_MAX.
 inline Vec exp(Vec x) {
-  const Vec hi = set1(88.3762626647949f);
-  const Vec lo = set1(-87.3365478515625f);
+  const Vec hi = set1(88.72f);  // just under ln(FLT_MAX), so the result stays finite
+  const Vec lo = set1(-87.3365479f);  // ln(FLT_MIN)
   Mask underflow = less(x, lo);
   x = max(min(x, hi), lo);
   // x = n*ln2 + r with |r| <= ln2/2; ln2 split in two for an exact product.
@@ -24,8 +25,10 @@ inline Vec exp(Vec x) {
   p = mul_add(p, r, set1(0.5f));
   p = mul_add(p, r, set1(1.0f));
   p = mul_add(p, r, set1(1.0f));
-  // 2^n for n up to 128 is split as 2^(n-1) * 2 so that pow2_int stays in range.
-  Vec result = mul(mul(p, pow2_int(sub(n, set1(1.0f)))), set1(2.0f));
+  // n spans [-126, 128]; 2^n as 2^h * 2^(n-h) with h = trunc(n/2) keeps both
+  // factors inside pow2_int's normal range.
+  const Vec half = round_nearest(mul(n, set1(0.5f)));
+  Vec result = mul(mul(p, pow2_int(half)), pow2_int(sub(n, half)));
   return select(underflow, zero(), result);
 }
 
