@@ -160,18 +160,37 @@ void key_block_scores(const FlashShape& s, const Tiling& t, const float* keys, i
               kTileRows, q_packed, st, padded_rows, false);
 }
 
-// Tasks are (query block, batch, head) with the last query blocks first: under a causal
-// mask they are the longest, and handing them out first balances the threads.
-struct TaskIndex {
-  int b, h, qb;
-  TaskIndex(int64_t task, const FlashShape& s, int query_blocks) {
-    const int64_t bh_count = int64_t{s.batch} * s.heads_q;
-    qb = query_blocks - 1 - static_cast<int>(task / bh_count);
-    const int64_t bh = task % bh_count;
-    h = static_cast<int>(bh % s.heads_q);
-    b = static_cast<int>(bh / s.heads_q);
-  }
+// One query block of one (batch, query head): the unit of parallel work.
+struct QueryBlock {
+  int b, h;
+  int i0, rows;      // queries [i0, i0 + rows)
+  int padded_rows;   // rows rounded up to kQueryAlign (the packed width)
 };
+
+// Runs fn(block, scratch) over every query block, each worker with `scratch_floats`
+// floats of its own. The last query blocks go first: under a causal mask they are the
+// longest, and handing them out first balances the threads.
+template <typename Fn>
+void for_each_query_block(const FlashShape& s, const Tiling& t, ThreadPool* pool,
+                          int64_t scratch_floats, Fn&& fn) {
+  const int workers = pool != nullptr ? pool->size() : 1;
+  auto scratch = alloc_floats(scratch_floats * workers);
+  const int query_blocks = (s.seq_q + t.block_q - 1) / t.block_q;
+  const int64_t heads = int64_t{s.batch} * s.heads_q;
+  run_parallel(pool, query_blocks * heads, [&](int64_t begin, int64_t end, int worker) {
+    float* mine = scratch.get() + worker * scratch_floats;
+    for (int64_t task = begin; task < end; ++task) {
+      QueryBlock blk;
+      const int64_t bh = task % heads;
+      blk.b = static_cast<int>(bh / s.heads_q);
+      blk.h = static_cast<int>(bh % s.heads_q);
+      blk.i0 = (query_blocks - 1 - static_cast<int>(task / heads)) * t.block_q;
+      blk.rows = std::min(t.block_q, s.seq_q - blk.i0);
+      blk.padded_rows = static_cast<int>(round_up(blk.rows, kQueryAlign));
+      fn(blk, mine);
+    }
+  });
+}
 
 }  // namespace
 
@@ -236,79 +255,71 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
   pack_all(s, t, tensors.k, tensors.v, packed_k.get(), packed_v.get(), pool);
 
   // Per worker: packed Qᵀ, Sᵀ of one key block, the output accumulator, row max/sum/alpha.
-  const int workers = pool != nullptr ? pool->size() : 1;
-  const int64_t scratch_floats = int64_t{bq} * d + int64_t{t.block_k} * bq + int64_t{bq} * dvp + 3 * bq;
-  auto scratch = alloc_floats(scratch_floats * workers);
-
-  const int query_blocks = (s.seq_q + bq - 1) / bq;
-  const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
-  run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
-    float* q_packed = scratch.get() + worker * scratch_floats;
+  const int64_t scratch_floats =
+      int64_t{bq} * d + int64_t{t.block_k} * bq + int64_t{bq} * dvp + 3 * bq;
+  for_each_query_block(s, t, pool, scratch_floats, [&](const QueryBlock& blk, float* scratch) {
+    float* q_packed = scratch;
     float* st = q_packed + int64_t{bq} * d;
     float* acc = st + int64_t{t.block_k} * bq;
     float* row_max = acc + int64_t{bq} * dvp;
     float* row_sum = row_max + bq;
     float* alpha = row_sum + bq;
-    for (int64_t task = begin; task < end; ++task) {
-      const TaskIndex ti(task, s, query_blocks);
-      const int i0 = ti.qb * bq;
-      const int rows = std::min(bq, s.seq_q - i0);
-      const int padded_rows = static_cast<int>(round_up(rows, kQueryAlign));
-      const int64_t bhkv = int64_t{ti.b} * s.heads_kv + ti.h / group;
-      const float* keys = packed_k.get() + bhkv * t.keys_per_head;
-      const float* values = packed_v.get() + bhkv * t.values_per_head;
+    const int i0 = blk.i0, rows = blk.rows, width = blk.padded_rows;
+    const int64_t bhkv = int64_t{blk.b} * s.heads_kv + blk.h / group;
+    const float* keys = packed_k.get() + bhkv * t.keys_per_head;
+    const float* values = packed_v.get() + bhkv * t.values_per_head;
 
-      pack_query_block(s, tensors.q, ti.b, ti.h, i0, rows, padded_rows, prescale, q_packed);
-      std::fill(acc, acc + int64_t{padded_rows} * dvp, 0.0f);
-      std::fill(row_max, row_max + padded_rows, -std::numeric_limits<float>::infinity());
-      std::fill(row_sum, row_sum + padded_rows, 0.0f);
-      // Key blocks wholly past the causal frontier of the block's last row are skipped.
-      const int visible = rules.visible_keys(i0 + rows - 1);
-      const int blocks = (visible + t.block_k - 1) / t.block_k;
-      for (int kb = 0; kb < blocks; ++kb) {
-        const int j0 = kb * t.block_k;
-        const int count = t.keys_in_block(s, kb);
-        key_block_scores(s, t, keys, kb, q_packed, padded_rows, st);
-        if (rules.needs_apply(j0, count, i0)) {
-          for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
-            rules.apply(st + l0, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
-          }
+    pack_query_block(s, tensors.q, blk.b, blk.h, i0, rows, width, prescale, q_packed);
+    std::fill(acc, acc + int64_t{width} * dvp, 0.0f);
+    std::fill(row_max, row_max + width, -std::numeric_limits<float>::infinity());
+    std::fill(row_sum, row_sum + width, 0.0f);
+    // Key blocks wholly past the causal frontier of the block's last row are skipped.
+    const int visible = rules.visible_keys(i0 + rows - 1);
+    const int blocks = (visible + t.block_k - 1) / t.block_k;
+    for (int kb = 0; kb < blocks; ++kb) {
+      const int j0 = kb * t.block_k;
+      const int count = t.keys_in_block(s, kb);
+      key_block_scores(s, t, keys, kb, q_packed, width, st);
+      if (rules.needs_apply(j0, count, i0)) {
+        for (int l0 = 0; l0 < width; l0 += simd::kLanes) {
+          rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
         }
-        for (int l0 = 0; l0 < padded_rows; l0 += kSoftmaxGroups * simd::kLanes) {
-          online_softmax_step<kSoftmaxGroups>(st + l0, padded_rows, count, row_max + l0,
-                                              row_sum + l0, alpha + l0);
-        }
-        if (dropout) {
-          for (int r = 0; r < rows; ++r) {
-            const uint64_t base = ((uint64_t(ti.b) * s.heads_q + ti.h) * s.seq_q + i0 + r) * s.seq_k + j0;
-            for (int j = 0; j < count; ++j) {
-              if (!rng.keep(base + j)) st[int64_t{j} * padded_rows + r] = 0.0f;
-            }
-          }
-        }
-        for (int r = 0; r < padded_rows; ++r) {
-          if (alpha[r] == 1.0f) continue;
-          float* out_row = acc + int64_t{r} * dvp;
-          const simd::Vec a = simd::set1(alpha[r]);
-          for (int c = 0; c < dvp; c += simd::kLanes) {
-            simd::store(out_row + c, simd::mul(simd::load(out_row + c), a));
-          }
-        }
-        // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
-        gemm_panels(padded_rows, dvp, count, st, kTileRows, padded_rows,
-                    values + int64_t{kb} * t.block_k * dvp, acc, dvp, true);
       }
-      for (int r = 0; r < rows; ++r) {
-        const int i = i0 + r;
-        const float sum = row_sum[r];
-        const float norm = sum > 0.0f ? (dropout ? rng.keep_scale() : 1.0f) / sum : 0.0f;
-        float* dst = tensors.out + ((int64_t{ti.b} * s.seq_q + i) * s.heads_q + ti.h) * dv;
-        const float* src = acc + int64_t{r} * dvp;
-        for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
-        if (tensors.lse != nullptr) {
-          tensors.lse[(int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i] =
-              sum > 0.0f ? row_max[r] + std::log(sum) : -std::numeric_limits<float>::infinity();
+      for (int l0 = 0; l0 < width; l0 += kSoftmaxGroups * simd::kLanes) {
+        online_softmax_step<kSoftmaxGroups>(st + l0, width, count, row_max + l0, row_sum + l0,
+                                            alpha + l0);
+      }
+      if (dropout) {
+        for (int r = 0; r < rows; ++r) {
+          const uint64_t base =
+              ((uint64_t(blk.b) * s.heads_q + blk.h) * s.seq_q + i0 + r) * s.seq_k + j0;
+          for (int j = 0; j < count; ++j) {
+            if (!rng.keep(base + j)) st[int64_t{j} * width + r] = 0.0f;
+          }
         }
+      }
+      for (int r = 0; r < width; ++r) {
+        if (alpha[r] == 1.0f) continue;
+        float* out_row = acc + int64_t{r} * dvp;
+        const simd::Vec a = simd::set1(alpha[r]);
+        for (int c = 0; c < dvp; c += simd::kLanes) {
+          simd::store(out_row + c, simd::mul(simd::load(out_row + c), a));
+        }
+      }
+      // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
+      gemm_panels(width, dvp, count, st, kTileRows, width,
+                  values + int64_t{kb} * t.block_k * dvp, acc, dvp, true);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      const float sum = row_sum[r];
+      const float norm = sum > 0.0f ? (dropout ? rng.keep_scale() : 1.0f) / sum : 0.0f;
+      float* dst = tensors.out + ((int64_t{blk.b} * s.seq_q + i) * s.heads_q + blk.h) * dv;
+      const float* src = acc + int64_t{r} * dvp;
+      for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
+      if (tensors.lse != nullptr) {
+        tensors.lse[(int64_t{blk.b} * s.heads_q + blk.h) * s.seq_q + i] =
+            sum > 0.0f ? row_max[r] + std::log(sum) : -std::numeric_limits<float>::infinity();
       }
     }
   });
@@ -328,52 +339,45 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
   const ScoreRules rules = make_score_rules(s, o);
   const float prescale = query_prescale(s, o);
   const int group = s.heads_q / s.heads_kv;
-  const int d = s.head_dim, bq = t.block_q;
+  const int bq = t.block_q;
 
   auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
   pack_all(s, t, k, nullptr, packed_k.get(), nullptr, pool);
 
-  const int workers = pool != nullptr ? pool->size() : 1;
-  const int64_t scratch_floats = int64_t{bq} * d + int64_t{t.block_k} * bq;
-  auto scratch = alloc_floats(scratch_floats * workers);
-  const int query_blocks = (s.seq_q + bq - 1) / bq;
-  const int64_t tasks = int64_t{query_blocks} * s.batch * s.heads_q;
-  run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int worker) {
-    float* q_packed = scratch.get() + worker * scratch_floats;
-    float* st = q_packed + int64_t{bq} * d;
-    for (int64_t task = begin; task < end; ++task) {
-      const TaskIndex ti(task, s, query_blocks);
-      const int i0 = ti.qb * bq;
-      const int rows = std::min(bq, s.seq_q - i0);
-      const int padded_rows = static_cast<int>(round_up(rows, kQueryAlign));
-      const float* keys = packed_k.get() + (int64_t{ti.b} * s.heads_kv + ti.h / group) * t.keys_per_head;
-      float* out = weights + ((int64_t{ti.b} * s.heads_q + ti.h) * s.seq_q + i0) * s.seq_k;
-      pack_query_block(s, q, ti.b, ti.h, i0, rows, padded_rows, prescale, q_packed);
-      for (int kb = 0; kb < t.key_blocks; ++kb) {
-        const int j0 = kb * t.block_k;
-        const int count = t.keys_in_block(s, kb);
-        key_block_scores(s, t, keys, kb, q_packed, padded_rows, st);
-        for (int l0 = 0; l0 < padded_rows; l0 += simd::kLanes) {
-          rules.apply(st + l0, padded_rows, count, j0, ti.b, ti.h, i0 + l0);
-        }
-        for (int r = 0; r < rows; ++r) {
-          float* dst = out + int64_t{r} * s.seq_k + j0;
-          for (int j = 0; j < count; ++j) dst[j] = st[int64_t{j} * padded_rows + r];
-        }
+  // Per worker: packed Qᵀ and Sᵀ of one key block.
+  const int64_t scratch_floats = int64_t{bq} * s.head_dim + int64_t{t.block_k} * bq;
+  for_each_query_block(s, t, pool, scratch_floats, [&](const QueryBlock& blk, float* scratch) {
+    float* q_packed = scratch;
+    float* st = q_packed + int64_t{bq} * s.head_dim;
+    const int i0 = blk.i0, rows = blk.rows, width = blk.padded_rows;
+    const float* keys =
+        packed_k.get() + (int64_t{blk.b} * s.heads_kv + blk.h / group) * t.keys_per_head;
+    float* out = weights + ((int64_t{blk.b} * s.heads_q + blk.h) * s.seq_q + i0) * s.seq_k;
+    pack_query_block(s, q, blk.b, blk.h, i0, rows, width, prescale, q_packed);
+    for (int kb = 0; kb < t.key_blocks; ++kb) {
+      const int j0 = kb * t.block_k;
+      const int count = t.keys_in_block(s, kb);
+      key_block_scores(s, t, keys, kb, q_packed, width, st);
+      for (int l0 = 0; l0 < width; l0 += simd::kLanes) {
+        rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
       }
       for (int r = 0; r < rows; ++r) {
-        float* row = out + int64_t{r} * s.seq_k;
-        float row_max = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < s.seq_k; ++j) row_max = std::max(row_max, row[j]);
-        if (row_max == -std::numeric_limits<float>::infinity()) {
-          std::fill(row, row + s.seq_k, 0.0f);
-          continue;
-        }
-        float sum = 0.0f;
-        for (int j = 0; j < s.seq_k; ++j) sum += (row[j] = std::exp(row[j] - row_max));
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < s.seq_k; ++j) row[j] *= inv;
+        float* dst = out + int64_t{r} * s.seq_k + j0;
+        for (int j = 0; j < count; ++j) dst[j] = st[int64_t{j} * width + r];
       }
+    }
+    for (int r = 0; r < rows; ++r) {
+      float* row = out + int64_t{r} * s.seq_k;
+      float row_max = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j < s.seq_k; ++j) row_max = std::max(row_max, row[j]);
+      if (row_max == -std::numeric_limits<float>::infinity()) {
+        std::fill(row, row + s.seq_k, 0.0f);
+        continue;
+      }
+      float sum = 0.0f;
+      for (int j = 0; j < s.seq_k; ++j) sum += (row[j] = std::exp(row[j] - row_max));
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < s.seq_k; ++j) row[j] *= inv;
     }
   });
 }

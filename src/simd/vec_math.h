@@ -5,6 +5,21 @@
 
 namespace attn::simd {
 
+// Splits x = n*ln2 + r with |r| <= ln2/2 (ln2 in two parts, so n*ln2 is exact) and
+// returns e^r from its Taylor polynomial of degree 6; e^x = result * 2^n.
+inline Vec exp_reduced(Vec x, Vec& n) {
+  n = round_nearest(mul(x, set1(1.44269504088896341f)));
+  Vec r = sub(x, mul(n, set1(0.693359375f)));
+  r = sub(r, mul(n, set1(-2.12194440e-4f)));
+  Vec p = set1(1.0f / 720.0f);
+  p = mul_add(p, r, set1(1.0f / 120.0f));
+  p = mul_add(p, r, set1(1.0f / 24.0f));
+  p = mul_add(p, r, set1(1.0f / 6.0f));
+  p = mul_add(p, r, set1(0.5f));
+  p = mul_add(p, r, set1(1.0f));
+  return mul_add(p, r, set1(1.0f));
+}
+
 // exp(x) with relative error about 2e-7 for x in [-87.33, 88.72] (the whole normal
 // float range). Below it returns exactly 0, so a -inf score contributes nothing;
 // above it saturates at about FLT_MAX.
@@ -13,19 +28,9 @@ inline Vec exp(Vec x) {
   const Vec lo = set1(-87.3365479f);  // ln(FLT_MIN)
   Mask underflow = less(x, lo);
   x = max(min(x, hi), lo);
-  // x = n*ln2 + r with |r| <= ln2/2; ln2 split in two for an exact product.
-  Vec n = round_nearest(mul(x, set1(1.44269504088896341f)));
-  Vec r = sub(x, mul(n, set1(0.693359375f)));
-  r = sub(r, mul(n, set1(-2.12194440e-4f)));
-  // exp(r) by its Taylor polynomial of degree 6 in Horner form.
-  Vec p = set1(1.0f / 720.0f);
-  p = mul_add(p, r, set1(1.0f / 120.0f));
-  p = mul_add(p, r, set1(1.0f / 24.0f));
-  p = mul_add(p, r, set1(1.0f / 6.0f));
-  p = mul_add(p, r, set1(0.5f));
-  p = mul_add(p, r, set1(1.0f));
-  p = mul_add(p, r, set1(1.0f));
-  // n spans [-126, 128]; 2^n as 2^h * 2^(n-h) with h = trunc(n/2) keeps both
+  Vec n;
+  const Vec p = exp_reduced(x, n);
+  // n spans [-126, 128]; 2^n as 2^h * 2^(n-h) with h = round(n/2) keeps both
   // factors inside pow2_int's normal range.
   const Vec half = round_nearest(mul(n, set1(0.5f)));
   Vec result = mul(mul(p, pow2_int(half)), pow2_int(sub(n, half)));
@@ -37,16 +42,8 @@ inline Vec exp(Vec x) {
 // so -inf still gives exactly 0. About 25% fewer operations than exp().
 inline Vec exp_nonpositive(Vec x) {
   x = max(x, set1(-88.0f));
-  Vec n = round_nearest(mul(x, set1(1.44269504088896341f)));
-  Vec r = sub(x, mul(n, set1(0.693359375f)));
-  r = sub(r, mul(n, set1(-2.12194440e-4f)));
-  Vec p = set1(1.0f / 720.0f);
-  p = mul_add(p, r, set1(1.0f / 120.0f));
-  p = mul_add(p, r, set1(1.0f / 24.0f));
-  p = mul_add(p, r, set1(1.0f / 6.0f));
-  p = mul_add(p, r, set1(0.5f));
-  p = mul_add(p, r, set1(1.0f));
-  p = mul_add(p, r, set1(1.0f));
+  Vec n;
+  const Vec p = exp_reduced(x, n);
   return mul(p, pow2_int(n));
 }
 
