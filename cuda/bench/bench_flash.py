@@ -1,0 +1,113 @@
+"""GPU benchmark: attn_cuda's forward against PyTorch SDPA's flash and cuDNN backends on the
+same bf16 inputs in one run, and the dynamic-mask forward with keep_window_size = n/8
+against the same call with every key active. Prints tables, writes JSON (argv[1])."""
+import json
+import math
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import attn_cuda  # noqa: E402
+
+
+def time_ms(fn, reps=20, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def sdpa(backend, q, k, v, causal):
+    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def run():
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+    return run
+
+
+def dense_table(results):
+    print("\n## Forward, bf16, TFLOP/s (median of 20; batch x n = 16384 tokens, 16 heads)")
+    print(f"{'d':>4} {'causal':>6} {'n':>6} {'attn_cuda':>10} {'SDPA flash':>11} {'SDPA cuDNN':>11} {'/flash':>7} {'/cuDNN':>7}")
+    for d in (64, 128):
+        for causal in (False, True):
+            for n in (1024, 2048, 4096, 8192, 16384):
+                b, h = max(1, 16384 // n), 16
+                q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+                out = torch.empty_like(q)
+                flops = attn_cuda.flops(b, h, n, n, d, causal)
+                row = {"d": d, "causal": causal, "n": n, "batch": b, "heads": h}
+                row["ours_ms"] = time_ms(lambda: attn_cuda.flash_forward(q, k, v, out=out, causal=causal))
+                for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    try:
+                        row[name + "_ms"] = time_ms(sdpa(backend, q, k, v, causal))
+                    except RuntimeError as e:
+                        row[name + "_ms"] = None
+                        row[name + "_error"] = str(e)[:200]
+                tf = {key: (flops / row[key + "_ms"] / 1e9 if row.get(key + "_ms") else None) for key in ("ours", "flash", "cudnn")}
+                row.update({key + "_tflops": val for key, val in tf.items()})
+                results.append(row)
+                fmt = lambda x: f"{x:.0f}" if x else "n/a"
+                ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
+                print(f"{d:>4} {str(causal):>6} {n:>6} {fmt(tf['ours']):>10} {fmt(tf['flash']):>11} {fmt(tf['cudnn']):>11} "
+                      f"{ratio(tf['ours'], tf['flash']):>7} {ratio(tf['ours'], tf['cudnn']):>7}", flush=True)
+                del q, k, v, out
+
+
+def dynamic_mask_table(results):
+    print("\n## Dynamic-mask forward (seed 004 fwd), bf16, d=128, batch 2, 12 heads: keep_window_size = n/8 vs every key active")
+    print(f"{'n':>6} {'zoh':>7} {'all active ms':>14} {'n/8 ms':>8} {'speed-up':>9} {'kept tiles':>11}")
+    for n in (4096, 8192, 16384):
+        b, h, d = 2, 12, 128
+        q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        i = torch.arange(n, device="cuda")
+        for kind in ("local", "random"):
+            if kind == "local":  # attention decays with distance (as a ZOH of a decaying state)
+                zoh = (-(i[:, None] - i[None, :]).abs().float() / 64.0).to(torch.bfloat16).expand(b, h, n, n)
+                zoh = zoh + 0.01 * torch.randn(b, h, n, n, device="cuda", dtype=torch.bfloat16)
+            else:
+                zoh = torch.randn(b, h, n, n, device="cuda", dtype=torch.bfloat16)
+            active = torch.ones(b, h, n, n, device="cuda", dtype=torch.bfloat16)
+            full = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n), reps=5, warmup=1)
+            sparse = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n // 8), reps=5, warmup=1)
+            # Fraction of 128x64 tiles holding a kept pair (what the kernel visits).
+            kth = zoh[:, :, :, :].float().topk(n // 8, -1).values[..., -1:] if n <= 8192 else None
+            visited = None
+            if kth is not None:
+                kept = zoh.float() >= kth
+                visited = kept.view(b, h, n // 128, 128, n // 64, 64).any(5).any(3).float().mean().item()
+                del kept
+            row = {"n": n, "zoh": kind, "all_active_ms": full, "window_ms": sparse, "speedup": full / sparse,
+                   "visited_tile_fraction": visited}
+            results.append(row)
+            print(f"{n:>6} {kind:>7} {full:>14.2f} {sparse:>8.2f} {full / sparse:>8.2f}x "
+                  f"{(f'{visited:.3f}' if visited is not None else 'n/a'):>11}", flush=True)
+            del zoh, active
+        del q, k, v
+        torch.cuda.empty_cache()
+
+
+def main():
+    out_path = sys.argv[1] if len(sys.argv) > 1 else "bench_flash.json"
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "dense": [], "dynamic_mask": []}
+    dense_table(results["dense"])
+    dynamic_mask_table(results["dynamic_mask"])
+    with open(out_path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

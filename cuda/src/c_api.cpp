@@ -1,0 +1,76 @@
+// The C ABI over attn::cuda (include/attn_cuda/c_api.h): exceptions become status codes
+// and messages, nothing is thrown across the boundary.
+#include "attn_cuda/c_api.h"
+
+#include <cstring>
+#include <exception>
+
+#include "attn_cuda/flash.h"
+#include "cuda_check.h"
+#include "runtime/errors.h"
+
+namespace {
+
+attn::cuda::TensorView view_of(const attn_tensor& t) {
+  attn::cuda::TensorView v;
+  v.data = t.data;
+  v.dtype = static_cast<attn::cuda::DType>(t.dtype);
+  v.rank = t.rank < 0 ? 0 : (t.rank > attn::cuda::kMaxRank ? attn::cuda::kMaxRank : t.rank);
+  for (int i = 0; i < attn::cuda::kMaxRank; ++i) {
+    v.shape[i] = t.shape[i];
+    v.stride[i] = t.stride[i];
+  }
+  if (t.rank > attn::cuda::kMaxRank) v.rank = attn::cuda::kMaxRank + 1;  // refused by the checks
+  return v;
+}
+
+int report(int code, const char* message, char* error, int error_len) {
+  if (error != nullptr && error_len > 0) {
+    std::strncpy(error, message, size_t(error_len) - 1);
+    error[error_len - 1] = '\0';
+  }
+  return code;
+}
+
+}  // namespace
+
+extern "C" int attn_cuda_flash_forward(const attn_fwd_args* a, uint64_t* rng_state_out,
+                                       char* error, int error_len) {
+  if (a == nullptr) return report(4, "args: is NULL", error, error_len);
+  try {
+    attn::cuda::FlashForwardArgs args;
+    args.q = view_of(a->q);
+    args.k = view_of(a->k);
+    args.v = view_of(a->v);
+    args.out = view_of(a->out);
+    args.bias = view_of(a->bias);
+    args.active_mask = view_of(a->active_mask);
+    args.lse = view_of(a->lse);
+    args.softmax = view_of(a->softmax);
+    args.scale = a->scale;
+    args.softcap = a->softcap;
+    args.dropout = a->dropout;
+    args.causal = static_cast<attn::cuda::Causal>(a->causal);
+    args.seed = a->seed;
+    args.keep_window_size = a->keep_window_size;
+    args.stream = static_cast<cudaStream_t>(a->stream);
+    const attn::cuda::RngState rng = attn::cuda::flash_forward(args);
+    if (rng_state_out != nullptr) {
+      rng_state_out[0] = rng.seed;
+      rng_state_out[1] = rng.offset;
+    }
+    return 0;
+  } catch (const attn::AttnError& e) {
+    return report(e.kind() == attn::ErrorKind::kType ? 1 : 2, e.what(), error, error_len);
+  } catch (const attn::cuda::CudaError& e) {
+    return report(3, e.what(), error, error_len);
+  } catch (const std::exception& e) {
+    return report(4, e.what(), error, error_len);
+  }
+}
+
+extern "C" double attn_cuda_flash_forward_flops(int64_t batch, int64_t heads_q, int64_t seq_q,
+                                                int64_t seq_k, int64_t head_dim, int32_t causal) {
+  return attn::cuda::flash_forward_flops(batch, heads_q, seq_q, seq_k, head_dim,
+                                         static_cast<attn::cuda::Causal>(causal));
+}

@@ -1,0 +1,304 @@
+// flash_forward: checks the arguments, flattens them into FwdParams, runs the mask
+// pre-pass when a mask or keep window asks for it, and launches the kernel for the
+// (dtype, head dim) pair.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "attn_cuda/flash.h"
+#include "convert.h"
+#include "cuda_check.h"
+#include "fwd_launch.h"
+#include "mask_prepass.h"
+#include "runtime/errors.h"
+
+namespace attn::cuda {
+namespace {
+
+using detail::FwdParams;
+
+std::string shape_string(const TensorView& t) {
+  std::string s = "[";
+  for (int i = 0; i < std::min(t.rank, kMaxRank); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  return s + "]";
+}
+
+void check_device_memory(const char* name, const void* data) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, data) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error of the query
+    throw_type(name, "is not a pointer the CUDA runtime knows (must be GPU memory)");
+  }
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
+    throw_type(name, "must be in GPU memory (got host memory)");
+  }
+}
+
+void check_rank(const char* name, const TensorView& t, int rank) {
+  if (t.rank != rank) {
+    throw_range(name, "must have " + std::to_string(rank) + " dimensions, got " +
+                          std::to_string(t.rank) + " " + shape_string(t));
+  }
+}
+
+// q / k / v / out: rank 4, the expected shape, contiguous last dim, rows 16-byte aligned.
+void check_qkv(const char* name, const TensorView& t, DType dtype, const int64_t (&shape)[4],
+               const char* layout) {
+  if (!t.defined()) throw_type(name, "is required");
+  check_rank(name, t, 4);
+  if (t.dtype != dtype) {
+    throw_type(name, std::string("dtype must be ") + dtype_name(dtype) + ", got " +
+                         dtype_name(t.dtype));
+  }
+  for (int d = 0; d < 4; ++d) {
+    if (t.shape[d] != shape[d]) {
+      throw_range(name, std::string("shape must be ") + layout + " = [" +
+                            std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
+                            std::to_string(shape[2]) + ", " + std::to_string(shape[3]) +
+                            "], got " + shape_string(t));
+    }
+  }
+  if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
+  if (dtype != DType::kFloat32) {
+    for (int d = 0; d < 3; ++d) {
+      if (t.stride[d] % 8 != 0) {
+        throw_range(name, "strides must be multiples of 8 elements (16-byte rows), got stride " +
+                              std::to_string(t.stride[d]) + " in dimension " + std::to_string(d));
+      }
+    }
+    if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) throw_range(name, "must be 16-byte aligned");
+  }
+  check_device_memory(name, t.data);
+}
+
+// bias / active_mask: [batch, heads_kv, seq_q, seq_k], dims of size 1 broadcast.
+detail::Strides3Rows check_pair_tensor(const char* name, const TensorView& t,
+                                       std::initializer_list<DType> dtypes, const int64_t (&shape)[4]) {
+  check_rank(name, t, 4);
+  bool dtype_ok = false;
+  std::string allowed;
+  for (DType d : dtypes) {
+    dtype_ok = dtype_ok || t.dtype == d;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(dtype_name(d));
+  }
+  if (!dtype_ok) throw_type(name, "dtype must be one of " + allowed + ", got " + dtype_name(t.dtype));
+  int64_t stride[4];
+  for (int d = 0; d < 4; ++d) {
+    if (t.shape[d] != shape[d] && t.shape[d] != 1) {
+      throw_range(name, "shape must be [batch, heads_kv, seq_q, seq_k] = [" +
+                            std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
+                            std::to_string(shape[2]) + ", " + std::to_string(shape[3]) +
+                            "] (or 1 to broadcast), got " + shape_string(t));
+    }
+    stride[d] = t.shape[d] == 1 ? 0 : t.stride[d];
+  }
+  check_device_memory(name, t.data);
+  return {stride[0], stride[1], stride[2], stride[3]};
+}
+
+struct Checked {
+  FwdParams p;
+  DType dtype;
+  int head_dim;
+  int64_t keep_window;
+};
+
+Checked check(const FlashForwardArgs& a) {
+  if (!a.q.defined()) throw_type("q", "is required");
+  if (!a.k.defined()) throw_type("k", "is required");
+  check_rank("q", a.q, 4);
+  check_rank("k", a.k, 4);
+  const DType dtype = a.q.dtype;
+  if (dtype != DType::kFloat16 && dtype != DType::kBFloat16 && dtype != DType::kFloat32) {
+    throw_type("q", std::string("dtype must be float16, bfloat16 or float32, got ") + dtype_name(dtype));
+  }
+  const int64_t batch = a.q.shape[0], seq_q = a.q.shape[1], heads_q = a.q.shape[2], dim = a.q.shape[3];
+  const int64_t seq_k = a.k.shape[1], heads_kv = a.k.shape[2];
+  if (batch < 1 || seq_q < 1 || heads_q < 1) throw_range("q", "every dimension must be at least 1, got " + shape_string(a.q));
+  if (seq_k < 1 || heads_kv < 1) throw_range("k", "every dimension must be at least 1, got " + shape_string(a.k));
+  if (seq_q > INT32_MAX || seq_k > INT32_MAX) throw_range("q", "sequence lengths must be below 2^31");
+  if (dim != 64 && dim != 128) {
+    throw_range("q", "head_dim " + std::to_string(dim) + " has no compiled kernel (supported: 64, 128)");
+  }
+  if (heads_q % heads_kv != 0) {
+    throw_range("k", "heads_kv (" + std::to_string(heads_kv) + ") must divide heads_q (" +
+                         std::to_string(heads_q) + ")");
+  }
+  const int64_t q_shape[4] = {batch, seq_q, heads_q, dim};
+  const int64_t kv_shape[4] = {batch, seq_k, heads_kv, dim};
+  check_qkv("q", a.q, dtype, q_shape, "[batch, seq_q, heads_q, head_dim]");
+  check_qkv("k", a.k, dtype, kv_shape, "[batch, seq_k, heads_kv, head_dim]");
+  check_qkv("v", a.v, dtype, kv_shape, "[batch, seq_k, heads_kv, head_dim]");
+  check_qkv("out", a.out, dtype, q_shape, "[batch, seq_q, heads_q, head_dim]");
+  if (dtype == DType::kFloat32) {
+    for (int d = 0; d < 3; ++d) {
+      if (a.out.stride[d] % 2 != 0) throw_range("out", "float32 strides must be even (8-byte pairs)");
+    }
+  }
+
+  if (!std::isfinite(a.scale) || a.scale < 0) throw_range("scale", "must be finite and >= 0 (0 = 1/sqrt(head_dim))");
+  if (!std::isfinite(a.softcap) || a.softcap < 0) throw_range("softcap", "must be finite and >= 0 (0 = off)");
+  if (!(a.dropout >= 0.0f && a.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
+  if (a.causal != Causal::kNone && a.causal != Causal::kTopLeft && a.causal != Causal::kBottomRight) {
+    throw_range("causal", "must be none, top-left or bottom-right");
+  }
+  if (a.keep_window_size < 0) throw_range("keep_window_size", "must be >= 0 (0 = off)");
+  if (a.keep_window_size > 0 && !a.bias.defined()) {
+    throw_range("keep_window_size", "ranks keys by the bias (zoh): pass a bias");
+  }
+
+  Checked c;
+  c.dtype = dtype;
+  c.head_dim = static_cast<int>(dim);
+  c.keep_window = a.keep_window_size;
+  FwdParams& p = c.p;
+  p.batch = static_cast<int>(batch);
+  p.seq_q = static_cast<int>(seq_q);
+  p.seq_k = static_cast<int>(seq_k);
+  p.heads_q = static_cast<int>(heads_q);
+  p.heads_kv = static_cast<int>(heads_kv);
+  p.group = static_cast<int>(heads_q / heads_kv);
+  p.q_tiles = static_cast<int>((seq_q + detail::kBlockM - 1) / detail::kBlockM);
+  p.k_tiles = static_cast<int>((seq_k + detail::kBlockN - 1) / detail::kBlockN);
+  p.causal = a.causal != Causal::kNone;
+  p.causal_offset = a.causal == Causal::kBottomRight ? seq_k - seq_q : 0;
+  p.scale = a.scale > 0 ? a.scale : static_cast<float>(1.0 / std::sqrt(double(dim)));
+  p.scale_log2 = p.scale * 1.4426950408889634f;
+  p.softcap = a.softcap;
+  p.dropout = a.dropout > 0.0f;
+  p.rng = attn::DropoutRng(a.seed, a.dropout);
+  auto strides3 = [](const TensorView& t) { return detail::Strides3{t.stride[0], t.stride[1], t.stride[2]}; };
+  p.q = a.q.data;
+  p.k = a.k.data;
+  p.v = a.v.data;
+  p.out = a.out.data;
+  p.q_stride = strides3(a.q);
+  p.k_stride = strides3(a.k);
+  p.v_stride = strides3(a.v);
+  p.o_stride = strides3(a.out);
+
+  const int64_t pair_shape[4] = {batch, heads_kv, seq_q, seq_k};
+  const DType compute = dtype == DType::kFloat32 ? DType::kBFloat16 : dtype;
+  if (a.bias.defined()) {
+    p.bias_stride = check_pair_tensor("bias", a.bias, {dtype, DType::kFloat32}, pair_shape);
+    p.bias = a.bias.data;
+    p.bias_dtype = static_cast<int>(a.bias.dtype);
+  }
+  if (a.active_mask.defined()) {
+    p.active_stride = check_pair_tensor("active_mask", a.active_mask,
+                                        {dtype, DType::kFloat32, DType::kUInt8}, pair_shape);
+    p.active = a.active_mask.data;
+    p.active_dtype = static_cast<int>(a.active_mask.dtype);
+  }
+  if (a.lse.defined()) {
+    check_rank("lse", a.lse, 3);
+    if (a.lse.dtype != DType::kFloat32) throw_type("lse", "dtype must be float32");
+    if (a.lse.shape[0] != batch || a.lse.shape[1] != heads_q || a.lse.shape[2] != seq_q) {
+      throw_range("lse", "shape must be [batch, heads_q, seq_q], got " + shape_string(a.lse));
+    }
+    check_device_memory("lse", a.lse.data);
+    p.lse = static_cast<float*>(a.lse.data);
+    p.lse_stride = {a.lse.stride[0], a.lse.stride[2], a.lse.stride[1]};
+  }
+  if (a.softmax.defined()) {
+    check_rank("softmax", a.softmax, 4);
+    if (a.softmax.dtype != compute) {
+      throw_type("softmax", std::string("dtype must be ") + dtype_name(compute) + ", got " +
+                                dtype_name(a.softmax.dtype));
+    }
+    const int64_t want[4] = {batch, heads_q, seq_q, seq_k};
+    for (int d = 0; d < 4; ++d) {
+      if (a.softmax.shape[d] != want[d]) {
+        throw_range("softmax", "shape must be [batch, heads_q, seq_q, seq_k], got " + shape_string(a.softmax));
+      }
+    }
+    if (a.softmax.stride[3] != 1) throw_range("softmax", "must be contiguous in the last dimension");
+    check_device_memory("softmax", a.softmax.data);
+    p.softmax = a.softmax.data;
+    for (int d = 0; d < 4; ++d) p.softmax_stride[d] = a.softmax.stride[d];
+  }
+  return c;
+}
+
+template <typename T, typename OutT>
+cudaError_t launch_for_dim(const FwdParams& p, int head_dim, cudaStream_t stream) {
+  return head_dim == 64 ? detail::launch_flash_fwd<T, 64, OutT>(p, stream)
+                        : detail::launch_flash_fwd<T, 128, OutT>(p, stream);
+}
+
+// Stream-ordered scratch memory, freed on the stream when it goes out of scope.
+class StreamBuffer {
+ public:
+  StreamBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
+    if (bytes > 0) check_cuda(cudaMallocAsync(&ptr_, bytes, stream), "cudaMallocAsync");
+  }
+  ~StreamBuffer() {
+    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
+  }
+  StreamBuffer(const StreamBuffer&) = delete;
+  StreamBuffer& operator=(const StreamBuffer&) = delete;
+  void* get() const { return ptr_; }
+
+ private:
+  void* ptr_ = nullptr;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+void validate_flash_forward(const FlashForwardArgs& args) { (void)check(args); }
+
+RngState flash_forward(const FlashForwardArgs& args) {
+  Checked c = check(args);
+  FwdParams& p = c.p;
+  cudaStream_t stream = args.stream;
+
+  const bool selects = c.keep_window > 0 && p.seq_k > c.keep_window;
+  const bool prepass = selects || p.active != nullptr;
+  StreamBuffer threshold(selects ? sizeof(float) * p.batch * p.heads_kv * size_t(p.seq_q) : 0, stream);
+  StreamBuffer tiles(prepass ? size_t(p.batch) * p.heads_kv * p.q_tiles * p.k_tiles : 0, stream);
+  if (prepass) {
+    check_cuda(detail::launch_mask_prepass(p, c.keep_window, static_cast<float*>(threshold.get()),
+                                           static_cast<uint8_t*>(tiles.get()), stream),
+               "mask pre-pass");
+    p.row_threshold = static_cast<const float*>(threshold.get());
+    p.tile_active = static_cast<const uint8_t*>(tiles.get());
+  }
+
+  if (c.dtype == DType::kFloat32) {
+    // bf16 copies of q, k, v (contiguous), float32 out.
+    const size_t q_bytes = 2 * size_t(args.q.numel()), kv_bytes = 2 * size_t(args.k.numel());
+    StreamBuffer q16(q_bytes, stream), k16(kv_bytes, stream), v16(kv_bytes, stream);
+    check_cuda(detail::launch_to_bf16(args.q, q16.get(), stream), "q to bfloat16");
+    check_cuda(detail::launch_to_bf16(args.k, k16.get(), stream), "k to bfloat16");
+    check_cuda(detail::launch_to_bf16(args.v, v16.get(), stream), "v to bfloat16");
+    const int64_t d = c.head_dim;
+    p.q = q16.get();
+    p.k = k16.get();
+    p.v = v16.get();
+    p.q_stride = {int64_t{p.seq_q} * p.heads_q * d, int64_t{p.heads_q} * d, d};
+    p.k_stride = {int64_t{p.seq_k} * p.heads_kv * d, int64_t{p.heads_kv} * d, d};
+    p.v_stride = p.k_stride;
+    check_cuda(launch_for_dim<__nv_bfloat16, float>(p, c.head_dim, stream), "flash forward");
+  } else if (c.dtype == DType::kBFloat16) {
+    check_cuda(launch_for_dim<__nv_bfloat16, __nv_bfloat16>(p, c.head_dim, stream), "flash forward");
+  } else {
+    check_cuda(launch_for_dim<__half, __half>(p, c.head_dim, stream), "flash forward");
+  }
+  return RngState{args.seed, 0};
+}
+
+double flash_forward_flops(int64_t batch, int64_t heads_q, int64_t seq_q, int64_t seq_k,
+                           int64_t head_dim, Causal causal) {
+  double pairs = double(seq_q) * double(seq_k);
+  if (causal != Causal::kNone) {
+    const int64_t offset = causal == Causal::kBottomRight ? seq_k - seq_q : 0;
+    pairs = 0;
+    for (int64_t i = 0; i < seq_q; ++i) {
+      pairs += double(std::max<int64_t>(0, std::min<int64_t>(seq_k, i + offset + 1)));
+    }
+  }
+  return 4.0 * double(batch) * double(heads_q) * pairs * double(head_dim);
+}
+
+}  // namespace attn::cuda

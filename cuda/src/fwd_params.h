@@ -1,0 +1,57 @@
+// What the forward kernels read: the validated arguments of flash_forward flattened into
+// one trivially copyable struct passed by value (strides in elements).
+#pragma once
+#include <cstdint>
+
+#include "flash/dropout_rng.h"
+
+namespace attn::cuda::detail {
+
+// Tile shape shared by the forward kernel and the mask pre-pass (its tile map must
+// describe the tiles the kernel walks).
+constexpr int kBlockM = 128;  // queries per thread block (8 warps x 16 rows)
+constexpr int kBlockN = 64;   // keys per tile
+constexpr int kFwdWarps = 8;
+constexpr int kFwdThreads = kFwdWarps * 32;
+
+// dtype codes of the optional bias / mask tensors (as attn::cuda::DType)
+struct Strides3 {
+  int64_t batch = 0, row = 0, head = 0;
+};
+struct Strides3Rows {  // bias / mask [batch][heads_kv][seq_q][seq_k]
+  int64_t batch = 0, head = 0, row = 0, col = 1;
+};
+
+struct FwdParams {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;
+  Strides3 q_stride, k_stride, v_stride, o_stride;
+
+  const void* bias = nullptr;
+  int bias_dtype = 0;
+  Strides3Rows bias_stride;
+  const void* active = nullptr;
+  int active_dtype = 0;
+  Strides3Rows active_stride;
+
+  const float* row_threshold = nullptr;  // [batch][heads_kv][seq_q]: keep-window cut-off
+  const uint8_t* tile_active = nullptr;  // [batch][heads_kv][q_tiles][k_tiles]
+  float* lse = nullptr;                  // [batch][heads_q][seq_q]
+  Strides3 lse_stride;                   // batch, row (= 1 usually), head
+  void* softmax = nullptr;               // [batch][heads_q][seq_q][seq_k]
+  int64_t softmax_stride[4] = {0, 0, 0, 1};
+
+  int batch = 0, seq_q = 0, seq_k = 0, heads_q = 0, heads_kv = 0, group = 1;
+  int q_tiles = 0, k_tiles = 0;
+  bool causal = false;
+  int64_t causal_offset = 0;  // query i sees keys j <= i + causal_offset
+  float scale = 1.0f;         // natural units
+  float scale_log2 = 1.0f;    // scale * log2(e), for the fast path
+  float softcap = 0.0f;
+  bool dropout = false;
+  attn::DropoutRng rng{0, 0.0f};
+};
+
+}  // namespace attn::cuda::detail

@@ -1,0 +1,21 @@
+// Launcher of the dynamic-mask pre-pass (mask_prepass.cu): per-query keep-window
+// thresholds and the map of key tiles that hold attended pairs.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "fwd_params.h"
+
+namespace attn::cuda::detail {
+
+// Shared memory the pre-pass needs for this shape (bounded by seq_k / 4 bytes per warp).
+size_t mask_prepass_smem_bytes(const FwdParams& p);
+
+// threshold: [batch][heads_kv][seq_q] floats (written only when keep_window applies);
+// tile_active: [batch][heads_kv][q_tiles][k_tiles] bytes.
+cudaError_t launch_mask_prepass(const FwdParams& p, int64_t keep_window, float* threshold,
+                                uint8_t* tile_active, cudaStream_t stream);
+
+}  // namespace attn::cuda::detail

@@ -1,0 +1,429 @@
+// GoogleTest suite of the CUDA forward: every case draws fresh random inputs, runs the
+// kernel on poisoned output buffers and compares with the float64 loops of
+// tests/cpp/reference_attention.h (fed the same 16-bit-rounded inputs the GPU sees).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attn_cuda/flash.h"
+#include "reference_attention.h"
+#include "runtime/errors.h"
+
+namespace {
+
+using attn::cuda::Causal;
+using attn::cuda::DType;
+using attn::cuda::TensorView;
+
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 gen(std::random_device{}());
+  return gen;
+}
+
+std::vector<float> random_floats(size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng());
+  return v;
+}
+
+// Host <-> 16-bit, through the CUDA headers' host conversions.
+uint16_t to_bits(float x, DType t) {
+  uint16_t bits;
+  if (t == DType::kFloat16) {
+    __half h = __float2half_rn(x);
+    std::memcpy(&bits, &h, 2);
+  } else {
+    __nv_bfloat16 h = __float2bfloat16_rn(x);
+    std::memcpy(&bits, &h, 2);
+  }
+  return bits;
+}
+float from_bits(uint16_t bits, DType t) {
+  if (t == DType::kFloat16) {
+    __half h;
+    std::memcpy(&h, &bits, 2);
+    return __half2float(h);
+  }
+  __nv_bfloat16 h;
+  std::memcpy(&h, &bits, 2);
+  return __bfloat162float(h);
+}
+
+// A device buffer holding `values` in dtype `t`; `values` is rounded in place to what
+// the device holds, so the reference sees the same numbers.
+class DeviceArray {
+ public:
+  DeviceArray(std::vector<float>& values, DType t) : dtype_(t), count_(values.size()) {
+    const size_t bytes = count_ * attn::cuda::dtype_bytes(t);
+    EXPECT_EQ(cudaMalloc(&ptr_, bytes), cudaSuccess);
+    if (t == DType::kFloat32) {
+      EXPECT_EQ(cudaMemcpy(ptr_, values.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    } else if (t == DType::kUInt8) {
+      std::vector<uint8_t> host(count_);
+      for (size_t i = 0; i < count_; ++i) host[i] = values[i] != 0.0f;
+      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    } else {
+      std::vector<uint16_t> host(count_);
+      for (size_t i = 0; i < count_; ++i) {
+        host[i] = to_bits(values[i], t);
+        values[i] = from_bits(host[i], t);
+      }
+      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    }
+  }
+  DeviceArray(size_t count, DType t) : dtype_(t), count_(count) {  // poisoned (all bits set: NaN)
+    const size_t bytes = count_ * attn::cuda::dtype_bytes(t);
+    EXPECT_EQ(cudaMalloc(&ptr_, bytes), cudaSuccess);
+    EXPECT_EQ(cudaMemset(ptr_, 0xff, bytes), cudaSuccess);
+  }
+  ~DeviceArray() { cudaFree(ptr_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+
+  std::vector<float> download() const {
+    std::vector<float> out(count_);
+    if (dtype_ == DType::kFloat32) {
+      cudaMemcpy(out.data(), ptr_, count_ * 4, cudaMemcpyDeviceToHost);
+    } else {
+      std::vector<uint16_t> host(count_);
+      cudaMemcpy(host.data(), ptr_, count_ * 2, cudaMemcpyDeviceToHost);
+      for (size_t i = 0; i < count_; ++i) out[i] = from_bits(host[i], dtype_);
+    }
+    return out;
+  }
+  TensorView view(std::initializer_list<int64_t> shape) const {
+    return attn::cuda::contiguous_view(ptr_, dtype_, shape);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  DType dtype_;
+  size_t count_;
+};
+
+struct Case {
+  DType dtype = DType::kBFloat16;
+  int batch = 1, seq_q = 1, seq_k = 1, heads_q = 1, heads_kv = 1, dim = 64;
+  Causal causal = Causal::kNone;
+  float softcap = 0, scale = 0, dropout = 0;
+  bool bias = false, active = false;
+  float active_density = 0.7f;  // fraction of active pairs
+  bool empty_rows = false;      // some query rows with no active key at all
+  int64_t keep_window = 0;
+  bool softmax = false;
+  DType mask_dtype = DType::kUInt8;
+
+  std::string name() const {
+    return std::string(attn::cuda::dtype_name(dtype)) + " b" + std::to_string(batch) + " q" +
+           std::to_string(seq_q) + " k" + std::to_string(seq_k) + " h" + std::to_string(heads_q) +
+           "/" + std::to_string(heads_kv) + " d" + std::to_string(dim) + " causal" +
+           std::to_string(int(causal)) + (bias ? " bias" : "") + (active ? " active" : "") +
+           (keep_window ? " keep" + std::to_string(keep_window) : "") +
+           (softcap > 0 ? " softcap" : "") + (dropout > 0 ? " dropout" : "");
+  }
+};
+
+double tolerance(DType t) {
+  // bf16 operands (and bf16 P in the P.V product): about 3 significant digits.
+  return t == DType::kFloat16 ? 3e-3 : 2e-2;
+}
+
+double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = double(got[i]) - want[i];
+    num += d * d;
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+void run_case(const Case& c) {
+  SCOPED_TRACE(c.name());
+  const size_t nq = size_t(c.batch) * c.seq_q * c.heads_q * c.dim;
+  const size_t nk = size_t(c.batch) * c.seq_k * c.heads_kv * c.dim;
+  const size_t npair = size_t(c.batch) * c.heads_kv * c.seq_q * c.seq_k;
+  std::vector<float> q = random_floats(nq), k = random_floats(nk), v = random_floats(nk);
+  DeviceArray dq(q, c.dtype), dk(k, c.dtype), dv(v, c.dtype);
+  DeviceArray dout(nq, c.dtype);
+  DeviceArray dlse(size_t(c.batch) * c.heads_q * c.seq_q, DType::kFloat32);
+  DeviceArray dsoft(c.softmax ? size_t(c.batch) * c.heads_q * c.seq_q * c.seq_k : 1,
+                    c.dtype == DType::kFloat32 ? DType::kBFloat16 : c.dtype);
+
+  // Bias (zoh) and active mask per (batch, kv head, query, key).
+  std::vector<float> bias, active;
+  const DType bias_dtype = c.dtype;
+  std::unique_ptr<DeviceArray> dbias, dactive;
+  if (c.bias) {
+    bias = random_floats(npair, -2.0f, 2.0f);
+    dbias = std::make_unique<DeviceArray>(bias, bias_dtype);
+  }
+  if (c.active) {
+    active.resize(npair);
+    std::bernoulli_distribution on(c.active_density);
+    for (float& a : active) a = on(rng()) ? 1.0f : 0.0f;
+    if (c.empty_rows) {  // every 5th query row of every head sees nothing
+      for (size_t row = 0; row < npair / c.seq_k; ++row)
+        if ((row % c.seq_q) % 5 == 2) std::fill_n(active.begin() + row * c.seq_k, c.seq_k, 0.0f);
+    }
+    dactive = std::make_unique<DeviceArray>(active, c.mask_dtype);
+  }
+
+  attn::cuda::FlashForwardArgs args;
+  args.q = dq.view({c.batch, c.seq_q, c.heads_q, c.dim});
+  args.k = dk.view({c.batch, c.seq_k, c.heads_kv, c.dim});
+  args.v = dv.view({c.batch, c.seq_k, c.heads_kv, c.dim});
+  args.out = dout.view({c.batch, c.seq_q, c.heads_q, c.dim});
+  args.lse = dlse.view({c.batch, c.heads_q, c.seq_q});
+  if (c.softmax) args.softmax = dsoft.view({c.batch, c.heads_q, c.seq_q, c.seq_k});
+  if (dbias) args.bias = dbias->view({c.batch, c.heads_kv, c.seq_q, c.seq_k});
+  if (dactive) args.active_mask = dactive->view({c.batch, c.heads_kv, c.seq_q, c.seq_k});
+  args.scale = c.scale;
+  args.softcap = c.softcap;
+  args.dropout = c.dropout;
+  args.seed = rng()();
+  args.causal = c.causal;
+  args.keep_window_size = c.keep_window;
+  ASSERT_NO_THROW(attn::cuda::flash_forward(args));
+  CUDA_OK(cudaDeviceSynchronize());
+
+  // Reference: expand bias / mask to per-query-head arrays; the keep window becomes
+  // part of the boolean mask (top keep_window keys by bias among the candidates).
+  const int group = c.heads_q / c.heads_kv;
+  const size_t nqpair = size_t(c.batch) * c.heads_q * c.seq_q * c.seq_k;
+  std::vector<float> add(c.bias ? nqpair : 0);
+  std::vector<uint8_t> allowed((c.active || c.keep_window) ? nqpair : 0, 1);
+  ref::Config rc;
+  rc.causal = c.causal == Causal::kNone ? ref::Causal::kNone
+              : c.causal == Causal::kTopLeft ? ref::Causal::kTopLeft : ref::Causal::kBottomRight;
+  rc.seq_q = c.seq_q;
+  rc.seq_k = c.seq_k;
+  for (int b = 0; b < c.batch; ++b)
+    for (int h = 0; h < c.heads_q; ++h)
+      for (int i = 0; i < c.seq_q; ++i) {
+        const size_t src = ((size_t(b) * c.heads_kv + h / group) * c.seq_q + i) * c.seq_k;
+        const size_t dst = ((size_t(b) * c.heads_q + h) * c.seq_q + i) * c.seq_k;
+        std::vector<float> cand;
+        for (int j = 0; j < c.seq_k; ++j) {
+          if (c.bias) add[dst + j] = bias[src + j];
+          const bool on = (!c.active || active[src + j] != 0.0f) && ref::causal_visible(rc, i, j);
+          if (!allowed.empty()) allowed[dst + j] = on;
+          if (on && c.bias) cand.push_back(bias[src + j]);
+        }
+        if (c.keep_window > 0 && int64_t(cand.size()) > c.keep_window) {
+          std::nth_element(cand.begin(), cand.begin() + (c.keep_window - 1), cand.end(),
+                           std::greater<float>());
+          const float cut = cand[c.keep_window - 1];
+          for (int j = 0; j < c.seq_k; ++j)
+            if (bias[src + j] < cut) allowed[dst + j] = 0;
+        }
+      }
+  rc.batch = c.batch;
+  rc.heads_q = c.heads_q;
+  rc.heads_kv = c.heads_kv;
+  rc.head_dim = rc.value_dim = c.dim;
+  rc.has_scale = c.scale > 0;
+  rc.scale = c.scale;
+  rc.softcap = c.softcap;
+  rc.dropout = c.dropout;
+  rc.seed = args.seed;
+  rc.mask_add = c.bias ? add.data() : nullptr;
+  rc.mask_bool = allowed.empty() ? nullptr : allowed.data();
+  rc.mask_batch_stride = int64_t{c.heads_q} * c.seq_q * c.seq_k;
+  rc.mask_head_stride = int64_t{c.seq_q} * c.seq_k;
+  rc.mask_row_stride = c.seq_k;
+  const ref::Result want = ref::attention(rc, q.data(), k.data(), v.data(), c.softmax);
+
+  const std::vector<float> out = dout.download();
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isfinite(out[i])) << "out[" << i << "] not written or not finite";
+  EXPECT_LT(rel_l2(out, want.out), tolerance(c.dtype));
+  // Rows that see no key: exactly zero output, lse = -inf.
+  const std::vector<float> lse = dlse.download();
+  for (int b = 0; b < c.batch; ++b)
+    for (int h = 0; h < c.heads_q; ++h)
+      for (int i = 0; i < c.seq_q; ++i) {
+        const size_t at = (size_t(b) * c.heads_q + h) * c.seq_q + i;
+        if (want.row_masked[at]) {
+          ASSERT_EQ(lse[at], -INFINITY) << "row " << i;
+          for (int d = 0; d < c.dim; ++d)
+            ASSERT_EQ(out[((size_t(b) * c.seq_q + i) * c.heads_q + h) * c.dim + d], 0.0f);
+        } else {
+          ASSERT_NEAR(lse[at], want.lse[at], 2e-2 + 2e-3 * std::fabs(want.lse[at])) << "row " << i;
+        }
+      }
+  if (c.softmax) {
+    const std::vector<float> p = dsoft.download();
+    EXPECT_LT(rel_l2(p, want.weights), tolerance(c.dtype));
+  }
+}
+
+TEST(CudaFlashForward, DtypesHeadDimsCausalOddSizes) {
+  const DType dtypes[] = {DType::kFloat16, DType::kBFloat16, DType::kFloat32};
+  const int dims[] = {64, 128};
+  const Causal causals[] = {Causal::kNone, Causal::kTopLeft, Causal::kBottomRight};
+  const int sizes[][2] = {{1, 1}, {17, 3}, {3, 130}, {200, 1000}, {257, 129}};
+  for (DType t : dtypes)
+    for (int d : dims)
+      for (Causal cz : causals)
+        for (auto& s : sizes) {
+          Case c;
+          c.dtype = t;
+          c.dim = d;
+          c.causal = cz;
+          c.seq_q = s[0];
+          c.seq_k = s[1];
+          c.batch = 2;
+          c.heads_q = 4;
+          c.heads_kv = 2;
+          run_case(c);
+        }
+}
+
+TEST(CudaFlashForward, MultiQueryScaleSoftcapDropout) {
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    Case c;
+    c.dtype = t;
+    c.seq_q = 150;
+    c.seq_k = 300;
+    c.heads_q = 6;
+    c.heads_kv = 1;
+    c.scale = 0.3f;
+    c.softcap = 2.5f;
+    run_case(c);
+    c.softcap = 0;
+    c.scale = 0;
+    c.dropout = 0.2f;
+    c.causal = Causal::kTopLeft;
+    run_case(c);
+  }
+}
+
+TEST(CudaFlashForward, BiasAndActiveMaskWithEmptyRows) {
+  for (DType t : {DType::kFloat16, DType::kBFloat16})
+    for (DType mask_t : {DType::kUInt8, t})
+      for (Causal cz : {Causal::kNone, Causal::kTopLeft}) {
+        Case c;
+        c.dtype = t;
+        c.mask_dtype = mask_t;
+        c.batch = 2;
+        c.seq_q = 190;
+        c.seq_k = 333;
+        c.heads_q = 4;
+        c.heads_kv = 2;
+        c.bias = true;
+        c.active = true;
+        c.empty_rows = true;
+        c.causal = cz;
+        c.softmax = true;
+        run_case(c);
+      }
+}
+
+TEST(CudaFlashForward, SparseActiveMaskSkipsTiles) {
+  Case c;
+  c.dtype = DType::kBFloat16;
+  c.seq_q = 300;
+  c.seq_k = 700;
+  c.heads_q = 2;
+  c.heads_kv = 2;
+  c.active = true;
+  c.active_density = 0.002f;  // most tiles hold no active pair
+  c.dim = 128;
+  run_case(c);
+}
+
+TEST(CudaFlashForward, KeepWindowSelectsTopKeysByBias) {
+  for (Causal cz : {Causal::kNone, Causal::kTopLeft, Causal::kBottomRight})
+    for (int64_t window : {1, 37, 256}) {
+      Case c;
+      c.dtype = DType::kBFloat16;
+      c.batch = 1;
+      c.seq_q = 140;
+      c.seq_k = 520;
+      c.heads_q = 4;
+      c.heads_kv = 2;
+      c.bias = true;
+      c.active = window == 37;
+      c.causal = cz;
+      c.keep_window = window;
+      c.softmax = window == 37;
+      run_case(c);
+    }
+}
+
+// --- argument checks: each names the parameter, nothing is launched ---------------------
+
+struct ValidArgs {
+  std::vector<float> qh = random_floats(2 * 8 * 4 * 64);
+  DeviceArray q{qh, DType::kBFloat16}, k{qh, DType::kBFloat16}, v{qh, DType::kBFloat16};
+  DeviceArray out{qh.size(), DType::kBFloat16};
+  attn::cuda::FlashForwardArgs args() const {
+    attn::cuda::FlashForwardArgs a;
+    a.q = q.view({2, 8, 4, 64});
+    a.k = k.view({2, 8, 4, 64});
+    a.v = v.view({2, 8, 4, 64});
+    a.out = out.view({2, 8, 4, 64});
+    return a;
+  }
+};
+
+std::string error_param(const attn::cuda::FlashForwardArgs& a) {
+  try {
+    attn::cuda::validate_flash_forward(a);
+  } catch (const attn::AttnError& e) {
+    return e.param();
+  }
+  return "(accepted)";
+}
+
+TEST(CudaFlashForward, RefusesBadArgumentsNamingTheParameter) {
+  ValidArgs va;
+  EXPECT_EQ(error_param(va.args()), "(accepted)");
+  auto a = va.args();
+  a.k.dtype = DType::kFloat16;
+  EXPECT_EQ(error_param(a), "k");
+  a = va.args();
+  a.v.shape[1] = 7;
+  EXPECT_EQ(error_param(a), "v");
+  a = va.args();
+  a.q.stride[3] = 2;
+  EXPECT_EQ(error_param(a), "q");
+  a = va.args();
+  a.q.shape[3] = a.k.shape[3] = a.v.shape[3] = a.out.shape[3] = 96;
+  EXPECT_EQ(error_param(a), "q");
+  a = va.args();
+  a.k.shape[2] = a.v.shape[2] = 3;
+  EXPECT_EQ(error_param(a), "k");
+  a = va.args();
+  std::vector<float> host(2 * 8 * 4 * 64);
+  a.out.data = host.data();
+  EXPECT_EQ(error_param(a), "out");
+  a = va.args();
+  a.dropout = 1.0f;
+  EXPECT_EQ(error_param(a), "dropout");
+  a = va.args();
+  a.softcap = NAN;
+  EXPECT_EQ(error_param(a), "softcap");
+  a = va.args();
+  a.keep_window_size = 4;
+  EXPECT_EQ(error_param(a), "keep_window_size");
+  a = va.args();
+  a.bias = va.q.view({2, 4, 8, 9});
+  EXPECT_EQ(error_param(a), "bias");
+  a = va.args();
+  a.lse = va.out.view({2, 4, 8});
+  EXPECT_EQ(error_param(a), "lse");  // bfloat16, not float32
+}
+
+}  // namespace

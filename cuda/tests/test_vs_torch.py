@@ -1,0 +1,125 @@
+"""On the GPU: the forward against PyTorch on the same inputs (float64 math reference and
+SDPA's flash backend), seed 004's fwd(), and the error messages. Fresh random inputs each
+run. Prints one line per check and exits non-zero on any failure."""
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "python"))
+import attn_cuda  # noqa: E402
+
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}")
+    if not ok:
+        failures.append(name)
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=None):
+    """float64 attention on [b, s, h, d] tensors; keep: bool [b, hkv, sq, sk] or None."""
+    b, sq, hq, d = q.shape
+    sk, hkv = k.shape[1], k.shape[2]
+    g = hq // hkv
+    qd, kd, vd = (x.double().transpose(1, 2) for x in (q, k, v))
+    kd, vd = kd.repeat_interleave(g, 1), vd.repeat_interleave(g, 1)
+    s = (qd @ kd.transpose(-1, -2)) * (scale or 1 / math.sqrt(d))
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    if bias is not None:
+        s = s + bias.double().repeat_interleave(g, 1)
+    allowed = torch.ones(b, hq, sq, sk, dtype=torch.bool, device=q.device)
+    if keep is not None:
+        allowed &= keep.repeat_interleave(g, 1)
+    if causal:
+        off = sk - sq if causal == "bottom-right" else 0
+        i = torch.arange(sq, device=q.device)[:, None]
+        j = torch.arange(sk, device=q.device)[None, :]
+        allowed &= (j <= i + off)
+    s = s.masked_fill(~allowed, -math.inf)
+    p = torch.softmax(s, -1).nan_to_num(0.0)
+    lse = torch.logsumexp(s, -1)
+    return (p @ vd).transpose(1, 2), lse, p
+
+
+def rand(*shape, dtype):
+    return torch.randn(*shape, device="cuda", dtype=dtype)
+
+
+def main():
+    torch.manual_seed(int.from_bytes(__import__("os").urandom(4), "little"))
+    tol = {torch.float16: 3e-3, torch.bfloat16: 2e-2, torch.float32: 2e-2}
+    # 1. plain, causal (both alignments), GQA, odd sizes, every dtype, vs float64.
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        for d in (64, 128):
+            for causal in (False, "top-left", "bottom-right"):
+                for (sq, sk) in ((1, 1), (17, 1000), (1000, 17), (513, 777)):
+                    q, k, v = rand(2, sq, 8, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype)
+                    lse = torch.empty(2, 8, sq, device="cuda")
+                    out, _ = attn_cuda.flash_forward(q, k, v, lse=lse, causal=causal)
+                    want, want_lse, _ = reference(q, k, v, causal=causal)
+                    e = rel(out, want)
+                    finite_lse = torch.isfinite(want_lse)
+                    lse_ok = bool(torch.equal(torch.isfinite(lse), finite_lse)) and (
+                        (lse[finite_lse] - want_lse[finite_lse]).abs().max().item() < 5e-2 if finite_lse.any() else True)
+                    check(f"{dtype} d{d} causal={causal} q{sq} k{sk}", e < tol[dtype] and lse_ok and torch.isfinite(out).all().item(),
+                          f"rel {e:.1e}")
+    # 2. against SDPA's flash backend, bf16, larger.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    for d in (64, 128):
+        for causal in (False, True):
+            q, k, v = (rand(2, 2048, 16, d, dtype=torch.bfloat16) for _ in range(3))
+            out, _ = attn_cuda.flash_forward(q, k, v, causal=causal)
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                sd = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                    is_causal=causal).transpose(1, 2)
+            want, _, _ = reference(q, k, v, causal="top-left" if causal else None)
+            check(f"vs SDPA flash d{d} causal={causal}", rel(out, want) < 1e-2,
+                  f"ours {rel(out, want):.1e}, SDPA flash {rel(sd, want):.1e} (vs float64)")
+    # 3. seed 004 fwd: zoh + active_mask + keep_window + softcap + return_softmax.
+    for causal in (False, True):
+        b, s, h, d, w = 2, 640, 4, 128, 96
+        q, k, v = (rand(b, s, h, d, dtype=torch.bfloat16) for _ in range(3))
+        zoh = rand(b, h, s, s, dtype=torch.bfloat16)
+        active = (torch.rand(b, h, s, s, device="cuda") < 0.8).to(torch.bfloat16)
+        out, lse, p, rng_state = attn_cuda.fwd(q, k, v, zoh, active, is_causal=causal, keep_window_size=w,
+                                               softcap=30.0, return_softmax=True)
+        keep = active.bool()
+        if causal:
+            keep &= torch.ones(s, s, dtype=torch.bool, device="cuda").tril()
+        cand = zoh.float().masked_fill(~keep, -math.inf)
+        kth = cand.topk(w, -1).values[..., -1:]
+        keep &= (zoh.float() >= kth) | (kth == -math.inf)
+        want, want_lse, want_p = reference(q, k, v, bias=zoh, keep=keep, softcap=30.0)
+        check(f"fwd(zoh, active_mask, keep_window={w}, softcap, causal={causal})", rel(out, want) < 2e-2,
+              f"out rel {rel(out, want):.1e}, p rel {rel(p, want_p):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
+        check("  return_softmax p", rel(p, want_p) < 2e-2)
+        check("  rng_state", rng_state.shape == (2,))
+    # 4. errors name the parameter.
+    q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
+    for desc, call, param in (
+            ("k dtype", lambda: attn_cuda.flash_forward(q, q.half(), q), "k:"),
+            ("host tensor", lambda: attn_cuda.flash_forward(q, q, q.cpu()), "v:"),
+            ("head_dim 96", lambda: attn_cuda.flash_forward(*(rand(1, 8, 2, 96, dtype=torch.bfloat16),) * 3), "q:"),
+            ("non-contiguous last dim", lambda: attn_cuda.flash_forward(q, q.transpose(-1, -2).contiguous().transpose(-1, -2), q), "k:"),
+            ("dropout 1", lambda: attn_cuda.flash_forward(q, q, q, dropout=1.0), "dropout:"),
+            ("zoh shape", lambda: attn_cuda.fwd(q, q, q, rand(1, 2, 8, 9, dtype=torch.bfloat16), None), "bias:")):
+        try:
+            call()
+            check(f"error: {desc}", False, "accepted")
+        except attn_cuda.AttnCudaError as e:
+            check(f"error: {desc}", str(e).startswith(param), str(e))
+    print(f"\n{len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
