@@ -3,10 +3,12 @@
 //   js       node --test on the JS API, both WASM variants
 //   types    tsc --strict on a consumer of the hand-written declarations
 //   package  npm pack, install into an empty folder, import from ESM
+//   cuda     compiles the CUDA backend and its tests where nvcc exists (they run on a GPU
+//            machine: cuda/run_device.sh)
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootstrap, buildNative, buildWasm, run } from './build.mjs';
+import { bootstrap, buildCuda, buildNative, buildWasm, findNvcc, run } from './build.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const results = [];
@@ -32,7 +34,10 @@ if (results.every((r) => r.result === 'pass')) {
   step('types', () => run('node_modules/.bin/tsc', ['-p', 'tests/types']));
   step('package', () => run('node', ['--test', '--test-reporter=spec', 'tests/package/']));
 }
+const nvcc = findNvcc();
+if (nvcc) step('cuda compile', () => buildCuda(nvcc));
+else results.push({ step: 'cuda compile', result: 'skip', seconds: 0 });
 
 console.log('\nstep            result  seconds');
 for (const r of results) console.log(`${r.step.padEnd(16)}${r.result.padEnd(8)}${r.seconds.toFixed(1).padStart(7)}`);
-process.exit(results.every((r) => r.result === 'pass') ? 0 : 1);
+process.exit(results.every((r) => r.result !== 'FAIL') ? 0 : 1);

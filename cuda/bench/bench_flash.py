@@ -103,8 +103,11 @@ def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else "bench_flash.json"
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "dense": [], "dynamic_mask": []}
-    dense_table(results["dense"])
-    dynamic_mask_table(results["dynamic_mask"])
+    parts = os.environ.get("BENCH_PARTS", "dense,dynamic").split(",")
+    if "dense" in parts:
+        dense_table(results["dense"])
+    if "dynamic" in parts:
+        dynamic_mask_table(results["dynamic_mask"])
     with open(out_path, "w") as f:
         json.dump(results, f, indent=1)
 

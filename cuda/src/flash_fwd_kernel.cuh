@@ -1,5 +1,5 @@
 // The flash-attention forward kernel (sm_80+, mma.sync): one thread block per 128 queries
-// of one (batch, head); 8 warps, each owning 16 query rows. Q stays in registers; K and V
+// of one (batch, head); 4 warps, each owning 32 query rows (two m16 tiles). K and V
 // tiles of 64 keys stream through two shared-memory stages with cp.async so that the copy
 // of tile j+1 overlaps the math of tile j. Scores and the online softmax live in the mma
 // accumulators; P is re-packed in registers as the A operand of P.V (no shared memory).
@@ -33,33 +33,154 @@ __device__ __forceinline__ void load_tile(T* smem, const T* gmem, int64_t row_st
   }
 }
 
-// S (16 rows x 64 keys of this warp) = Q . K^T for the key tile in `sK`.
+// Q fragments of the warp's row tiles: kept in registers for the whole kernel when they
+// fit (head dim 64), else re-read from shared memory for each k16 slice (head dim 128,
+// whose output accumulators already take half the register file).
 template <typename T, int kHeadDim>
-__device__ __forceinline__ void tile_scores(float (&s)[kBlockN / 8][4],
-                                            const uint32_t (&qf)[kHeadDim / 16][4], const T* sK,
+struct QueryFragments {
+  static constexpr bool kInRegisters = kHeadDim <= 64;
+  static constexpr int kSlices = kInRegisters ? kHeadDim / 16 : 1;
+  uint32_t f[kRowTiles][kSlices][4];
+  const T* sQ;
+  int warp, lane;
+
+  __device__ __forceinline__ void load_slice(int mt, int kk, uint32_t (&r)[4]) const {
+    const int m = lane >> 3, rr = lane & 7;
+    ldmatrix_x4(r, sQ + swizzled<kHeadDim>(warp * 16 * kRowTiles + mt * 16 + (m & 1) * 8 + rr,
+                                           kk * 2 + (m >> 1)));
+  }
+  __device__ __forceinline__ void preload() {
+    if constexpr (kInRegisters) {
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+        for (int kk = 0; kk < kSlices; ++kk) load_slice(mt, kk, f[mt][kk]);
+    }
+  }
+  // Slice kk of row tile mt into `a` (a register copy the compiler elides, or ldmatrix).
+  __device__ __forceinline__ void fetch(int mt, int kk, uint32_t (&a)[4]) const {
+    if constexpr (kInRegisters) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = f[mt][kk][i];
+    } else {
+      load_slice(mt, kk, a);
+    }
+  }
+};
+
+// S (this warp's 2 x 16 rows x 64 keys) = Q . K^T for the key tile in `sK`.
+template <typename T, int kHeadDim>
+__device__ __forceinline__ void tile_scores(float (&s)[kRowTiles][kBlockN / 8][4],
+                                            const QueryFragments<T, kHeadDim>& qf, const T* sK,
                                             int lane) {
 #pragma unroll
-  for (int nt = 0; nt < kBlockN / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+  for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < kBlockN / 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
   const int m = lane >> 3, r = lane & 7;
 #pragma unroll
   for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+    uint32_t a[kRowTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < kRowTiles; ++mt) qf.fetch(mt, kk, a[mt]);
 #pragma unroll
     for (int np = 0; np < kBlockN / 16; ++np) {
       uint32_t b[4];
       ldmatrix_x4(b, sK + swizzled<kHeadDim>(np * 16 + (m >> 1) * 8 + r, kk * 2 + (m & 1)));
-      MmaOp<T>::run(s[2 * np], qf[kk], b[0], b[1]);
-      MmaOp<T>::run(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt) {
+        MmaOp<T>::run(s[mt][2 * np], a[mt], b[0], b[1]);
+        MmaOp<T>::run(s[mt][2 * np + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-// The per-element score rules of one tile (scale, softcap, bias, masks), in log2 units.
-// `rows[2]` are this thread's two query rows, keys j0 + nt*8 + 2t + e.
+// Bias / active-mask tiles (128 queries x 64 keys) staged in shared memory by cp.async
+// when their rows are 16-byte aligned (RulesTile::usable decides on the host), so the
+// kernel reads them with the latency hidden behind Q.K^T. Rows are padded by 16 bytes:
+// the 8 rows one warp reads at a time then fall in different banks.
+struct RulesTile {
+  static constexpr int kPad = 16;
+  __host__ __device__ static int pitch(int dtype_bytes) { return kBlockN * dtype_bytes + kPad; }
+  __host__ __device__ static int bytes(int dtype_bytes) { return kBlockM * pitch(dtype_bytes); }
+
+  // Issues the copies of rows [m0, m0 + kBlockM) x keys [j0, j0 + kBlockN) of one tensor.
+  __device__ static void load(unsigned char* smem, const void* base, int dtype_bytes,
+                              const Strides3Rows& st, int64_t offset, int m0, int j0,
+                              const FwdParams& p) {
+    const int chunks = kBlockN * dtype_bytes / 16, per_chunk = 16 / dtype_bytes;
+    const char* g = static_cast<const char*>(base) + offset * dtype_bytes;
+    for (int c = threadIdx.x; c < kBlockM * chunks; c += kFwdThreads) {
+      const int r = c / chunks, ch = c % chunks;
+      const int i = m0 + r, j = j0 + ch * per_chunk;
+      const bool valid = i < p.seq_q && j < p.seq_k;
+      const char* src = valid ? g + (int64_t{i} * st.row + j) * dtype_bytes : g;
+      cp_async_16(smem + r * pitch(dtype_bytes) + ch * 16, src, valid);
+    }
+  }
+  __device__ static float read(const unsigned char* smem, int dtype, int r, int c) {
+    const int eb = element_bytes(dtype);
+    const unsigned char* at = smem + r * pitch(eb) + c * eb;
+    switch (static_cast<DType>(dtype)) {
+      case DType::kFloat16: return __half2float(*reinterpret_cast<const __half*>(at));
+      case DType::kBFloat16: return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(at));
+      case DType::kFloat32: return *reinterpret_cast<const float*>(at);
+      case DType::kUInt8: return *at != 0 ? 1.0f : 0.0f;
+    }
+    return 0.0f;
+  }
+};
+
+// The additive tile of the masked path: for each (query, key) of the tile, the bias (0
+// without one) where the pair is attended, -inf where the active mask or the keep window
+// drops it. Built once per tile by the whole block from the staged copies (or global
+// memory), so the per-thread score code stays small whatever the mask dtypes.
+struct AddendTile {
+  static constexpr int kPitch = kBlockN + 4;  // floats; padding spreads rows over banks
+  static constexpr int kBytes = kBlockM * kPitch * 4;
+
+  __device__ static void build(float* tile, const FwdParams& p, int b, int hk, int m0, int j0,
+                               const unsigned char* bias_raw, const unsigned char* active_raw) {
+    const int64_t bias_base = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
+    const int64_t active_base =
+        int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
+    for (int c = threadIdx.x; c < kBlockM * kBlockN; c += kFwdThreads) {
+      const int r = c / kBlockN, col = c % kBlockN, i = m0 + r, j = j0 + col;
+      float add = -CUDART_INF_F;
+      if (i < p.seq_q && j < p.seq_k) {
+        bool keep = true;
+        float bias = 0.0f;
+        if (p.bias != nullptr) {
+          bias = bias_raw != nullptr
+                     ? RulesTile::read(bias_raw, p.bias_dtype, r, col)
+                     : load_as_float(p.bias, p.bias_dtype,
+                                     bias_base + i * p.bias_stride.row + j * p.bias_stride.col);
+          if (p.row_threshold != nullptr)
+            keep = bias >= p.row_threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i];
+        }
+        if (keep && p.active != nullptr) {
+          keep = (active_raw != nullptr
+                      ? RulesTile::read(active_raw, p.active_dtype, r, col)
+                      : load_as_float(p.active, p.active_dtype,
+                                      active_base + i * p.active_stride.row + j * p.active_stride.col)) != 0.0f;
+        }
+        add = keep ? bias : -CUDART_INF_F;
+      }
+      tile[r * kPitch + col] = add;
+    }
+  }
+};
+
+// The per-element score rules of one tile (scale, softcap, causal, the addend tile), in
+// log2 units. This thread's rows are row_g and row_g + 8, keys j0 + nt*8 + 2t + e.
 struct ScoreRules {
   const FwdParams& p;
-  int b, hk;
+  int m0;
+  const float* addend = nullptr;  // AddendTile, when a bias or mask is given
+
   __device__ __forceinline__ void apply(float (&s)[kBlockN / 8][4], int row_g, int j0, int t,
-                                        bool elementwise) const {
+                                        bool elementwise, bool any_rules) const {
     constexpr float kLog2e = 1.4426950408889634f;
     if (!elementwise) {
 #pragma unroll
@@ -71,34 +192,25 @@ struct ScoreRules {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int i = row_g + half * 8;
-      const bool row_ok = i < p.seq_q;
-      const float threshold =
-          (p.row_threshold != nullptr && row_ok)
-              ? p.row_threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i]
-              : -CUDART_INF_F;
-      const int64_t bias_row = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head +
-                               int64_t{i} * p.bias_stride.row;
-      const int64_t active_row = int64_t{b} * p.active_stride.batch +
-                                 int64_t{hk} * p.active_stride.head +
-                                 int64_t{i} * p.active_stride.row;
+      const int64_t last = p.causal ? i + p.causal_offset : p.seq_k - 1;
+      const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
+      const float* add_row = addend != nullptr ? addend + (i - m0) * AddendTile::kPitch : nullptr;
 #pragma unroll
       for (int nt = 0; nt < kBlockN / 8; ++nt) {
+        const int c = nt * 8 + 2 * t;
+        float2 add = make_float2(0.0f, 0.0f);
+        if (add_row != nullptr) add = *reinterpret_cast<const float2*>(add_row + c);
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int j = j0 + nt * 8 + 2 * t + e;
-          float x = s[nt][half * 2 + e] * p.scale;
-          if (p.softcap > 0.0f) x = p.softcap * tanhf(x / p.softcap);
-          bool keep = row_ok && j < p.seq_k && (!p.causal || j <= i + p.causal_offset);
-          if (keep && p.bias != nullptr) {
-            const float bias = load_as_float(p.bias, p.bias_dtype, bias_row + j * p.bias_stride.col);
-            x += bias;
-            keep = bias >= threshold;
+          float& x = s[nt][half * 2 + e];
+          if (!any_rules) {  // only the causal diagonal or the end of the keys
+            x = j0 + c + e <= limit ? x * p.scale_log2 : -CUDART_INF_F;
+            continue;
           }
-          if (keep && p.active != nullptr) {
-            keep = load_as_float(p.active, p.active_dtype,
-                                 active_row + j * p.active_stride.col) != 0.0f;
-          }
-          s[nt][half * 2 + e] = keep ? x * kLog2e : -CUDART_INF_F;
+          float y = x * p.scale;
+          if (p.softcap > 0.0f) y = p.softcap * tanhf(y / p.softcap);
+          const float a = e == 0 ? add.x : add.y;
+          x = (j0 + c + e <= limit && a != -CUDART_INF_F) ? (y + a) * kLog2e : -CUDART_INF_F;
         }
       }
     }
@@ -113,10 +225,11 @@ __device__ __forceinline__ bool tile_is_active(const FwdParams& p, int b, int hk
 }
 
 template <typename T, int kHeadDim, typename OutT>
-__global__ void __launch_bounds__(kFwdThreads, 1) flash_fwd_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdParams p) {
   static_assert(kHeadDim % 16 == 0, "head_dim must be a multiple of 16");
-  constexpr int kTilesN = kBlockN / 8;      // n8 tiles of scores per warp
-  constexpr int kTilesD = kHeadDim / 8;     // n8 tiles of output per warp
+  static_assert(kBlockM == kFwdWarps * kRowTiles * 16, "each warp owns kRowTiles row tiles");
+  constexpr int kTilesN = kBlockN / 8;      // n8 tiles of scores per row tile
+  constexpr int kTilesD = kHeadDim / 8;     // n8 tiles of output per row tile
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
   T* sK = sQ + kBlockM * kHeadDim;          // 2 stages
@@ -129,7 +242,8 @@ __global__ void __launch_bounds__(kFwdThreads, 1) flash_fwd_kernel(const FwdPara
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = m_block * kBlockM;
-  const int row_g = m0 + warp * 16 + g;  // this thread's rows: row_g and row_g + 8
+  // This thread's rows: row_of(mt) and row_of(mt) + 8 for each row tile mt.
+  auto row_of = [&](int mt) { return m0 + warp * 16 * kRowTiles + mt * 16 + g; };
 
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head;
@@ -149,13 +263,27 @@ __global__ void __launch_bounds__(kFwdThreads, 1) flash_fwd_kernel(const FwdPara
     return nb;
   };
 
-  float o[kTilesD][4];
+  float o[kRowTiles][kTilesD][4];
+  float row_max[kRowTiles][2], row_sum[kRowTiles][2];
 #pragma unroll
-  for (int d = 0; d < kTilesD; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-  float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F};
-  float row_sum[2] = {0.0f, 0.0f};
-  const bool any_rules = p.bias != nullptr || p.active != nullptr || p.softcap > 0.0f;
-  const ScoreRules rules{p, b, hk};
+  for (int mt = 0; mt < kRowTiles; ++mt) {
+#pragma unroll
+    for (int d = 0; d < kTilesD; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
+    row_max[mt][0] = row_max[mt][1] = -CUDART_INF_F;
+    row_sum[mt][0] = row_sum[mt][1] = 0.0f;
+  }
+  const bool any_mask = p.bias != nullptr || p.active != nullptr;
+  const bool any_rules = any_mask || p.softcap > 0.0f;
+  // After the K / V stages: the addend tile, then the staged raw bias / mask tiles.
+  float* addend = reinterpret_cast<float*>(sV + 2 * kBlockN * kHeadDim);
+  unsigned char* bias_smem = reinterpret_cast<unsigned char*>(addend) + AddendTile::kBytes;
+  unsigned char* active_smem =
+      bias_smem + (p.bias != nullptr ? RulesTile::bytes(element_bytes(p.bias_dtype)) : 0);
+  const unsigned char* bias_raw = p.stage_rules && p.bias != nullptr ? bias_smem : nullptr;
+  const unsigned char* active_raw = p.stage_rules && p.active != nullptr ? active_smem : nullptr;
+  const ScoreRules rules{p, m0, any_mask ? addend : nullptr};
+  const int64_t bias_offset = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
+  const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
 
   int nb = next_active(0);
   load_tile<T, kHeadDim, kBlockM>(sQ, q, p.q_stride.row, m0, p.seq_q);
@@ -165,132 +293,162 @@ __global__ void __launch_bounds__(kFwdThreads, 1) flash_fwd_kernel(const FwdPara
   }
   cp_async_commit();
 
-  uint32_t qf[kHeadDim / 16][4];
+  QueryFragments<T, kHeadDim> qf{{}, sQ, warp, lane};
   bool q_loaded = false;
   int stage = 0;
   while (nb < n_end) {
     const int nb_next = next_active(nb + 1);
+    // Copy groups in flight, oldest first: K/V of this tile, its bias / mask tiles (when
+    // staged), K/V of the next tile.
+    if (p.stage_rules) {
+      if (p.bias != nullptr)
+        RulesTile::load(bias_smem, p.bias, element_bytes(p.bias_dtype), p.bias_stride, bias_offset,
+                        m0, nb * kBlockN, p);
+      if (p.active != nullptr)
+        RulesTile::load(active_smem, p.active, element_bytes(p.active_dtype), p.active_stride,
+                        active_offset, m0, nb * kBlockN, p);
+      cp_async_commit();
+    }
     if (nb_next < n_end) {
       load_tile<T, kHeadDim, kBlockN>(sK + (stage ^ 1) * kBlockN * kHeadDim, k, p.k_stride.row,
                                       nb_next * kBlockN, p.seq_k);
       load_tile<T, kHeadDim, kBlockN>(sV + (stage ^ 1) * kBlockN * kHeadDim, v, p.v_stride.row,
                                       nb_next * kBlockN, p.seq_k);
-      cp_async_commit();
-      cp_async_wait<1>();
+    }
+    cp_async_commit();  // possibly empty: keeps the group count the same every iteration
+    if (p.stage_rules) {
+      cp_async_wait<2>();
     } else {
-      cp_async_wait<0>();
+      cp_async_wait<1>();
     }
     __syncthreads();
     if (!q_loaded) {
-      const int m = lane >> 3, r = lane & 7;
-#pragma unroll
-      for (int kk = 0; kk < kHeadDim / 16; ++kk)
-        ldmatrix_x4(qf[kk], sQ + swizzled<kHeadDim>(warp * 16 + (m & 1) * 8 + r, kk * 2 + (m >> 1)));
+      qf.preload();
       q_loaded = true;
     }
     const T* sKs = sK + stage * kBlockN * kHeadDim;
     const T* sVs = sV + stage * kBlockN * kHeadDim;
 
-    float s[kTilesN][4];
+    float s[kRowTiles][kTilesN][4];
     tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     const int j0 = nb * kBlockN;
     const bool crosses_diagonal = p.causal && j0 + kBlockN - 1 > m0 + p.causal_offset;
-    rules.apply(s, row_g, j0, t, any_rules || crosses_diagonal || j0 + kBlockN > p.seq_k);
+    const bool elementwise = any_rules || crosses_diagonal || j0 + kBlockN > p.seq_k;
+    if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend
+      if (p.stage_rules) cp_async_wait<1>();
+      __syncthreads();
+      AddendTile::build(addend, p, b, hk, m0, j0, bias_raw, active_raw);
+      __syncthreads();
+    }
+#pragma unroll
+    for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, elementwise, any_rules);
 
-    // Online softmax over this tile, rows row_g (half 0) and row_g + 8 (half 1).
+    // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8).
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float mx = row_max[half];
+    for (int mt = 0; mt < kRowTiles; ++mt) {
 #pragma unroll
-      for (int nt = 0; nt < kTilesN; ++nt)
-        mx = fmaxf(mx, fmaxf(s[nt][half * 2], s[nt][half * 2 + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float base = mx == -CUDART_INF_F ? 0.0f : mx;  // a row that sees nothing yet
-      const float alpha = exp2f(row_max[half] - base);
-      row_max[half] = mx;
-      float sum = 0.0f;
+      for (int half = 0; half < 2; ++half) {
+        float mx = row_max[mt][half];
 #pragma unroll
-      for (int nt = 0; nt < kTilesN; ++nt) {
+        for (int nt = 0; nt < kTilesN; ++nt)
+          mx = fmaxf(mx, fmaxf(s[mt][nt][half * 2], s[mt][nt][half * 2 + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = mx == -CUDART_INF_F ? 0.0f : mx;  // a row that sees nothing yet
+        const float alpha = exp2f(row_max[mt][half] - base);
+        row_max[mt][half] = mx;
+        float sum = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float pe = exp2f(s[nt][half * 2 + e] - base);
-          sum += pe;
-          s[nt][half * 2 + e] = pe;
+        for (int nt = 0; nt < kTilesN; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float pe = exp2f(s[mt][nt][half * 2 + e] - base);
+            sum += pe;
+            s[mt][nt][half * 2 + e] = pe;
+          }
         }
-      }
-      row_sum[half] = row_sum[half] * alpha + sum;
+        row_sum[mt][half] = row_sum[mt][half] * alpha + sum;
 #pragma unroll
-      for (int d = 0; d < kTilesD; ++d) {
-        o[d][half * 2] *= alpha;
-        o[d][half * 2 + 1] *= alpha;
+        for (int d = 0; d < kTilesD; ++d) {
+          o[mt][d][half * 2] *= alpha;
+          o[mt][d][half * 2 + 1] *= alpha;
+        }
       }
     }
     if (p.dropout) {
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int i = row_g + half * 8;
-        const uint64_t row_base = ((uint64_t(b) * p.heads_q + h) * p.seq_q + i) * p.seq_k;
+      for (int mt = 0; mt < kRowTiles; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < kTilesN; ++nt)
+        for (int half = 0; half < 2; ++half) {
+          const int i = row_of(mt) + half * 8;
+          const uint64_t row_base = ((uint64_t(b) * p.heads_q + h) * p.seq_q + i) * p.seq_k;
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int j = j0 + nt * 8 + 2 * t + e;
-            float& pe = s[nt][half * 2 + e];
-            pe = p.rng.keep(row_base + j) ? pe * p.rng.keep_scale() : 0.0f;
-          }
-      }
+          for (int nt = 0; nt < kTilesN; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int j = j0 + nt * 8 + 2 * t + e;
+              float& pe = s[mt][nt][half * 2 + e];
+              pe = p.rng.keep(row_base + j) ? pe * p.rng.keep_scale() : 0.0f;
+            }
+        }
     }
 
     // O += P . V: P's accumulator layout is the A layout of the next mma (two n8 tiles
-    // make one k16 slice), V comes through ldmatrix.trans.
+    // make one k16 slice), V comes through ldmatrix.trans; each V fragment feeds both
+    // row tiles.
     const int m = lane >> 3, r = lane & 7;
 #pragma unroll
     for (int kc = 0; kc < kBlockN / 16; ++kc) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * kc][0], s[2 * kc][1]);
-      a[1] = pack2<T>(s[2 * kc][2], s[2 * kc][3]);
-      a[2] = pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-      a[3] = pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+      uint32_t a[kRowTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt) {
+        a[mt][0] = pack2<T>(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        a[mt][1] = pack2<T>(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        a[mt][2] = pack2<T>(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        a[mt][3] = pack2<T>(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < kHeadDim / 16; ++dp) {
         uint32_t bv[4];
         ldmatrix_x4_trans(bv, sVs + swizzled<kHeadDim>(kc * 16 + (m & 1) * 8 + r, dp * 2 + (m >> 1)));
-        MmaOp<T>::run(o[2 * dp], a, bv[0], bv[1]);
-        MmaOp<T>::run(o[2 * dp + 1], a, bv[2], bv[3]);
+#pragma unroll
+        for (int mt = 0; mt < kRowTiles; ++mt) {
+          MmaOp<T>::run(o[mt][2 * dp], a[mt], bv[0], bv[1]);
+          MmaOp<T>::run(o[mt][2 * dp + 1], a[mt], bv[2], bv[3]);
+        }
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's copy
     stage ^= 1;
     nb = nb_next;
   }
-  if (!q_loaded) cp_async_wait<0>();  // nothing attended: drain the Q copy
+  cp_async_wait<0>();  // nothing attended: drain the Q copy (and the empty groups)
 
   // Epilogue: finish the row sums across the quad, normalise, store O and lse.
-  float inv[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    row_sum[half] = sum;
-    inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;
-  }
+  float inv[kRowTiles][2];
   OutT* out = static_cast<OutT*>(p.out) + b * p.o_stride.batch + h * p.o_stride.head;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int i = row_g + half * 8;
-    if (i >= p.seq_q) continue;
-    OutT* orow = out + i * p.o_stride.row;
+  for (int mt = 0; mt < kRowTiles; ++mt)
 #pragma unroll
-    for (int d = 0; d < kTilesD; ++d)
-      store2<OutT>(orow + d * 8 + 2 * t, o[d][half * 2] * inv[half], o[d][half * 2 + 1] * inv[half]);
-    if (p.lse != nullptr && t == 0) {
-      constexpr float kLn2 = 0.6931471805599453f;
-      p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row] =
-          row_sum[half] > 0.0f ? row_max[half] * kLn2 + logf(row_sum[half]) : -CUDART_INF_F;
+    for (int half = 0; half < 2; ++half) {
+      float sum = row_sum[mt][half];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      row_sum[mt][half] = sum;
+      inv[mt][half] = sum > 0.0f ? 1.0f / sum : 0.0f;
+      const int i = row_of(mt) + half * 8;
+      if (i >= p.seq_q) continue;
+      OutT* orow = out + i * p.o_stride.row;
+#pragma unroll
+      for (int d = 0; d < kTilesD; ++d)
+        store2<OutT>(orow + d * 8 + 2 * t, o[mt][d][half * 2] * inv[mt][half],
+                     o[mt][d][half * 2 + 1] * inv[mt][half]);
+      if (p.lse != nullptr && t == 0) {
+        constexpr float kLn2 = 0.6931471805599453f;
+        p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row] =
+            sum > 0.0f ? row_max[mt][half] * kLn2 + logf(sum) : -CUDART_INF_F;
+      }
     }
-  }
 
   // return_softmax (a debugging aid): recompute each tile's scores and write the final
   // probabilities; tiles the loop skipped are written as zeros.
@@ -298,31 +456,36 @@ __global__ void __launch_bounds__(kFwdThreads, 1) flash_fwd_kernel(const FwdPara
   T* prob = static_cast<T*>(p.softmax) + b * p.softmax_stride[0] + h * p.softmax_stride[1];
   for (int tile = 0; tile < p.k_tiles; ++tile) {
     const bool visited = tile < n_end && tile_is_active(p, b, hk, m_block, tile);
-    float s[kTilesN][4];
+    float s[kRowTiles][kTilesN][4];
     if (visited) {
       __syncthreads();
       load_tile<T, kHeadDim, kBlockN>(sK, k, p.k_stride.row, tile * kBlockN, p.seq_k);
       cp_async_commit();
       cp_async_wait<0>();
       __syncthreads();
+      if (any_mask) AddendTile::build(addend, p, b, hk, m0, tile * kBlockN, nullptr, nullptr);
+      __syncthreads();
       tile_scores<T, kHeadDim>(s, qf, sK, lane);
-      rules.apply(s, row_g, tile * kBlockN, t, true);
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), tile * kBlockN, t, true, any_rules);
     }
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int i = row_g + half * 8;
-      if (i >= p.seq_q) continue;
-      const float base = row_max[half] == -CUDART_INF_F ? 0.0f : row_max[half];
+    for (int mt = 0; mt < kRowTiles; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < kTilesN; ++nt)
+      for (int half = 0; half < 2; ++half) {
+        const int i = row_of(mt) + half * 8;
+        if (i >= p.seq_q) continue;
+        const float base = row_max[mt][half] == -CUDART_INF_F ? 0.0f : row_max[mt][half];
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int j = tile * kBlockN + nt * 8 + 2 * t + e;
-          if (j >= p.seq_k) continue;
-          const float pr = visited ? exp2f(s[nt][half * 2 + e] - base) * inv[half] : 0.0f;
-          prob[int64_t{i} * p.softmax_stride[2] + j] = from_float<T>(pr);
-        }
-    }
+        for (int nt = 0; nt < kTilesN; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = tile * kBlockN + nt * 8 + 2 * t + e;
+            if (j >= p.seq_k) continue;
+            const float pr = visited ? exp2f(s[mt][nt][half * 2 + e] - base) * inv[mt][half] : 0.0f;
+            prob[int64_t{i} * p.softmax_stride[2] + j] = from_float<T>(pr);
+          }
+      }
   }
 }
 
@@ -332,12 +495,17 @@ namespace attn::cuda::detail {
 
 template <typename T, int kHeadDim, typename OutT>
 cudaError_t launch_flash_fwd(const FwdParams& p, cudaStream_t stream) {
-  constexpr size_t kSmem = sizeof(T) * kHeadDim * (kBlockM + 4 * kBlockN);
+  size_t smem = sizeof(T) * kHeadDim * (kBlockM + 4 * kBlockN);
+  if (p.bias != nullptr || p.active != nullptr) smem += AddendTile::kBytes;
+  if (p.stage_rules) {
+    if (p.bias != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.bias_dtype)));
+    if (p.active != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.active_dtype)));
+  }
   auto kernel = flash_fwd_kernel<T, kHeadDim, OutT>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(p.q_tiles, p.heads_q, p.batch);
-  kernel<<<grid, kFwdThreads, kSmem, stream>>>(p);
+  kernel<<<grid, kFwdThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
 

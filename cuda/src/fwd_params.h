@@ -9,9 +9,11 @@ namespace attn::cuda::detail {
 
 // Tile shape shared by the forward kernel and the mask pre-pass (its tile map must
 // describe the tiles the kernel walks).
-constexpr int kBlockM = 128;  // queries per thread block (8 warps x 16 rows)
+constexpr int kBlockM = 128;  // queries per thread block (4 warps x 2 row tiles of 16)
 constexpr int kBlockN = 64;   // keys per tile
-constexpr int kFwdWarps = 8;
+constexpr int kFwdWarps = 4;
+constexpr int kRowTiles = 2;  // m16 tiles per warp: each K/V fragment read from shared
+                              // memory feeds two mma, halving shared-memory traffic
 constexpr int kFwdThreads = kFwdWarps * 32;
 
 // dtype codes of the optional bias / mask tensors (as attn::cuda::DType)
@@ -36,6 +38,7 @@ struct FwdParams {
   int active_dtype = 0;
   Strides3Rows active_stride;
 
+  bool stage_rules = false;  // bias / mask tiles copied to shared memory (aligned rows)
   const float* row_threshold = nullptr;  // [batch][heads_kv][seq_q]: keep-window cut-off
   const uint8_t* tile_active = nullptr;  // [batch][heads_kv][q_tiles][k_tiles]
   float* lse = nullptr;                  // [batch][heads_q][seq_q]

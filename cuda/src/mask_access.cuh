@@ -10,6 +10,16 @@
 
 namespace attn::cuda::detail {
 
+__device__ __forceinline__ int element_bytes(int dtype) {
+  switch (static_cast<DType>(dtype)) {
+    case DType::kFloat16:
+    case DType::kBFloat16: return 2;
+    case DType::kFloat32: return 4;
+    case DType::kUInt8: return 1;
+  }
+  return 1;
+}
+
 __device__ __forceinline__ float load_as_float(const void* base, int dtype, int64_t index) {
   switch (static_cast<DType>(dtype)) {
     case DType::kFloat16: return __half2float(static_cast<const __half*>(base)[index]);

@@ -3,9 +3,9 @@
 // keep_window_size it finds, per query, the bias value of its keep_window_size-th best
 // key (an exact radix select), so that the forward kernel skips everything else.
 //
-// One warp per query row: it reads the row's bias / mask from global memory (the row stays
-// in L1 between the passes), four 8-bit radix passes narrow the threshold down, and a last
-// pass marks the tiles that hold kept keys.
+// One warp per query row: it reads the row's bias / mask from global memory 8 keys per
+// lane at a time (the row stays in L1 between the passes), four 8-bit radix passes narrow
+// the threshold down, and a last pass marks the tiles that hold kept keys.
 #include <math_constants.h>
 
 #include "mask_access.cuh"
@@ -25,36 +25,86 @@ __device__ __forceinline__ float key_to_float(uint32_t k) {
   return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
 
+// One row of the bias / active mask, read 8 keys at a time: one 16-byte load when the row
+// is 16-bit, contiguous and aligned (the usual seed-004 layout), element by element else.
 struct RowView {
   const FwdParams& p;
   int b, hk, i;
   int64_t visible_end;  // keys [0, visible_end) pass the causal rule
-  __device__ bool candidate(int j) const {
-    if (j >= visible_end) return false;
-    if (p.active == nullptr) return true;
-    const int64_t at = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head +
-                       int64_t{i} * p.active_stride.row + j * p.active_stride.col;
-    return load_as_float(p.active, p.active_dtype, at) != 0.0f;
+
+  __device__ const void* row_base(const void* base, int dtype, const Strides3Rows& st) const {
+    const int64_t at = int64_t{b} * st.batch + int64_t{hk} * st.head + int64_t{i} * st.row;
+    return static_cast<const char*>(base) + at * element_bytes(dtype);
   }
-  __device__ uint32_t key(int j) const {
-    const int64_t at = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head +
-                       int64_t{i} * p.bias_stride.row + j * p.bias_stride.col;
-    return ordered_key(load_as_float(p.bias, p.bias_dtype, at));
+  __device__ static bool vectorizable(const void* row, int dtype, const Strides3Rows& st,
+                                      int seq_k) {
+    return element_bytes(dtype) == 2 && st.col == 1 && seq_k % 8 == 0 &&
+           (reinterpret_cast<uintptr_t>(row) & 15) == 0;
+  }
+  // values[e] = element j0 + e of the row as float (j0 a multiple of 8; keys past seq_k: 0).
+  __device__ void load8(const void* base, int dtype, const Strides3Rows& st, int j0,
+                        float (&values)[8]) const {
+    const void* row = row_base(base, dtype, st);
+    if (vectorizable(row, dtype, st, p.seq_k)) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const char*>(row) + int64_t{j0} * 2);
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        values[e] = static_cast<DType>(dtype) == DType::kBFloat16
+                        ? __bfloat162float(__ushort_as_bfloat16(h[e]))
+                        : __half2float(__ushort_as_half(h[e]));
+      }
+      return;
+    }
+    const int64_t at = (int64_t{b} * st.batch + int64_t{hk} * st.head + int64_t{i} * st.row);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int j = j0 + e;
+      values[e] = j < p.seq_k ? load_as_float(base, dtype, at + int64_t{j} * st.col) : 0.0f;
+    }
+  }
+  // Bit e set when key j0 + e passes the causal rule and the active mask.
+  __device__ uint32_t candidates8(int j0) const {
+    uint32_t bits = 0;
+    if (p.active != nullptr) {
+      float a[8];
+      load8(p.active, p.active_dtype, p.active_stride, j0, a);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) bits |= (a[e] != 0.0f ? 1u : 0u) << e;
+    } else {
+      bits = 0xffu;
+    }
+    const int64_t visible = visible_end - j0;  // keys j0 .. j0 + visible - 1 are visible
+    if (visible < 8) bits &= visible <= 0 ? 0u : (1u << visible) - 1u;
+    return bits;
+  }
+  __device__ void keys8(int j0, uint32_t (&keys)[8]) const {
+    float v[8];
+    load8(p.bias, p.bias_dtype, p.bias_stride, j0, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) keys[e] = ordered_key(v[e]);
   }
 };
 
-// Key of the k-th largest candidate (k >= 1, k <= candidates), by the warp.
-__device__ uint32_t radix_select(const RowView& row, int seq_k, int64_t k, unsigned* hist,
-                                 const uint32_t* cand_bits, int lane) {
+// Key of the k-th largest candidate (k >= 1, k <= candidates), by the warp. cand[g] holds
+// the candidate bits of keys 8g .. 8g+7.
+__device__ uint32_t radix_select(const RowView& row, int groups, int64_t k, unsigned* hist,
+                                 const uint8_t* cand, int lane) {
   uint32_t prefix = 0, prefix_mask = 0;
   int64_t remaining = k;
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int bin = lane; bin < 256; bin += 32) hist[bin] = 0;
     __syncwarp();
-    for (int j = lane; j < seq_k; j += 32) {
-      if (!((cand_bits[j >> 5] >> (j & 31)) & 1u)) continue;
-      const uint32_t key = row.key(j);
-      if ((key & prefix_mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+    for (int grp = lane; grp < groups; grp += 32) {
+      const uint32_t bits = cand[grp];
+      if (bits == 0) continue;
+      uint32_t keys[8];
+      row.keys8(grp * 8, keys);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        if (((bits >> e) & 1u) && (keys[e] & prefix_mask) == prefix)
+          atomicAdd(&hist[(keys[e] >> shift) & 255u], 1u);
+      }
     }
     __syncwarp();
     // Bins from the top: lane l sums bins 255-8l .. 248-8l, a warp scan finds the lane
@@ -97,13 +147,14 @@ __global__ void __launch_bounds__(kPrepassWarps * 32) mask_prepass_kernel(FwdPar
                                                                           float* threshold,
                                                                           uint8_t* tile_active) {
   extern __shared__ unsigned char smem_raw[];
-  const int words = (p.seq_k + 31) / 32;
-  int* tile_flag = reinterpret_cast<int*>(smem_raw);                      // [k_tiles]
-  unsigned* hist_all = reinterpret_cast<unsigned*>(tile_flag + p.k_tiles);  // [warps][256]
-  uint32_t* bits_all = hist_all + kPrepassWarps * 256;                      // [warps][words]
+  const int groups = (p.seq_k + 7) / 8;
+  const int group_pitch = (groups + 15) / 16 * 16;
+  int* tile_flag = reinterpret_cast<int*>(smem_raw);  // [k_tiles], padded to 16 bytes
+  unsigned* hist_all = reinterpret_cast<unsigned*>(tile_flag + (p.k_tiles + 3) / 4 * 4);  // [warps][256]
+  uint8_t* cand_all = reinterpret_cast<uint8_t*>(hist_all + kPrepassWarps * 256);  // [warps][groups]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   unsigned* hist = hist_all + warp * 256;
-  uint32_t* cand_bits = bits_all + int64_t{warp} * words;
+  uint8_t* cand = cand_all + int64_t{warp} * group_pitch;
 
   const int m_block = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   for (int t = threadIdx.x; t < p.k_tiles; t += blockDim.x) tile_flag[t] = 0;
@@ -118,28 +169,44 @@ __global__ void __launch_bounds__(kPrepassWarps * 32) mask_prepass_kernel(FwdPar
       const int64_t end = i + p.causal_offset + 1;
       row.visible_end = end < 0 ? 0 : (end > p.seq_k ? p.seq_k : end);
     }
-
-    // Candidates (causal and active), as bits; their count.
+    // Candidates (causal and active) as 8-bit groups; their count.
     int count = 0;
-    for (int w0 = 0; w0 < words; w0 += 1) {
-      const int j = w0 * 32 + lane;
-      const bool c = j < p.seq_k && row.candidate(j);
-      const uint32_t word = __ballot_sync(0xffffffffu, c);
-      if (lane == 0) cand_bits[w0] = word;
-      count += __popc(word);
+    for (int grp = lane; grp < groups; grp += 32) {
+      const uint32_t bits = row.candidates8(grp * 8);
+      cand[grp] = static_cast<uint8_t>(bits);
+      count += __popc(bits);
     }
+    for (int off = 16; off > 0; off >>= 1) count += __shfl_xor_sync(0xffffffffu, count, off);
     __syncwarp();
 
-    uint32_t cut = 0;  // keys >= cut are kept
-    if (select && count > keep_window) cut = radix_select(row, p.seq_k, keep_window, hist, cand_bits, lane);
+    const bool cut_row = select && count > keep_window;
+    const uint32_t cut = cut_row ? radix_select(row, groups, keep_window, hist, cand, lane) : 0;
     if (select && lane == 0) {
-      threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i] =
-          count > keep_window ? key_to_float(cut) : -CUDART_INF_F;
+      threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i] = cut_row ? key_to_float(cut) : -CUDART_INF_F;
     }
-    for (int j = lane; j < p.seq_k; j += 32) {
-      if (!((cand_bits[j >> 5] >> (j & 31)) & 1u)) continue;
-      if (cut != 0 && row.key(j) < cut) continue;
-      tile_flag[j / kBlockN] = 1;
+    if (cut_row) {  // keep only the candidates at or above the cut
+      for (int grp = lane; grp < groups; grp += 32) {
+        uint32_t bits = cand[grp];
+        if (bits == 0) continue;
+        uint32_t keys[8];
+        row.keys8(grp * 8, keys);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          if (keys[e] < cut) bits &= ~(1u << e);
+        cand[grp] = static_cast<uint8_t>(bits);
+      }
+      __syncwarp();
+    }
+    // A tile of 64 keys is 8 groups: one 8-byte word of cand.
+    for (int t = lane; t < p.k_tiles; t += 32) {
+      uint64_t word = 0;
+      const int g0 = t * 8;
+      if (g0 + 8 <= groups) {
+        word = *reinterpret_cast<const uint64_t*>(cand + g0);
+      } else {
+        for (int q = g0; q < groups; ++q) word |= cand[q];
+      }
+      if (word != 0) tile_flag[t] = 1;
     }
     __syncwarp();
   }
@@ -151,8 +218,9 @@ __global__ void __launch_bounds__(kPrepassWarps * 32) mask_prepass_kernel(FwdPar
 }  // namespace
 
 size_t mask_prepass_smem_bytes(const FwdParams& p) {
-  const size_t words = (size_t(p.seq_k) + 31) / 32;
-  return size_t(p.k_tiles) * 4 + kPrepassWarps * 256 * 4 + kPrepassWarps * words * 4;
+  const size_t groups = (size_t(p.seq_k) + 7) / 8;
+  const size_t pitch = (groups + 15) / 16 * 16;
+  return (size_t(p.k_tiles) + 3) / 4 * 16 + kPrepassWarps * 256 * 4 + kPrepassWarps * pitch;
 }
 
 cudaError_t launch_mask_prepass(const FwdParams& p, int64_t keep_window, float* threshold,

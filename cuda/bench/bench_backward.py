@@ -1,0 +1,78 @@
+"""GPU benchmark of the backward: attn_cuda's flash_backward against PyTorch SDPA's flash
+backend backward (out.backward(dout)) on the same bf16 inputs, batch x n = 16384 tokens,
+16 heads, d 64 / 128, causal and not. TFLOP/s count backward flops as 2.5 x the forward's
+(4 b h n^2 d, halved under causal). Prints a table, writes JSON to argv[1]."""
+import json
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import attn_cuda  # noqa: E402
+import attn_cuda_backward  # noqa: E402
+
+
+def time_ms(fn, reps=20, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bwd_flops(b, h, n, d, causal):
+    fwd = 4.0 * b * h * n * n * d
+    return 2.5 * (fwd / 2 if causal else fwd)
+
+
+def main():
+    rows = []
+    print("## Backward, bf16, TFLOP/s (median of 20; batch x n = 16384 tokens, 16 heads)")
+    print(f"{'d':>4} {'causal':>6} {'n':>6} {'ours ms':>8} {'SDPA ms':>8} {'ours':>7} {'SDPA':>7} {'ratio':>6}")
+    for d in (64, 128):
+        for causal in (False, True):
+            for n in (1024, 2048, 4096, 8192, 16384):
+                b, h = max(1, 16384 // n), 16
+                q, k, v, dout = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+                lse = torch.empty(b, h, n, device="cuda", dtype=torch.float32)
+                out, _ = attn_cuda.flash_forward(q, k, v, lse=lse, causal=causal)
+                dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+                row = {"d": d, "causal": causal, "n": n, "batch": b, "heads": h}
+                row["ours_ms"] = time_ms(lambda: attn_cuda_backward.flash_backward(
+                    q, k, v, out, dout, lse, causal=causal, dq=dq, dk=dk, dv=dv))
+                qs, ks, vs = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
+                try:
+                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                        o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)
+                    g = dout.transpose(1, 2)
+                    row["sdpa_ms"] = time_ms(lambda: torch.autograd.grad(o, (qs, ks, vs), g, retain_graph=True))
+                except RuntimeError as e:
+                    row["sdpa_ms"], row["sdpa_error"] = None, str(e)[:200]
+                f = bwd_flops(b, h, n, d, causal)
+                row["ours_tflops"] = f / row["ours_ms"] / 1e9
+                row["sdpa_tflops"] = f / row["sdpa_ms"] / 1e9 if row["sdpa_ms"] else None
+                rows.append(row)
+                sd = row["sdpa_tflops"]
+                print(f"{d:>4} {str(causal):>6} {n:>6} {row['ours_ms']:>8.3f} "
+                      f"{(row['sdpa_ms'] or float('nan')):>8.3f} {row['ours_tflops']:>7.1f} "
+                      f"{(sd or float('nan')):>7.1f} {(row['ours_tflops'] / sd if sd else float('nan')):>6.2f}")
+                del q, k, v, dout, out, lse, dq, dk, dv, qs, ks, vs
+                torch.cuda.empty_cache()
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "backward": rows}
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+// What the backward kernels read: the validated arguments of flash_backward flattened into
+// one trivially copyable struct passed by value (strides in elements). Kept apart from
+// fwd_params.h so the forward and backward can change independently.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "flash/dropout_rng.h"
+
+namespace attn::cuda::detail {
+
+constexpr int kBwdBlockN = 64;  // keys per thread block (4 warps x one m16 key tile)
+constexpr int kBwdWarps = 4;
+constexpr int kBwdThreads = kBwdWarps * 32;
+
+// Queries per inner-loop step: 64 for head dim 64; 32 for head dim 128, whose dK and dV
+// accumulators already hold 128 registers per thread (keeps the hot loop free of spills).
+template <int kHeadDim>
+constexpr int bwd_block_m() { return kHeadDim <= 64 ? 64 : 32; }
+
+struct BwdStrides3 {  // [batch][row][head] of a [batch, seq, heads, dim] tensor
+  int64_t batch = 0, row = 0, head = 0;
+};
+struct BwdStrides4 {  // bias / mask [batch][heads_kv][seq_q][seq_k]; 0 broadcasts
+  int64_t batch = 0, head = 0, row = 0, col = 1;
+};
+
+struct BwdParams {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* dout = nullptr;
+  BwdStrides3 q_stride, k_stride, v_stride, do_stride;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  BwdStrides3 dk_stride, dv_stride;
+  bool dk_float = false, dv_float = false;  // float32 outputs, else q's dtype
+
+  const float* lse = nullptr;  // forward's lse, natural log
+  BwdStrides3 lse_stride;      // batch, row (query), head
+  const float* delta = nullptr;  // [batch][heads_q][seq_q]: rowsum(dout * out)
+  float* dq_accum = nullptr;     // [batch][seq_q][heads_q][head_dim], zeroed, atomicAdd
+  float* dbias_accum = nullptr;  // [batch][heads_kv][seq_q][seq_k], zeroed, or null
+
+  const void* bias = nullptr;
+  int bias_dtype = 0;
+  BwdStrides4 bias_stride;
+  const void* active = nullptr;
+  int active_dtype = 0;
+  BwdStrides4 active_stride;
+
+  int batch = 0, seq_q = 0, seq_k = 0, heads_q = 0, heads_kv = 0, group = 1, head_dim = 0;
+  bool causal = false;
+  int64_t causal_offset = 0;  // query i sees keys j <= i + causal_offset
+  float scale = 1.0f;
+  float scale_log2 = 1.0f;  // scale * log2(e)
+  float softcap = 0.0f;
+  bool dropout = false;
+  attn::DropoutRng rng{0, 0.0f};
+};
+
+// The backward kernels compiled into the library, one translation unit per (dtype, head
+// dim): flash_bwd_{fp16,bf16}_d{64,128}.cu.
+template <typename T, int kHeadDim>
+cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream);
+
+}  // namespace attn::cuda::detail

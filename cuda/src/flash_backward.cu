@@ -1,0 +1,334 @@
+// flash_backward: checks the arguments, computes D = rowsum(dout * out), runs the
+// backward kernel for the (dtype, head dim) pair, then writes dq (and dbias) from their
+// float32 scratch into the caller's tensors.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "attn_cuda/flash_backward.h"
+#include "bwd_params.h"
+#include "cuda_check.h"
+#include "mma_sm80.cuh"
+#include "runtime/errors.h"
+
+namespace attn::cuda {
+namespace {
+
+using detail::BwdParams;
+
+// --- device helpers ---------------------------------------------------------------------
+
+struct Rank4 {
+  int64_t shape[4];
+  int64_t stride[4];
+};
+
+Rank4 rank4_of(const TensorView& t) {
+  Rank4 r{};
+  for (int d = 0; d < 4; ++d) {
+    r.shape[d] = t.shape[d];
+    r.stride[d] = t.stride[d];
+  }
+  return r;
+}
+
+// D[b][h][i] = sum_d dout * out, one warp per row (float32, as the kernel's dS needs it).
+template <typename T>
+__global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, float* delta,
+                             int64_t rows) {
+  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t heads = o.shape[2], seq = o.shape[1];
+  const int64_t i = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
+  const T* orow = out + b * o.stride[0] + i * o.stride[1] + h * o.stride[2];
+  const T* grow = dout + b * g.stride[0] + i * g.stride[1] + h * g.stride[2];
+  float sum = 0.0f;
+  for (int64_t d = lane; d < o.shape[3]; d += 32) sum += detail::to_float(orow[d]) * detail::to_float(grow[d]);
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+  if (lane == 0) delta[row] = sum;
+}
+
+// A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
+__global__ void store_kernel(const float* src, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
+  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
+       n += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rest = n, offset = 0;
+    for (int d = 3; d >= 0; --d) {
+      offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
+      rest /= dst_layout.shape[d];
+    }
+    const float x = src[n];
+    switch (static_cast<DType>(dtype)) {
+      case DType::kFloat16: static_cast<__half*>(dst)[offset] = __float2half_rn(x); break;
+      case DType::kBFloat16: static_cast<__nv_bfloat16*>(dst)[offset] = __float2bfloat16_rn(x); break;
+      default: static_cast<float*>(dst)[offset] = x; break;
+    }
+  }
+}
+
+cudaError_t launch_store(const float* src, const TensorView& dst, cudaStream_t stream) {
+  const int64_t count = dst.numel();
+  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 65535));
+  store_kernel<<<blocks, 256, 0, stream>>>(src, count, rank4_of(dst), dst.data, static_cast<int>(dst.dtype));
+  return cudaGetLastError();
+}
+
+// --- argument checks (same messages as the forward's) --------------------------------------
+
+std::string shape_string(const TensorView& t) {
+  std::string s = "[";
+  for (int i = 0; i < std::min(t.rank, kMaxRank); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  return s + "]";
+}
+
+void check_device_memory(const char* name, const void* data) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, data) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error of the query
+    throw_type(name, "is not a pointer the CUDA runtime knows (must be GPU memory)");
+  }
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
+    throw_type(name, "must be in GPU memory (got host memory)");
+  }
+}
+
+void check_rank(const char* name, const TensorView& t, int rank) {
+  if (t.rank != rank) {
+    throw_range(name, "must have " + std::to_string(rank) + " dimensions, got " +
+                          std::to_string(t.rank) + " " + shape_string(t));
+  }
+}
+
+void check_shape(const char* name, const TensorView& t, const int64_t (&shape)[4], const char* layout) {
+  for (int d = 0; d < 4; ++d) {
+    if (t.shape[d] != shape[d]) {
+      throw_range(name, std::string("shape must be ") + layout + " = [" + std::to_string(shape[0]) + ", " +
+                            std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
+                            std::to_string(shape[3]) + "], got " + shape_string(t));
+    }
+  }
+}
+
+// q / k / v / out / dout / dq / dk / dv: rank 4, shape, a dtype of `dtypes`, contiguous
+// last dim, strides multiples of 8 elements and 16-byte aligned (vector loads / stores).
+void check_dense(const char* name, const TensorView& t, std::initializer_list<DType> dtypes,
+                 const int64_t (&shape)[4], const char* layout) {
+  if (!t.defined()) throw_type(name, "is required");
+  check_rank(name, t, 4);
+  bool ok = false;
+  std::string allowed;
+  for (DType d : dtypes) {
+    ok = ok || t.dtype == d;
+    allowed += (allowed.empty() ? "" : " or ") + std::string(dtype_name(d));
+  }
+  if (!ok) throw_type(name, "dtype must be " + allowed + ", got " + dtype_name(t.dtype));
+  check_shape(name, t, shape, layout);
+  if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
+  for (int d = 0; d < 3; ++d) {
+    if (t.stride[d] % 8 != 0) {
+      throw_range(name, "strides must be multiples of 8 elements (16-byte rows), got stride " +
+                            std::to_string(t.stride[d]) + " in dimension " + std::to_string(d));
+    }
+  }
+  if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) throw_range(name, "must be 16-byte aligned");
+  check_device_memory(name, t.data);
+}
+
+// bias / active_mask: [batch, heads_kv, seq_q, seq_k], dims of size 1 broadcast.
+detail::BwdStrides4 check_pair_input(const char* name, const TensorView& t, std::initializer_list<DType> dtypes,
+                                     const int64_t (&shape)[4]) {
+  check_rank(name, t, 4);
+  bool ok = false;
+  std::string allowed;
+  for (DType d : dtypes) {
+    ok = ok || t.dtype == d;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(dtype_name(d));
+  }
+  if (!ok) throw_type(name, "dtype must be one of " + allowed + ", got " + dtype_name(t.dtype));
+  int64_t stride[4];
+  for (int d = 0; d < 4; ++d) {
+    if (t.shape[d] != shape[d] && t.shape[d] != 1) {
+      throw_range(name, "shape must be [batch, heads_kv, seq_q, seq_k] = [" + std::to_string(shape[0]) + ", " +
+                            std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
+                            std::to_string(shape[3]) + "] (or 1 to broadcast), got " + shape_string(t));
+    }
+    stride[d] = t.shape[d] == 1 ? 0 : t.stride[d];
+  }
+  check_device_memory(name, t.data);
+  return {stride[0], stride[1], stride[2], stride[3]};
+}
+
+struct Checked {
+  BwdParams p;
+  DType dtype;
+  int head_dim;
+};
+
+detail::BwdStrides3 strides3(const TensorView& t) { return {t.stride[0], t.stride[1], t.stride[2]}; }
+
+Checked check(const FlashBackwardArgs& a) {
+  if (!a.q.defined()) throw_type("q", "is required");
+  if (!a.k.defined()) throw_type("k", "is required");
+  check_rank("q", a.q, 4);
+  check_rank("k", a.k, 4);
+  const DType dtype = a.q.dtype;
+  if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
+    throw_type("q", std::string("dtype must be float16 or bfloat16 (backward), got ") + dtype_name(dtype));
+  }
+  const int64_t batch = a.q.shape[0], seq_q = a.q.shape[1], heads_q = a.q.shape[2], dim = a.q.shape[3];
+  const int64_t seq_k = a.k.shape[1], heads_kv = a.k.shape[2];
+  if (batch < 1 || seq_q < 1 || heads_q < 1) throw_range("q", "every dimension must be at least 1, got " + shape_string(a.q));
+  if (seq_k < 1 || heads_kv < 1) throw_range("k", "every dimension must be at least 1, got " + shape_string(a.k));
+  if (seq_q > INT32_MAX || seq_k > INT32_MAX) throw_range("q", "sequence lengths must be below 2^31");
+  if (dim != 64 && dim != 128) {
+    throw_range("q", "head_dim " + std::to_string(dim) + " has no compiled backward kernel (supported: 64, 128)");
+  }
+  if (heads_q % heads_kv != 0) {
+    throw_range("k", "heads_kv (" + std::to_string(heads_kv) + ") must divide heads_q (" + std::to_string(heads_q) + ")");
+  }
+  const int64_t q_shape[4] = {batch, seq_q, heads_q, dim};
+  const int64_t kv_shape[4] = {batch, seq_k, heads_kv, dim};
+  const char* q_layout = "[batch, seq_q, heads_q, head_dim]";
+  const char* kv_layout = "[batch, seq_k, heads_kv, head_dim]";
+  check_dense("q", a.q, {dtype}, q_shape, q_layout);
+  check_dense("k", a.k, {dtype}, kv_shape, kv_layout);
+  check_dense("v", a.v, {dtype}, kv_shape, kv_layout);
+  check_dense("out", a.out, {dtype}, q_shape, q_layout);
+  check_dense("dout", a.dout, {dtype}, q_shape, q_layout);
+  check_dense("dq", a.dq, {dtype, DType::kFloat32}, q_shape, q_layout);
+  check_dense("dk", a.dk, {dtype, DType::kFloat32}, kv_shape, kv_layout);
+  check_dense("dv", a.dv, {dtype, DType::kFloat32}, kv_shape, kv_layout);
+
+  if (!a.lse.defined()) throw_type("lse", "is required (the forward's lse output)");
+  check_rank("lse", a.lse, 3);
+  if (a.lse.dtype != DType::kFloat32) throw_type("lse", std::string("dtype must be float32, got ") + dtype_name(a.lse.dtype));
+  if (a.lse.shape[0] != batch || a.lse.shape[1] != heads_q || a.lse.shape[2] != seq_q) {
+    throw_range("lse", "shape must be [batch, heads_q, seq_q] = [" + std::to_string(batch) + ", " +
+                           std::to_string(heads_q) + ", " + std::to_string(seq_q) + "], got " + shape_string(a.lse));
+  }
+  check_device_memory("lse", a.lse.data);
+
+  if (!std::isfinite(a.scale) || a.scale < 0) throw_range("scale", "must be finite and >= 0 (0 = 1/sqrt(head_dim))");
+  if (!std::isfinite(a.softcap) || a.softcap < 0) throw_range("softcap", "must be finite and >= 0 (0 = off)");
+  if (!(a.dropout >= 0.0f && a.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
+  if (a.causal != Causal::kNone && a.causal != Causal::kTopLeft && a.causal != Causal::kBottomRight) {
+    throw_range("causal", "must be none, top-left or bottom-right");
+  }
+
+  Checked c;
+  c.dtype = dtype;
+  c.head_dim = static_cast<int>(dim);
+  BwdParams& p = c.p;
+  p.batch = static_cast<int>(batch);
+  p.seq_q = static_cast<int>(seq_q);
+  p.seq_k = static_cast<int>(seq_k);
+  p.heads_q = static_cast<int>(heads_q);
+  p.heads_kv = static_cast<int>(heads_kv);
+  p.group = static_cast<int>(heads_q / heads_kv);
+  p.head_dim = c.head_dim;
+  p.causal = a.causal != Causal::kNone;
+  p.causal_offset = a.causal == Causal::kBottomRight ? seq_k - seq_q : 0;
+  p.scale = a.scale > 0 ? a.scale : static_cast<float>(1.0 / std::sqrt(double(dim)));
+  p.scale_log2 = p.scale * 1.4426950408889634f;
+  p.softcap = a.softcap;
+  p.dropout = a.dropout > 0.0f;
+  p.rng = attn::DropoutRng(a.seed, a.dropout);
+  p.q = a.q.data;
+  p.k = a.k.data;
+  p.v = a.v.data;
+  p.dout = a.dout.data;
+  p.q_stride = strides3(a.q);
+  p.k_stride = strides3(a.k);
+  p.v_stride = strides3(a.v);
+  p.do_stride = strides3(a.dout);
+  p.dk = a.dk.data;
+  p.dv = a.dv.data;
+  p.dk_stride = strides3(a.dk);
+  p.dv_stride = strides3(a.dv);
+  p.dk_float = a.dk.dtype == DType::kFloat32;
+  p.dv_float = a.dv.dtype == DType::kFloat32;
+  p.lse = static_cast<const float*>(a.lse.data);
+  p.lse_stride = {a.lse.stride[0], a.lse.stride[2], a.lse.stride[1]};
+
+  const int64_t pair_shape[4] = {batch, heads_kv, seq_q, seq_k};
+  if (a.bias.defined()) {
+    p.bias_stride = check_pair_input("bias", a.bias, {dtype, DType::kFloat32}, pair_shape);
+    p.bias = a.bias.data;
+    p.bias_dtype = static_cast<int>(a.bias.dtype);
+  }
+  if (a.active_mask.defined()) {
+    p.active_stride = check_pair_input("active_mask", a.active_mask, {dtype, DType::kFloat32, DType::kUInt8}, pair_shape);
+    p.active = a.active_mask.data;
+    p.active_dtype = static_cast<int>(a.active_mask.dtype);
+  }
+  if (a.dbias.defined()) {
+    check_rank("dbias", a.dbias, 4);
+    if (a.dbias.dtype != dtype && a.dbias.dtype != DType::kFloat32) {
+      throw_type("dbias", std::string("dtype must be ") + dtype_name(dtype) + " or float32, got " + dtype_name(a.dbias.dtype));
+    }
+    check_shape("dbias", a.dbias, pair_shape, "[batch, heads_kv, seq_q, seq_k]");
+    check_device_memory("dbias", a.dbias.data);
+  }
+  return c;
+}
+
+// Stream-ordered scratch memory, freed on the stream when it goes out of scope.
+class StreamBuffer {
+ public:
+  StreamBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
+    if (bytes > 0) check_cuda(cudaMallocAsync(&ptr_, bytes, stream), "cudaMallocAsync");
+  }
+  ~StreamBuffer() {
+    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
+  }
+  StreamBuffer(const StreamBuffer&) = delete;
+  StreamBuffer& operator=(const StreamBuffer&) = delete;
+  float* get() const { return static_cast<float*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  cudaStream_t stream_;
+};
+
+template <typename T>
+cudaError_t launch_kernels(const BwdParams& p, const FlashBackwardArgs& a, int head_dim, cudaStream_t stream) {
+  const int64_t rows = int64_t{p.batch} * p.heads_q * p.seq_q;
+  delta_kernel<T><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(
+      static_cast<const T*>(a.out.data), rank4_of(a.out), static_cast<const T*>(a.dout.data), rank4_of(a.dout),
+      const_cast<float*>(p.delta), rows);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  return head_dim == 64 ? detail::launch_flash_bwd<T, 64>(p, stream) : detail::launch_flash_bwd<T, 128>(p, stream);
+}
+
+}  // namespace
+
+void validate_flash_backward(const FlashBackwardArgs& args) { (void)check(args); }
+
+void flash_backward(const FlashBackwardArgs& args) {
+  Checked c = check(args);
+  BwdParams& p = c.p;
+  cudaStream_t stream = args.stream;
+  const size_t rows = size_t(p.batch) * p.heads_q * p.seq_q;
+  StreamBuffer delta(sizeof(float) * rows, stream);
+  StreamBuffer dq(sizeof(float) * rows * c.head_dim, stream);
+  const size_t pairs = args.dbias.defined() ? size_t(p.batch) * p.heads_kv * p.seq_q * p.seq_k : 0;
+  StreamBuffer dbias(sizeof(float) * pairs, stream);
+  check_cuda(cudaMemsetAsync(dq.get(), 0, sizeof(float) * rows * c.head_dim, stream), "dq scratch");
+  if (pairs > 0) check_cuda(cudaMemsetAsync(dbias.get(), 0, sizeof(float) * pairs, stream), "dbias scratch");
+  p.delta = delta.get();
+  p.dq_accum = dq.get();
+  p.dbias_accum = pairs > 0 ? dbias.get() : nullptr;
+
+  if (c.dtype == DType::kBFloat16) {
+    check_cuda(launch_kernels<__nv_bfloat16>(p, args, c.head_dim, stream), "flash backward");
+  } else {
+    check_cuda(launch_kernels<__half>(p, args, c.head_dim, stream), "flash backward");
+  }
+  check_cuda(launch_store(dq.get(), args.dq, stream), "dq store");
+  if (pairs > 0) check_cuda(launch_store(dbias.get(), args.dbias, stream), "dbias store");
+}
+
+}  // namespace attn::cuda
