@@ -20,6 +20,8 @@ if [ "$what" != bench ]; then
   grep -E "^\[  (PASSED|FAILED) |Failure|error:|rel_l2|Expected|Which is" "$out/gtest.log" | head -40
   python3 cuda/tests/test_vs_torch.py > "$out/torch_tests.log" 2>&1; result[torch]=$?
   grep -E "FAIL|failures" "$out/torch_tests.log" | head -30
+  python3 cuda/tests/test_backward_vs_torch.py > "$out/torch_bwd_tests.log" 2>&1; result[torch_bwd]=$?
+  grep -E "FAIL|failures|Error" "$out/torch_bwd_tests.log" | head -30
   compute-sanitizer --tool memcheck --error-exitcode 9 $build/cuda/attn_cuda_tests \
     --gtest_filter='*SparseActive*:*Refuses*:*MultiQuery*' > "$out/memcheck.log" 2>&1; result[memcheck]=$?
   tail -3 "$out/memcheck.log"
@@ -29,6 +31,9 @@ if [ "$what" != bench ]; then
 fi
 if [ "$what" != tests ]; then
   python3 cuda/bench/bench_flash.py "$out/bench_flash.json" 2>&1 | tee "$out/bench.log" | grep -v "^$" | tail -60; result[bench]=${PIPESTATUS[0]}
+  if [ "${BENCH_BACKWARD:-1}" = 1 ]; then
+    python3 cuda/bench/bench_backward.py "$out/bench_backward.json" 2>&1 | tee "$out/bench_backward.log" | grep -v "^$" | tail -30; result[bench_bwd]=${PIPESTATUS[0]}
+  fi
 fi
 echo; echo "step       exit"
 for k in "${!result[@]}"; do printf '%-10s %s\n' "$k" "${result[$k]}"; done

@@ -140,34 +140,78 @@ struct AddendTile {
   static constexpr int kPitch = kBlockN + 4;  // floats; padding spreads rows over banks
   static constexpr int kBytes = kBlockM * kPitch * 4;
 
+  // Eight consecutive elements (row r, keys 8ch .. 8ch+7) of a staged raw tile.
+  __device__ static void read8(const unsigned char* raw, int dtype, int r, int ch, float (&v)[8]) {
+    const int eb = element_bytes(dtype);
+    const unsigned char* at = raw + r * RulesTile::pitch(eb) + ch * 8 * eb;
+    switch (static_cast<DType>(dtype)) {
+      case DType::kFloat16:
+      case DType::kBFloat16: {
+        const uint4 w = *reinterpret_cast<const uint4*>(at);
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(&w);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          v[e] = static_cast<DType>(dtype) == DType::kFloat16 ? __half2float(__ushort_as_half(h[e]))
+                                                             : __bfloat162float(__ushort_as_bfloat16(h[e]));
+        break;
+      }
+      case DType::kFloat32: {
+        const float4 x = reinterpret_cast<const float4*>(at)[0], y = reinterpret_cast<const float4*>(at)[1];
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+        break;
+      }
+      case DType::kUInt8: {
+        const uint2 w = *reinterpret_cast<const uint2*>(at);
+        const uint8_t* c = reinterpret_cast<const uint8_t*>(&w);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = c[e] != 0 ? 1.0f : 0.0f;
+        break;
+      }
+    }
+  }
+  // The same eight elements from global memory (tensors whose tiles could not be staged).
+  __device__ static void load8(const void* base, int dtype, int64_t row_at, int64_t col_stride,
+                               int j, int seq_k, float (&v)[8]) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      v[e] = j + e < seq_k ? load_as_float(base, dtype, row_at + (j + e) * col_stride) : 0.0f;
+  }
+
+  // Built 8 keys per step: each thread does 8 of the tile's 1024 chunks.
   __device__ static void build(float* tile, const FwdParams& p, int b, int hk, int m0, int j0,
                                const unsigned char* bias_raw, const unsigned char* active_raw) {
+    constexpr int kChunks = kBlockN / 8;
     const int64_t bias_base = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
     const int64_t active_base =
         int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
-    for (int c = threadIdx.x; c < kBlockM * kBlockN; c += kFwdThreads) {
-      const int r = c / kBlockN, col = c % kBlockN, i = m0 + r, j = j0 + col;
-      float add = -CUDART_INF_F;
-      if (i < p.seq_q && j < p.seq_k) {
-        bool keep = true;
-        float bias = 0.0f;
+    for (int c = threadIdx.x; c < kBlockM * kChunks; c += kFwdThreads) {
+      const int r = c / kChunks, ch = c % kChunks, i = m0 + r, j = j0 + ch * 8;
+      float add[8];
+      if (i >= p.seq_q || j >= p.seq_k) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) add[e] = -CUDART_INF_F;
+      } else {
+        float bias[8] = {0, 0, 0, 0, 0, 0, 0, 0}, on[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        float threshold = -CUDART_INF_F;
         if (p.bias != nullptr) {
-          bias = bias_raw != nullptr
-                     ? RulesTile::read(bias_raw, p.bias_dtype, r, col)
-                     : load_as_float(p.bias, p.bias_dtype,
-                                     bias_base + i * p.bias_stride.row + j * p.bias_stride.col);
+          if (bias_raw != nullptr) read8(bias_raw, p.bias_dtype, r, ch, bias);
+          else load8(p.bias, p.bias_dtype, bias_base + i * p.bias_stride.row, p.bias_stride.col, j, p.seq_k, bias);
           if (p.row_threshold != nullptr)
-            keep = bias >= p.row_threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i];
+            threshold = p.row_threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i];
         }
-        if (keep && p.active != nullptr) {
-          keep = (active_raw != nullptr
-                      ? RulesTile::read(active_raw, p.active_dtype, r, col)
-                      : load_as_float(p.active, p.active_dtype,
-                                      active_base + i * p.active_stride.row + j * p.active_stride.col)) != 0.0f;
+        if (p.active != nullptr) {
+          if (active_raw != nullptr) read8(active_raw, p.active_dtype, r, ch, on);
+          else load8(p.active, p.active_dtype, active_base + i * p.active_stride.row, p.active_stride.col, j, p.seq_k, on);
         }
-        add = keep ? bias : -CUDART_INF_F;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const bool keep = j + e < p.seq_k && on[e] != 0.0f && bias[e] >= threshold;
+          add[e] = keep ? bias[e] : -CUDART_INF_F;
+        }
       }
-      tile[r * kPitch + col] = add;
+      float4* dst = reinterpret_cast<float4*>(tile + r * kPitch + ch * 8);
+      dst[0] = make_float4(add[0], add[1], add[2], add[3]);
+      dst[1] = make_float4(add[4], add[5], add[6], add[7]);
     }
   }
 };

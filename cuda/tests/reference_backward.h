@@ -25,7 +25,14 @@ struct Config {
 
 struct Grads {
   std::vector<double> dq, dk, dv, dbias;
-  std::vector<bool> row_masked;  // [b][heads_q][seq_q]
+  std::vector<bool> row_masked;   // [b][heads_q][seq_q]
+  std::vector<bool> pair_masked;  // [b][heads_kv][seq_q][seq_k]: active mask off or causally hidden
+  // Rounding scale of dq / dk / dbias: the same sums with every term taken by magnitude and
+  // dS = P (dP - D) replaced by P (|dP| + |D|), i.e. without the cancellation of dP - D. A
+  // correct kernel's error is a small multiple of the 16-bit rounding unit times this, even
+  // where the exact gradient cancels to (near) zero (e.g. a row with a single visible key:
+  // P = 1, dS = 0 exactly).
+  std::vector<double> dq_mag, dk_mag, dbias_mag;
 };
 
 inline bool visible(const Config& c, int i, int j) {
@@ -45,6 +52,10 @@ inline Grads backward(const Config& c, const float* q, const float* k, const flo
   g.dv.assign(g.dk.size(), 0.0);
   g.dbias.assign(size_t(c.batch) * c.heads_kv * c.seq_q * c.seq_k, 0.0);
   g.row_masked.assign(size_t(c.batch) * c.heads_q * c.seq_q, false);
+  g.pair_masked.assign(g.dbias.size(), false);
+  g.dq_mag.assign(g.dq.size(), 0.0);
+  g.dk_mag.assign(g.dk.size(), 0.0);
+  g.dbias_mag.assign(g.dbias.size(), 0.0);
   auto qa = [&](int b, int i, int h) { return q + ((int64_t{b} * c.seq_q + i) * c.heads_q + h) * d; };
   auto ka = [&](int b, int j, int hk) { return ((int64_t{b} * c.seq_k + j) * c.heads_kv + hk) * d; };
   std::vector<double> x(c.seq_k), dcap(c.seq_k), p(c.seq_k), dp(c.seq_k);
@@ -67,7 +78,10 @@ inline Grads backward(const Config& c, const float* q, const float* k, const flo
             dcap[j] = 1.0 - th * th;
           }
           if (c.bias) s += double(c.bias[pair_row + j]);
-          if ((c.allowed && c.allowed[pair_row + j] == 0.0f) || !visible(c, i, j)) s = neg_inf;
+          if ((c.allowed && c.allowed[pair_row + j] == 0.0f) || !visible(c, i, j)) {
+            s = neg_inf;
+            g.pair_masked[pair_row + j] = true;
+          }
           x[j] = s;
           mx = std::max(mx, s);
         }
@@ -92,12 +106,16 @@ inline Grads backward(const Config& c, const float* q, const float* k, const flo
         }
         for (int j = 0; j < c.seq_k; ++j) {
           const double ds = p[j] * (dp[j] - delta);
+          const double ds_mag = p[j] * (std::abs(dp[j]) + std::abs(delta));
           g.dbias[pair_row + j] += ds;
-          const double dsc = ds * dcap[j] * c.scale;
-          double* dqi = &g.dq[((int64_t{b} * c.seq_q + i) * c.heads_q + h) * d];
+          g.dbias_mag[pair_row + j] += ds_mag;
+          const double dsc = ds * dcap[j] * c.scale, dsc_mag = ds_mag * dcap[j] * c.scale;
+          const size_t qrow = ((size_t(b) * c.seq_q + i) * c.heads_q + h) * d;
           for (int e = 0; e < d; ++e) {
-            dqi[e] += dsc * double(k[ka(b, j, hk) + e]);
+            g.dq[qrow + e] += dsc * double(k[ka(b, j, hk) + e]);
             g.dk[ka(b, j, hk) + e] += dsc * double(qi[e]);
+            g.dq_mag[qrow + e] += dsc_mag * std::abs(double(k[ka(b, j, hk) + e]));
+            g.dk_mag[ka(b, j, hk) + e] += dsc_mag * std::abs(double(qi[e]));
           }
         }
       }

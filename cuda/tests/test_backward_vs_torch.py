@@ -22,9 +22,13 @@ def check(name, ok, detail=""):
         failures.append(name)
 
 
-def rel(a, b):
+def rel(a, b, floor=1e-30):
     a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+    return ((a - b).norm() / b.norm().clamp_min(floor)).item()
+
+
+def rms(x):
+    return (x.double().norm() / math.sqrt(x.numel())).item()
 
 
 def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=None):
@@ -77,7 +81,11 @@ def autograd(q, k, v, dout, bias=None, keep=None, **kw):
 
 
 def compare(name, got, want, tol):
-    errs = [rel(g, w) for g, w in zip(got, want) if w is not None and g is not None]
+    # dq, dk and dbias cancel exactly when a row sees one key (softmax = 1, dS = 0): their
+    # error is then measured against a quarter of dv's RMS size instead of ~0.
+    floor_rms = 0.25 * rms(want[2])
+    errs = [rel(g, w, floor_rms * math.sqrt(w.numel())) for g, w in zip(got, want)
+            if w is not None and g is not None]
     finite = all(torch.isfinite(g).all().item() for g in got if g is not None)
     check(name, finite and max(errs) < tol, "rel " + " ".join(f"{e:.1e}" for e in errs))
 
