@@ -4,7 +4,6 @@ backend backward (out.backward(dout)) on the same bf16 inputs, batch x n = 16384
 (4 b h n^2 d, halved under causal). Prints a table, writes JSON to argv[1]."""
 import json
 import os
-import statistics
 import sys
 
 import torch
@@ -14,20 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
 import attn_cuda_backward  # noqa: E402
-
-
-def time_ms(fn, reps=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from gpu_timing import time_ms  # noqa: E402
 
 
 def bwd_flops(b, h, n, d, causal):

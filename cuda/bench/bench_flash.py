@@ -4,7 +4,6 @@ against the same call with every key active. Prints tables, writes JSON (argv[1]
 import json
 import math
 import os
-import statistics
 import sys
 
 import torch
@@ -13,20 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
-
-
-def time_ms(fn, reps=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from gpu_timing import time_ms  # noqa: E402
 
 
 def sdpa(backend, q, k, v, causal):

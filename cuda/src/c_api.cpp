@@ -2,42 +2,17 @@
 // and messages, nothing is thrown across the boundary.
 #include "attn_cuda/c_api.h"
 
-#include <cstring>
-#include <exception>
-
 #include "attn_cuda/flash.h"
-#include "cuda_check.h"
-#include "runtime/errors.h"
+#include "c_api_common.h"
 
-namespace {
-
-attn::cuda::TensorView view_of(const attn_tensor& t) {
-  attn::cuda::TensorView v;
-  v.data = t.data;
-  v.dtype = static_cast<attn::cuda::DType>(t.dtype);
-  v.rank = t.rank < 0 ? 0 : (t.rank > attn::cuda::kMaxRank ? attn::cuda::kMaxRank : t.rank);
-  for (int i = 0; i < attn::cuda::kMaxRank; ++i) {
-    v.shape[i] = t.shape[i];
-    v.stride[i] = t.stride[i];
-  }
-  if (t.rank > attn::cuda::kMaxRank) v.rank = attn::cuda::kMaxRank + 1;  // refused by the checks
-  return v;
-}
-
-int report(int code, const char* message, char* error, int error_len) {
-  if (error != nullptr && error_len > 0) {
-    std::strncpy(error, message, size_t(error_len) - 1);
-    error[error_len - 1] = '\0';
-  }
-  return code;
-}
-
-}  // namespace
+using attn::cuda::detail::guarded_call;
+using attn::cuda::detail::report;
+using attn::cuda::detail::view_of;
 
 extern "C" int attn_cuda_flash_forward(const attn_fwd_args* a, uint64_t* rng_state_out,
                                        char* error, int error_len) {
   if (a == nullptr) return report(4, "args: is NULL", error, error_len);
-  try {
+  return guarded_call([&] {
     attn::cuda::FlashForwardArgs args;
     args.q = view_of(a->q);
     args.k = view_of(a->k);
@@ -59,14 +34,7 @@ extern "C" int attn_cuda_flash_forward(const attn_fwd_args* a, uint64_t* rng_sta
       rng_state_out[0] = rng.seed;
       rng_state_out[1] = rng.offset;
     }
-    return 0;
-  } catch (const attn::AttnError& e) {
-    return report(e.kind() == attn::ErrorKind::kType ? 1 : 2, e.what(), error, error_len);
-  } catch (const attn::cuda::CudaError& e) {
-    return report(3, e.what(), error, error_len);
-  } catch (const std::exception& e) {
-    return report(4, e.what(), error, error_len);
-  }
+  }, error, error_len);
 }
 
 extern "C" double attn_cuda_flash_forward_flops(int64_t batch, int64_t heads_q, int64_t seq_q,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "attn_cuda/flash.h"
+#include "device_array.h"
 #include "reference_attention.h"
 #include "runtime/errors.h"
 
@@ -23,94 +24,10 @@ using attn::cuda::Causal;
 using attn::cuda::DType;
 using attn::cuda::TensorView;
 
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
-
-std::mt19937_64& rng() {
-  static std::mt19937_64 gen(std::random_device{}());
-  return gen;
-}
-
-std::vector<float> random_floats(size_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng());
-  return v;
-}
-
-// Host <-> 16-bit, through the CUDA headers' host conversions.
-uint16_t to_bits(float x, DType t) {
-  uint16_t bits;
-  if (t == DType::kFloat16) {
-    __half h = __float2half_rn(x);
-    std::memcpy(&bits, &h, 2);
-  } else {
-    __nv_bfloat16 h = __float2bfloat16_rn(x);
-    std::memcpy(&bits, &h, 2);
-  }
-  return bits;
-}
-float from_bits(uint16_t bits, DType t) {
-  if (t == DType::kFloat16) {
-    __half h;
-    std::memcpy(&h, &bits, 2);
-    return __half2float(h);
-  }
-  __nv_bfloat16 h;
-  std::memcpy(&h, &bits, 2);
-  return __bfloat162float(h);
-}
-
-// A device buffer holding `values` in dtype `t`; `values` is rounded in place to what
-// the device holds, so the reference sees the same numbers.
-class DeviceArray {
- public:
-  DeviceArray(std::vector<float>& values, DType t) : dtype_(t), count_(values.size()) {
-    const size_t bytes = count_ * attn::cuda::dtype_bytes(t);
-    EXPECT_EQ(cudaMalloc(&ptr_, bytes), cudaSuccess);
-    if (t == DType::kFloat32) {
-      EXPECT_EQ(cudaMemcpy(ptr_, values.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-    } else if (t == DType::kUInt8) {
-      std::vector<uint8_t> host(count_);
-      for (size_t i = 0; i < count_; ++i) host[i] = values[i] != 0.0f;
-      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-    } else {
-      std::vector<uint16_t> host(count_);
-      for (size_t i = 0; i < count_; ++i) {
-        host[i] = to_bits(values[i], t);
-        values[i] = from_bits(host[i], t);
-      }
-      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-    }
-  }
-  DeviceArray(size_t count, DType t) : dtype_(t), count_(count) {  // poisoned (all bits set: NaN)
-    const size_t bytes = count_ * attn::cuda::dtype_bytes(t);
-    EXPECT_EQ(cudaMalloc(&ptr_, bytes), cudaSuccess);
-    EXPECT_EQ(cudaMemset(ptr_, 0xff, bytes), cudaSuccess);
-  }
-  ~DeviceArray() { cudaFree(ptr_); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-
-  std::vector<float> download() const {
-    std::vector<float> out(count_);
-    if (dtype_ == DType::kFloat32) {
-      cudaMemcpy(out.data(), ptr_, count_ * 4, cudaMemcpyDeviceToHost);
-    } else {
-      std::vector<uint16_t> host(count_);
-      cudaMemcpy(host.data(), ptr_, count_ * 2, cudaMemcpyDeviceToHost);
-      for (size_t i = 0; i < count_; ++i) out[i] = from_bits(host[i], dtype_);
-    }
-    return out;
-  }
-  TensorView view(std::initializer_list<int64_t> shape) const {
-    return attn::cuda::contiguous_view(ptr_, dtype_, shape);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  DType dtype_;
-  size_t count_;
-};
+using cudatest::DeviceArray;
+using cudatest::random_floats;
+using cudatest::rel_l2;
+using cudatest::rng;
 
 struct Case {
   DType dtype = DType::kBFloat16;
@@ -139,14 +56,17 @@ double tolerance(DType t) {
   return t == DType::kFloat16 ? 3e-3 : 2e-2;
 }
 
-double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = double(got[i]) - want[i];
-    num += d * d;
-    den += want[i] * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
+// A case of dtype `t` and sizes batch x seq_q x seq_k with heads_q / heads_kv heads; every
+// other field keeps its default (the tests below set the ones they exercise).
+Case sized(DType t, int batch, int seq_q, int seq_k, int heads_q, int heads_kv) {
+  Case c;
+  c.dtype = t;
+  c.batch = batch;
+  c.seq_q = seq_q;
+  c.seq_k = seq_k;
+  c.heads_q = heads_q;
+  c.heads_kv = heads_kv;
+  return c;
 }
 
 void run_case(const Case& c) {
@@ -277,27 +197,16 @@ TEST(CudaFlashForward, DtypesHeadDimsCausalOddSizes) {
     for (int d : dims)
       for (Causal cz : causals)
         for (auto& s : sizes) {
-          Case c;
-          c.dtype = t;
+          Case c = sized(t, 2, s[0], s[1], 4, 2);
           c.dim = d;
           c.causal = cz;
-          c.seq_q = s[0];
-          c.seq_k = s[1];
-          c.batch = 2;
-          c.heads_q = 4;
-          c.heads_kv = 2;
           run_case(c);
         }
 }
 
 TEST(CudaFlashForward, MultiQueryScaleSoftcapDropout) {
   for (DType t : {DType::kFloat16, DType::kBFloat16}) {
-    Case c;
-    c.dtype = t;
-    c.seq_q = 150;
-    c.seq_k = 300;
-    c.heads_q = 6;
-    c.heads_kv = 1;
+    Case c = sized(t, 1, 150, 300, 6, 1);
     c.scale = 0.3f;
     c.softcap = 2.5f;
     run_case(c);
@@ -313,14 +222,8 @@ TEST(CudaFlashForward, BiasAndActiveMaskWithEmptyRows) {
   for (DType t : {DType::kFloat16, DType::kBFloat16})
     for (DType mask_t : {DType::kUInt8, t})
       for (Causal cz : {Causal::kNone, Causal::kTopLeft}) {
-        Case c;
-        c.dtype = t;
+        Case c = sized(t, 2, 190, 333, 4, 2);
         c.mask_dtype = mask_t;
-        c.batch = 2;
-        c.seq_q = 190;
-        c.seq_k = 333;
-        c.heads_q = 4;
-        c.heads_kv = 2;
         c.bias = true;
         c.active = true;
         c.empty_rows = true;
@@ -331,12 +234,7 @@ TEST(CudaFlashForward, BiasAndActiveMaskWithEmptyRows) {
 }
 
 TEST(CudaFlashForward, SparseActiveMaskSkipsTiles) {
-  Case c;
-  c.dtype = DType::kBFloat16;
-  c.seq_q = 300;
-  c.seq_k = 700;
-  c.heads_q = 2;
-  c.heads_kv = 2;
+  Case c = sized(DType::kBFloat16, 1, 300, 700, 2, 2);
   c.active = true;
   c.active_density = 0.002f;  // most tiles hold no active pair
   c.dim = 128;
@@ -346,13 +244,7 @@ TEST(CudaFlashForward, SparseActiveMaskSkipsTiles) {
 TEST(CudaFlashForward, KeepWindowSelectsTopKeysByBias) {
   for (Causal cz : {Causal::kNone, Causal::kTopLeft, Causal::kBottomRight})
     for (int64_t window : {1, 37, 256}) {
-      Case c;
-      c.dtype = DType::kBFloat16;
-      c.batch = 1;
-      c.seq_q = 140;
-      c.seq_k = 520;
-      c.heads_q = 4;
-      c.heads_kv = 2;
+      Case c = sized(DType::kBFloat16, 1, 140, 520, 4, 2);
       c.bias = true;
       c.active = window == 37;
       c.causal = cz;
@@ -378,52 +270,24 @@ struct ValidArgs {
   }
 };
 
-std::string error_param(const attn::cuda::FlashForwardArgs& a) {
-  try {
-    attn::cuda::validate_flash_forward(a);
-  } catch (const attn::AttnError& e) {
-    return e.param();
-  }
-  return "(accepted)";
-}
-
 TEST(CudaFlashForward, RefusesBadArgumentsNamingTheParameter) {
   ValidArgs va;
-  EXPECT_EQ(error_param(va.args()), "(accepted)");
-  auto a = va.args();
-  a.k.dtype = DType::kFloat16;
-  EXPECT_EQ(error_param(a), "k");
-  a = va.args();
-  a.v.shape[1] = 7;
-  EXPECT_EQ(error_param(a), "v");
-  a = va.args();
-  a.q.stride[3] = 2;
-  EXPECT_EQ(error_param(a), "q");
-  a = va.args();
-  a.q.shape[3] = a.k.shape[3] = a.v.shape[3] = a.out.shape[3] = 96;
-  EXPECT_EQ(error_param(a), "q");
-  a = va.args();
-  a.k.shape[2] = a.v.shape[2] = 3;
-  EXPECT_EQ(error_param(a), "k");
-  a = va.args();
   std::vector<float> host(2 * 8 * 4 * 64);
-  a.out.data = host.data();
-  EXPECT_EQ(error_param(a), "out");
-  a = va.args();
-  a.dropout = 1.0f;
-  EXPECT_EQ(error_param(a), "dropout");
-  a = va.args();
-  a.softcap = NAN;
-  EXPECT_EQ(error_param(a), "softcap");
-  a = va.args();
-  a.keep_window_size = 4;
-  EXPECT_EQ(error_param(a), "keep_window_size");
-  a = va.args();
-  a.bias = va.q.view({2, 4, 8, 9});
-  EXPECT_EQ(error_param(a), "bias");
-  a = va.args();
-  a.lse = va.out.view({2, 4, 8});
-  EXPECT_EQ(error_param(a), "lse");  // bfloat16, not float32
+  cudatest::expect_refusals(
+      [&va] { return va.args(); }, attn::cuda::validate_flash_forward,
+      {
+          {"k", [](attn::cuda::FlashForwardArgs& a) { a.k.dtype = DType::kFloat16; }},
+          {"v", [](attn::cuda::FlashForwardArgs& a) { a.v.shape[1] = 7; }},
+          {"q", [](attn::cuda::FlashForwardArgs& a) { a.q.stride[3] = 2; }},
+          {"q", [](attn::cuda::FlashForwardArgs& a) { a.q.shape[3] = a.k.shape[3] = a.v.shape[3] = a.out.shape[3] = 96; }},
+          {"k", [](attn::cuda::FlashForwardArgs& a) { a.k.shape[2] = a.v.shape[2] = 3; }},
+          {"out", [&](attn::cuda::FlashForwardArgs& a) { a.out.data = host.data(); }},
+          {"dropout", [](attn::cuda::FlashForwardArgs& a) { a.dropout = 1.0f; }},
+          {"softcap", [](attn::cuda::FlashForwardArgs& a) { a.softcap = NAN; }},
+          {"keep_window_size", [](attn::cuda::FlashForwardArgs& a) { a.keep_window_size = 4; }},
+          {"bias", [&](attn::cuda::FlashForwardArgs& a) { a.bias = va.q.view({2, 4, 8, 9}); }},
+          {"lse", [&](attn::cuda::FlashForwardArgs& a) { a.lse = va.out.view({2, 4, 8}); }},  // bfloat16, not float32
+      });
 }
 
 }  // namespace

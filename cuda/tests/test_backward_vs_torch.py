@@ -12,19 +12,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
 import attn_cuda_backward  # noqa: E402
-
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}")
-    if not ok:
-        failures.append(name)
-
-
-def rel(a, b, floor=1e-30):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(floor)).item()
+from checks import check, check_errors, finish, rand, rel  # noqa: E402
 
 
 def rms(x):
@@ -54,10 +42,6 @@ def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=Non
     s = s.masked_fill(~allowed, -math.inf)
     p = torch.softmax(s, -1).nan_to_num(0.0)  # fully masked rows: zero weights, zero grads
     return (p @ vd).transpose(1, 2)
-
-
-def rand(*shape, dtype):
-    return torch.randn(*shape, device="cuda", dtype=dtype)
 
 
 def ours(q, k, v, dout, bias=None, active=None, want_dbias=False, **kw):
@@ -155,7 +139,7 @@ def main():
     # 5. errors name the parameter.
     q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
     lse = torch.zeros(1, 2, 8, device="cuda")
-    for desc, call, param in (
+    check_errors((
             ("k dtype", lambda: attn_cuda_backward.flash_backward(q, q.half(), q, q, q, lse), "k:"),
             ("host dout", lambda: attn_cuda_backward.flash_backward(q, q, q, q, q.cpu(), lse), "dout:"),
             ("lse dtype", lambda: attn_cuda_backward.flash_backward(q, q, q, q, q, lse.half()), "lse:"),
@@ -165,14 +149,8 @@ def main():
                                                                       lse), "q:"),
             ("dropout 1", lambda: attn_cuda_backward.flash_backward(q, q, q, q, q, lse, dropout=1.0), "dropout:"),
             ("dbias shape", lambda: attn_cuda_backward.flash_backward(
-                q, q, q, q, q, lse, dbias=torch.empty(1, 2, 8, 9, device="cuda")), "dbias:")):
-        try:
-            call()
-            check(f"error: {desc}", False, "accepted")
-        except attn_cuda.AttnCudaError as e:
-            check(f"error: {desc}", str(e).startswith(param), str(e))
-    print(f"\n{len(failures)} failures")
-    sys.exit(1 if failures else 0)
+                q, q, q, q, q, lse, dbias=torch.empty(1, 2, 8, 9, device="cuda")), "dbias:")), attn_cuda.AttnCudaError)
+    finish()
 
 
 if __name__ == "__main__":

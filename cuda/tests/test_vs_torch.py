@@ -9,19 +9,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
-
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}")
-    if not ok:
-        failures.append(name)
-
-
-def rel(a, b):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+from checks import check, check_errors, finish, rand, rel  # noqa: E402
 
 
 def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=None):
@@ -48,10 +36,6 @@ def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=Non
     p = torch.softmax(s, -1).nan_to_num(0.0)
     lse = torch.logsumexp(s, -1)
     return (p @ vd).transpose(1, 2), lse, p
-
-
-def rand(*shape, dtype):
-    return torch.randn(*shape, device="cuda", dtype=dtype)
 
 
 def main():
@@ -105,20 +89,14 @@ def main():
         check("  rng_state", rng_state.shape == (2,))
     # 4. errors name the parameter.
     q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
-    for desc, call, param in (
+    check_errors((
             ("k dtype", lambda: attn_cuda.flash_forward(q, q.half(), q), "k:"),
             ("host tensor", lambda: attn_cuda.flash_forward(q, q, q.cpu()), "v:"),
             ("head_dim 96", lambda: attn_cuda.flash_forward(*(rand(1, 8, 2, 96, dtype=torch.bfloat16),) * 3), "q:"),
             ("non-contiguous last dim", lambda: attn_cuda.flash_forward(q, q.transpose(-1, -2).contiguous().transpose(-1, -2), q), "k:"),
             ("dropout 1", lambda: attn_cuda.flash_forward(q, q, q, dropout=1.0), "dropout:"),
-            ("zoh shape", lambda: attn_cuda.fwd(q, q, q, rand(1, 2, 8, 9, dtype=torch.bfloat16), None), "bias:")):
-        try:
-            call()
-            check(f"error: {desc}", False, "accepted")
-        except attn_cuda.AttnCudaError as e:
-            check(f"error: {desc}", str(e).startswith(param), str(e))
-    print(f"\n{len(failures)} failures")
-    sys.exit(1 if failures else 0)
+            ("zoh shape", lambda: attn_cuda.fwd(q, q, q, rand(1, 2, 8, 9, dtype=torch.bfloat16), None), "bias:")), attn_cuda.AttnCudaError)
+    finish()
 
 
 if __name__ == "__main__":
