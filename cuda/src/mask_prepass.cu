@@ -25,6 +25,20 @@ __device__ __forceinline__ float key_to_float(uint32_t k) {
   return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
 
+// A 16-bit bias has at most 65536 values: its keys are the 16-bit pattern in the same
+// order, so the radix select needs two passes instead of four.
+__device__ __forceinline__ uint32_t ordered_key16(float x, int dtype) {
+  const uint32_t b = static_cast<DType>(dtype) == DType::kBFloat16
+                         ? (__float_as_uint(x) >> 16)  // exact: x came from a bf16
+                         : __half_as_ushort(__float2half_rn(x));  // exact: x came from a half
+  return (b & 0x8000u) ? (~b & 0xffffu) : (b | 0x8000u);
+}
+__device__ __forceinline__ float key16_to_float(uint32_t k, int dtype) {
+  const uint16_t b = static_cast<uint16_t>((k & 0x8000u) ? (k & 0x7fffu) : (~k & 0xffffu));
+  return static_cast<DType>(dtype) == DType::kBFloat16 ? __bfloat162float(__ushort_as_bfloat16(b))
+                                                     : __half2float(__ushort_as_half(b));
+}
+
 // One row of the bias / active mask, read 8 keys at a time: one 16-byte load when the row
 // is 16-bit, contiguous and aligned (the usual seed-004 layout), element by element else.
 struct RowView {
@@ -78,11 +92,16 @@ struct RowView {
     if (visible < 8) bits &= visible <= 0 ? 0u : (1u << visible) - 1u;
     return bits;
   }
+  __device__ int key_bits() const { return element_bytes(p.bias_dtype) == 2 ? 16 : 32; }
+  __device__ float key_value(uint32_t key) const {
+    return key_bits() == 16 ? key16_to_float(key, p.bias_dtype) : key_to_float(key);
+  }
   __device__ void keys8(int j0, uint32_t (&keys)[8]) const {
     float v[8];
     load8(p.bias, p.bias_dtype, p.bias_stride, j0, v);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) keys[e] = ordered_key(v[e]);
+    for (int e = 0; e < 8; ++e)
+      keys[e] = key_bits() == 16 ? ordered_key16(v[e], p.bias_dtype) : ordered_key(v[e]);
   }
 };
 
@@ -92,7 +111,7 @@ __device__ uint32_t radix_select(const RowView& row, int groups, int64_t k, unsi
                                  const uint8_t* cand, int lane) {
   uint32_t prefix = 0, prefix_mask = 0;
   int64_t remaining = k;
-  for (int shift = 24; shift >= 0; shift -= 8) {
+  for (int shift = row.key_bits() - 8; shift >= 0; shift -= 8) {
     for (int bin = lane; bin < 256; bin += 32) hist[bin] = 0;
     __syncwarp();
     for (int grp = lane; grp < groups; grp += 32) {
@@ -182,7 +201,7 @@ __global__ void __launch_bounds__(kPrepassWarps * 32) mask_prepass_kernel(FwdPar
     const bool cut_row = select && count > keep_window;
     const uint32_t cut = cut_row ? radix_select(row, groups, keep_window, hist, cand, lane) : 0;
     if (select && lane == 0) {
-      threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i] = cut_row ? key_to_float(cut) : -CUDART_INF_F;
+      threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i] = cut_row ? row.key_value(cut) : -CUDART_INF_F;
     }
     if (cut_row) {  // keep only the candidates at or above the cut
       for (int grp = lane; grp < groups; grp += 32) {
