@@ -80,17 +80,11 @@ cudaError_t launch_store(const float* src, const TensorView& dst, cudaStream_t s
 
 using detail::check_device_memory;
 using detail::check_rank;
+using detail::check_dtype_in;
+using detail::check_pair_tensor;
+using detail::check_row_alignment;
+using detail::check_shape;
 using detail::shape_string;
-
-void check_shape(const char* name, const TensorView& t, const int64_t (&shape)[4], const char* layout) {
-  for (int d = 0; d < 4; ++d) {
-    if (t.shape[d] != shape[d]) {
-      throw_range(name, std::string("shape must be ") + layout + " = [" + std::to_string(shape[0]) + ", " +
-                            std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
-                            std::to_string(shape[3]) + "], got " + shape_string(t));
-    }
-  }
-}
 
 // q / k / v / out / dout / dq / dk / dv: rank 4, shape, a dtype of `dtypes`, contiguous
 // last dim, strides multiples of 8 elements and 16-byte aligned (vector loads / stores).
@@ -98,48 +92,14 @@ void check_dense(const char* name, const TensorView& t, std::initializer_list<DT
                  const int64_t (&shape)[4], const char* layout) {
   if (!t.defined()) throw_type(name, "is required");
   check_rank(name, t, 4);
-  bool ok = false;
-  std::string allowed;
-  for (DType d : dtypes) {
-    ok = ok || t.dtype == d;
-    allowed += (allowed.empty() ? "" : " or ") + std::string(dtype_name(d));
-  }
-  if (!ok) throw_type(name, "dtype must be " + allowed + ", got " + dtype_name(t.dtype));
+  check_dtype_in(name, t, dtypes);
   check_shape(name, t, shape, layout);
   if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
-  for (int d = 0; d < 3; ++d) {
-    if (t.stride[d] % 8 != 0) {
-      throw_range(name, "strides must be multiples of 8 elements (16-byte rows), got stride " +
-                            std::to_string(t.stride[d]) + " in dimension " + std::to_string(d));
-    }
-  }
-  if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) throw_range(name, "must be 16-byte aligned");
+  check_row_alignment(name, t);
   check_device_memory(name, t.data);
 }
 
-// bias / active_mask: [batch, heads_kv, seq_q, seq_k], dims of size 1 broadcast.
-detail::BwdStrides4 check_pair_input(const char* name, const TensorView& t, std::initializer_list<DType> dtypes,
-                                     const int64_t (&shape)[4]) {
-  check_rank(name, t, 4);
-  bool ok = false;
-  std::string allowed;
-  for (DType d : dtypes) {
-    ok = ok || t.dtype == d;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(dtype_name(d));
-  }
-  if (!ok) throw_type(name, "dtype must be one of " + allowed + ", got " + dtype_name(t.dtype));
-  int64_t stride[4];
-  for (int d = 0; d < 4; ++d) {
-    if (t.shape[d] != shape[d] && t.shape[d] != 1) {
-      throw_range(name, "shape must be [batch, heads_kv, seq_q, seq_k] = [" + std::to_string(shape[0]) + ", " +
-                            std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
-                            std::to_string(shape[3]) + "] (or 1 to broadcast), got " + shape_string(t));
-    }
-    stride[d] = t.shape[d] == 1 ? 0 : t.stride[d];
-  }
-  check_device_memory(name, t.data);
-  return {stride[0], stride[1], stride[2], stride[3]};
-}
+detail::BwdStrides4 pair_strides(const std::array<int64_t, 4>& s) { return {s[0], s[1], s[2], s[3]}; }
 
 struct Checked {
   BwdParams p;
@@ -235,12 +195,12 @@ Checked check(const FlashBackwardArgs& a) {
 
   const int64_t pair_shape[4] = {batch, heads_kv, seq_q, seq_k};
   if (a.bias.defined()) {
-    p.bias_stride = check_pair_input("bias", a.bias, {dtype, DType::kFloat32}, pair_shape);
+    p.bias_stride = pair_strides(check_pair_tensor("bias", a.bias, {dtype, DType::kFloat32}, pair_shape));
     p.bias = a.bias.data;
     p.bias_dtype = static_cast<int>(a.bias.dtype);
   }
   if (a.active_mask.defined()) {
-    p.active_stride = check_pair_input("active_mask", a.active_mask, {dtype, DType::kFloat32, DType::kUInt8}, pair_shape);
+    p.active_stride = pair_strides(check_pair_tensor("active_mask", a.active_mask, {dtype, DType::kFloat32, DType::kUInt8}, pair_shape));
     p.active = a.active_mask.data;
     p.active_dtype = static_cast<int>(a.active_mask.dtype);
   }

@@ -20,6 +20,9 @@ using detail::FwdParams;
 
 using detail::check_device_memory;
 using detail::check_rank;
+using detail::check_pair_tensor;
+using detail::check_row_alignment;
+using detail::check_shape;
 using detail::shape_string;
 
 // q / k / v / out: rank 4, the expected shape, contiguous last dim, rows 16-byte aligned.
@@ -31,51 +34,13 @@ void check_qkv(const char* name, const TensorView& t, DType dtype, const int64_t
     throw_type(name, std::string("dtype must be ") + dtype_name(dtype) + ", got " +
                          dtype_name(t.dtype));
   }
-  for (int d = 0; d < 4; ++d) {
-    if (t.shape[d] != shape[d]) {
-      throw_range(name, std::string("shape must be ") + layout + " = [" +
-                            std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
-                            std::to_string(shape[2]) + ", " + std::to_string(shape[3]) +
-                            "], got " + shape_string(t));
-    }
-  }
+  check_shape(name, t, shape, layout);
   if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
-  if (dtype != DType::kFloat32) {
-    for (int d = 0; d < 3; ++d) {
-      if (t.stride[d] % 8 != 0) {
-        throw_range(name, "strides must be multiples of 8 elements (16-byte rows), got stride " +
-                              std::to_string(t.stride[d]) + " in dimension " + std::to_string(d));
-      }
-    }
-    if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) throw_range(name, "must be 16-byte aligned");
-  }
+  if (dtype != DType::kFloat32) check_row_alignment(name, t);
   check_device_memory(name, t.data);
 }
 
-// bias / active_mask: [batch, heads_kv, seq_q, seq_k], dims of size 1 broadcast.
-detail::Strides3Rows check_pair_tensor(const char* name, const TensorView& t,
-                                       std::initializer_list<DType> dtypes, const int64_t (&shape)[4]) {
-  check_rank(name, t, 4);
-  bool dtype_ok = false;
-  std::string allowed;
-  for (DType d : dtypes) {
-    dtype_ok = dtype_ok || t.dtype == d;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(dtype_name(d));
-  }
-  if (!dtype_ok) throw_type(name, "dtype must be one of " + allowed + ", got " + dtype_name(t.dtype));
-  int64_t stride[4];
-  for (int d = 0; d < 4; ++d) {
-    if (t.shape[d] != shape[d] && t.shape[d] != 1) {
-      throw_range(name, "shape must be [batch, heads_kv, seq_q, seq_k] = [" +
-                            std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
-                            std::to_string(shape[2]) + ", " + std::to_string(shape[3]) +
-                            "] (or 1 to broadcast), got " + shape_string(t));
-    }
-    stride[d] = t.shape[d] == 1 ? 0 : t.stride[d];
-  }
-  check_device_memory(name, t.data);
-  return {stride[0], stride[1], stride[2], stride[3]};
-}
+detail::Strides3Rows pair_strides(const std::array<int64_t, 4>& s) { return {s[0], s[1], s[2], s[3]}; }
 
 struct Checked {
   FwdParams p;
@@ -161,13 +126,13 @@ Checked check(const FlashForwardArgs& a) {
   const int64_t pair_shape[4] = {batch, heads_kv, seq_q, seq_k};
   const DType compute = dtype == DType::kFloat32 ? DType::kBFloat16 : dtype;
   if (a.bias.defined()) {
-    p.bias_stride = check_pair_tensor("bias", a.bias, {dtype, DType::kFloat32}, pair_shape);
+    p.bias_stride = pair_strides(check_pair_tensor("bias", a.bias, {dtype, DType::kFloat32}, pair_shape));
     p.bias = a.bias.data;
     p.bias_dtype = static_cast<int>(a.bias.dtype);
   }
   if (a.active_mask.defined()) {
-    p.active_stride = check_pair_tensor("active_mask", a.active_mask,
-                                        {dtype, DType::kFloat32, DType::kUInt8}, pair_shape);
+    p.active_stride = pair_strides(check_pair_tensor("active_mask", a.active_mask,
+                                                     {dtype, DType::kFloat32, DType::kUInt8}, pair_shape));
     p.active = a.active_mask.data;
     p.active_dtype = static_cast<int>(a.active_mask.dtype);
   }

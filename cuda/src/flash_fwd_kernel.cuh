@@ -119,17 +119,6 @@ struct RulesTile {
       cp_async_16(smem + r * pitch(dtype_bytes) + ch * 16, src, valid);
     }
   }
-  __device__ static float read(const unsigned char* smem, int dtype, int r, int c) {
-    const int eb = element_bytes(dtype);
-    const unsigned char* at = smem + r * pitch(eb) + c * eb;
-    switch (static_cast<DType>(dtype)) {
-      case DType::kFloat16: return __half2float(*reinterpret_cast<const __half*>(at));
-      case DType::kBFloat16: return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(at));
-      case DType::kFloat32: return *reinterpret_cast<const float*>(at);
-      case DType::kUInt8: return *at != 0 ? 1.0f : 0.0f;
-    }
-    return 0.0f;
-  }
 };
 
 // The additive tile of the masked path: for each (query, key) of the tile, the bias (0
