@@ -214,7 +214,23 @@ function measureAttnkit(lib, runtime, v, dim, causal, seq, outputs) {
   return r;
 }
 
-// True cold first calls, one fresh process each.
+// True cold first calls, each in COLD_PROCESSES fresh processes: one process's first call
+// is a single sample of compile, tier-up and page-fault timing, so the table shows the
+// process with the median first/warm ratio and the range over all of them.
+const COLD_PROCESSES = 3;
+
+function coldProcess(c) {
+  const meter = cpuMeter();
+  const r = sh(process.execPath, [join(BENCH, 'cold_child.mjs'), JSON.stringify(c)], { timeout: 120000 });
+  const line = r.stdout.trim().split('\n').pop();
+  try {
+    const res = { ...JSON.parse(line), id: c.id, otherLoadCores: meter() };
+    return { ...res, ratio: res.firstCallMs / res.warmMedianMs };
+  } catch {
+    return { ...c, ok: false, error: (r.stderr || r.error?.message || 'no output').trim().split('\n').slice(-2).join(' | ') };
+  }
+}
+
 async function benchCold() {
   const cases = [
     { variant: 'simd-threads', threads: 2, id: 'attnkit-2t', dim: 64, seq: 1024, causal: false },
@@ -225,22 +241,17 @@ async function benchCold() {
   const all = [];
   for (const c of cases) {
     await quietGate(`cold ${c.id}`);
-    const meter = cpuMeter();
-    const r = sh(process.execPath, [join(BENCH, 'cold_child.mjs'), JSON.stringify(c)], { timeout: 120000 });
-    const line = r.stdout.trim().split('\n').pop();
-    let res;
-    try {
-      res = { ...JSON.parse(line), id: c.id, otherLoadCores: meter() };
-    } catch {
-      res = { ...c, ok: false, error: (r.stderr || r.error?.message || 'no output').trim().split('\n').slice(-2).join(' | ') };
+    const runs = Array.from({ length: COLD_PROCESSES }, () => coldProcess(c));
+    const failed = runs.find((x) => !x.ok);
+    if (failed) {
+      log(`cold ${c.id}: failed: ${failed.error}`);
+      all.push(failed);
+      continue;
     }
-    if (res.ok) {
-      res.ratio = res.firstCallMs / res.warmMedianMs;
-      log(`cold ${c.id} d=${c.dim} ${c.causal ? 'causal' : 'full'} n=${c.seq}: first ${res.firstCallMs.toFixed(1)} ms, ` +
-          `warm ${res.warmMedianMs.toFixed(1)} ms (x${res.ratio.toFixed(2)}), runtime start ${res.runtimeMs.toFixed(0)} ms`);
-    } else {
-      log(`cold ${c.id}: failed: ${res.error}`);
-    }
+    const byRatio = [...runs].sort((a, b) => a.ratio - b.ratio);
+    const res = { ...byRatio[(byRatio.length - 1) >> 1], ratios: runs.map((x) => x.ratio), processes: runs.length };
+    log(`cold ${c.id} d=${c.dim} ${c.causal ? 'causal' : 'full'} n=${c.seq}: first/warm ` +
+        `${runs.map((x) => `${x.firstCallMs.toFixed(1)}/${x.warmMedianMs.toFixed(1)} ms`).join(', ')}; median x${res.ratio.toFixed(2)}`);
     all.push(res);
   }
   return all;
@@ -488,11 +499,14 @@ function buildReport(data) {
     'heap / QKVO', 'other load (cores)'], rows2));
   lines.push('');
   lines.push('First call here: a fresh WasmFlashAttention (n = 16384: a fresh runtime) in a process whose V8 has already ' +
-    'compiled and tiered up the module. Truly cold calls (fresh process, fresh runtime):');
+    'compiled and tiered up the module. Truly cold calls (fresh process, fresh runtime; each case in ' +
+    `${COLD_PROCESSES} processes, the one with the median first/warm ratio shown, with the range):`);
   lines.push('');
+  const ratioRange = (c) => (c.ratios?.length > 1
+    ? ` (${fx(Math.min(...c.ratios))}–${fx(Math.max(...c.ratios))})` : '');
   lines.push(mdTable(['variant', 'd', 'mask', 'n', 'runtime start ms', 'first call ms', 'warm median ms', 'first / warm'],
     data.cold.map((c) => [c.id, c.dim, c.causal ? 'causal' : 'full', c.seq, c.ok ? c.runtimeMs.toFixed(0) : 'fails',
-      c.ok ? c.firstCallMs.toFixed(1) : '—', c.ok ? c.warmMedianMs.toFixed(1) : '—', c.ok ? fx(c.ratio) : '—'])));
+      c.ok ? c.firstCallMs.toFixed(1) : '—', c.ok ? c.warmMedianMs.toFixed(1) : '—', c.ok ? fx(c.ratio) + ratioRange(c) : '—'])));
   lines.push('');
   lines.push('## Targets (issue 3)');
   lines.push('');
@@ -562,7 +576,9 @@ function evaluateTargets(data) {
   }
   for (const c of data.cold.filter((x) => x.id === 'attnkit-2t')) {
     add(`first call ≤ 2x warm at n=1024 (fresh process, 2 threads, ${c.causal ? 'causal' : 'non-causal'})`,
-      c.ok ? `${c.firstCallMs.toFixed(1)} ms / ${c.warmMedianMs.toFixed(1)} ms = ${fx(c.ratio)}` : `fails: ${c.error}`,
+      c.ok ? `${c.firstCallMs.toFixed(1)} ms / ${c.warmMedianMs.toFixed(1)} ms = ${fx(c.ratio)}` +
+        (c.ratios?.length > 1 ? ` (median of ${c.ratios.length} processes: ${c.ratios.map(fx).join(', ')})` : '')
+        : `fails: ${c.error}`,
       c.ok ? c.ratio <= 2 : false, c);
   }
   {

@@ -150,14 +150,13 @@ void pack_query_block(const FlashShape& s, const float* q, int b, int h, int i0,
   }
 }
 
-// Sᵀ[key][query] of one key block against the packed query block: keys rounded up
-// to whole groups, ld = padded_rows.
-void key_block_scores(const FlashShape& s, const Tiling& t, const float* keys, int kb,
+// Sᵀ[key][query] of the first `count` keys of key block kb against the packed query
+// block: keys rounded up to whole groups, ld = padded_rows.
+void key_block_scores(const FlashShape& s, const Tiling& t, const float* keys, int kb, int count,
                       const float* q_packed, int padded_rows, float* st) {
-  const int count = t.keys_in_block(s, kb);
   gemm_panels(static_cast<int>(round_up(count, kTileRows)), padded_rows, s.head_dim,
               keys + int64_t{kb} * t.block_k * s.head_dim, int64_t{kTileRows} * s.head_dim,
-              kTileRows, q_packed, st, padded_rows, false);
+              kTileRows, q_packed, s.head_dim, st, padded_rows, false);
 }
 
 // One query block of one (batch, query head): the unit of parallel work.
@@ -278,8 +277,10 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
     const int blocks = (visible + t.block_k - 1) / t.block_k;
     for (int kb = 0; kb < blocks; ++kb) {
       const int j0 = kb * t.block_k;
-      const int count = t.keys_in_block(s, kb);
-      key_block_scores(s, t, keys, kb, q_packed, width, st);
+      // On the causal diagonal only the keys the block's last row sees are computed.
+      const int packed = t.keys_in_block(s, kb);
+      const int count = std::min(packed, visible - j0);
+      key_block_scores(s, t, keys, kb, count, q_packed, width, st);
       if (rules.needs_apply(j0, count, i0)) {
         for (int l0 = 0; l0 < width; l0 += simd::kLanes) {
           rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
@@ -308,7 +309,7 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
       }
       // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
       gemm_panels(width, dvp, count, st, kTileRows, width,
-                  values + int64_t{kb} * t.block_k * dvp, acc, dvp, true);
+                  values + int64_t{kb} * t.block_k * dvp, packed, acc, dvp, true);
     }
     for (int r = 0; r < rows; ++r) {
       const int i = i0 + r;
@@ -357,7 +358,7 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
     for (int kb = 0; kb < t.key_blocks; ++kb) {
       const int j0 = kb * t.block_k;
       const int count = t.keys_in_block(s, kb);
-      key_block_scores(s, t, keys, kb, q_packed, width, st);
+      key_block_scores(s, t, keys, kb, count, q_packed, width, st);
       for (int l0 = 0; l0 < width; l0 += simd::kLanes) {
         rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
       }

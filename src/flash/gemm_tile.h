@@ -42,9 +42,11 @@ inline void gemm_tile(const float* a, int64_t a_step, const float* b, float* c, 
 
 // C[m][n] (+)= A · B for m a multiple of kTileRows and n a multiple of kPanel.
 // Row group g of A starts at a + g * a_group_stride; B holds n / kPanel panels of
-// depth rows each, back to back. Panels outermost, so one panel stays in L1 while
-// every row group passes over it.
+// panel_rows >= depth rows each, back to back (only the first depth rows of each are
+// read, so a product can stop short of the packed length). Panels outermost, so one
+// panel stays in L1 while every row group passes over it.
 void gemm_panels(int m, int n, int depth, const float* a, int64_t a_group_stride, int64_t a_step,
-                 const float* b_packed, float* c, int64_t ldc, bool accumulate);
+                 const float* b_packed, int64_t panel_rows, float* c, int64_t ldc,
+                 bool accumulate);
 
 }  // namespace attn
