@@ -205,23 +205,25 @@ struct AddendTile {
   }
 };
 
-// The per-element score rules of one tile (scale, softcap, causal, the addend tile), in
-// log2 units. This thread's rows are row_g and row_g + 8, keys j0 + nt*8 + 2t + e.
+// The per-element score rules of one tile (softcap, causal, the addend tile). With any
+// rule (softcap, bias or mask) the scores become logits in log2 units; without, they stay
+// raw q.k and the softmax applies scale * log2(e) inside its exponent (one FFMA), so
+// apply() only blocks the keys past the causal frontier or the end of the sequence.
+// This thread's rows are row_g and row_g + 8, keys j0 + nt*8 + 2t + e.
 struct ScoreRules {
   const FwdParams& p;
   int m0;
   const float* addend = nullptr;  // AddendTile, when a bias or mask is given
 
+  // What the softmax multiplies the tile's values by to get log2-unit logits.
+  __device__ __forceinline__ float log2_factor(bool any_rules) const {
+    return any_rules ? 1.0f : p.scale_log2;
+  }
+
   __device__ __forceinline__ void apply(float (&s)[kBlockN / 8][4], int row_g, int j0, int t,
                                         bool elementwise, bool any_rules) const {
     constexpr float kLog2e = 1.4426950408889634f;
-    if (!elementwise) {
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
-      return;
-    }
+    if (!elementwise) return;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int i = row_g + half * 8;
@@ -237,7 +239,7 @@ struct ScoreRules {
         for (int e = 0; e < 2; ++e) {
           float& x = s[nt][half * 2 + e];
           if (!any_rules) {  // only the causal diagonal or the end of the keys
-            x = j0 + c + e <= limit ? x * p.scale_log2 : -CUDART_INF_F;
+            if (j0 + c + e > limit) x = -CUDART_INF_F;
             continue;
           }
           float y = x * p.scale;
@@ -257,7 +259,9 @@ __device__ __forceinline__ bool tile_is_active(const FwdParams& p, int b, int hk
   return p.tile_active[((int64_t{b} * p.heads_kv + hk) * p.q_tiles + m_block) * p.k_tiles + nb] != 0;
 }
 
-template <typename T, int kHeadDim, typename OutT>
+// kGeneral = false compiles the dense path alone (no bias, mask, tile map, softcap,
+// dropout or return_softmax): fewer registers and no dead branches in the hot loop.
+template <typename T, int kHeadDim, typename OutT, bool kGeneral>
 __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdParams p) {
   static_assert(kHeadDim % 16 == 0, "head_dim must be a multiple of 16");
   static_assert(kBlockM == kFwdWarps * kRowTiles * 16, "each warp owns kRowTiles row tiles");
@@ -292,7 +296,9 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     n_end = static_cast<int>(tiles < n_end ? tiles : n_end);
   }
   auto next_active = [&](int nb) {
-    while (nb < n_end && !tile_is_active(p, b, hk, m_block, nb)) ++nb;
+    if constexpr (kGeneral) {
+      while (nb < n_end && !tile_is_active(p, b, hk, m_block, nb)) ++nb;
+    }
     return nb;
   };
 
@@ -305,15 +311,17 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     row_max[mt][0] = row_max[mt][1] = -CUDART_INF_F;
     row_sum[mt][0] = row_sum[mt][1] = 0.0f;
   }
-  const bool any_mask = p.bias != nullptr || p.active != nullptr;
-  const bool any_rules = any_mask || p.softcap > 0.0f;
+  const bool any_mask = kGeneral && (p.bias != nullptr || p.active != nullptr);
+  const bool any_rules = any_mask || (kGeneral && p.softcap > 0.0f);
+  const bool stage_rules = kGeneral && p.stage_rules;
+  const bool dropout = kGeneral && p.dropout;
   // After the K / V stages: the addend tile, then the staged raw bias / mask tiles.
   float* addend = reinterpret_cast<float*>(sV + 2 * kBlockN * kHeadDim);
   unsigned char* bias_smem = reinterpret_cast<unsigned char*>(addend) + AddendTile::kBytes;
   unsigned char* active_smem =
       bias_smem + (p.bias != nullptr ? RulesTile::bytes(element_bytes(p.bias_dtype)) : 0);
-  const unsigned char* bias_raw = p.stage_rules && p.bias != nullptr ? bias_smem : nullptr;
-  const unsigned char* active_raw = p.stage_rules && p.active != nullptr ? active_smem : nullptr;
+  const unsigned char* bias_raw = stage_rules && p.bias != nullptr ? bias_smem : nullptr;
+  const unsigned char* active_raw = stage_rules && p.active != nullptr ? active_smem : nullptr;
   const ScoreRules rules{p, m0, any_mask ? addend : nullptr};
   const int64_t bias_offset = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
   const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
@@ -333,7 +341,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const int nb_next = next_active(nb + 1);
     // Copy groups in flight, oldest first: K/V of this tile, its bias / mask tiles (when
     // staged), K/V of the next tile.
-    if (p.stage_rules) {
+    if (stage_rules) {
       if (p.bias != nullptr)
         RulesTile::load(bias_smem, p.bias, element_bytes(p.bias_dtype), p.bias_stride, bias_offset,
                         m0, nb * kBlockN, p);
@@ -349,7 +357,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
                                       nb_next * kBlockN, p.seq_k);
     }
     cp_async_commit();  // possibly empty: keeps the group count the same every iteration
-    if (p.stage_rules) {
+    if (stage_rules) {
       cp_async_wait<2>();
     } else {
       cp_async_wait<1>();
@@ -368,7 +376,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const bool crosses_diagonal = p.causal && j0 + kBlockN - 1 > m0 + p.causal_offset;
     const bool elementwise = any_rules || crosses_diagonal || j0 + kBlockN > p.seq_k;
     if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend
-      if (p.stage_rules) cp_async_wait<1>();
+      if (stage_rules) cp_async_wait<1>();
       __syncthreads();
       AddendTile::build(addend, p, b, hk, m0, j0, bias_raw, active_raw);
       __syncthreads();
@@ -376,26 +384,30 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, elementwise, any_rules);
 
-    // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8).
+    // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max
+    // is kept in log2 units; the tile's values become log2 units by `factor` (> 0, so the
+    // maximum can be taken before scaling), folded into each exponent's FFMA.
+    const float factor = rules.log2_factor(any_rules);
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        float mx = row_max[mt][half];
+        float mx = -CUDART_INF_F;
 #pragma unroll
         for (int nt = 0; nt < kTilesN; ++nt)
           mx = fmaxf(mx, fmaxf(s[mt][nt][half * 2], s[mt][nt][half * 2 + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = fmaxf(row_max[mt][half], mx * factor);
         const float base = mx == -CUDART_INF_F ? 0.0f : mx;  // a row that sees nothing yet
-        const float alpha = exp2f(row_max[mt][half] - base);
+        const float alpha = ex2_approx(row_max[mt][half] - base);
         row_max[mt][half] = mx;
         float sum = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < kTilesN; ++nt) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float pe = exp2f(s[mt][nt][half * 2 + e] - base);
+            const float pe = ex2_approx(fmaf(s[mt][nt][half * 2 + e], factor, -base));
             sum += pe;
             s[mt][nt][half * 2 + e] = pe;
           }
@@ -408,7 +420,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
         }
       }
     }
-    if (p.dropout) {
+    if (dropout) {
 #pragma unroll
       for (int mt = 0; mt < kRowTiles; ++mt)
 #pragma unroll
@@ -485,7 +497,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 
   // return_softmax (a debugging aid): recompute each tile's scores and write the final
   // probabilities; tiles the loop skipped are written as zeros.
-  if (p.softmax == nullptr) return;
+  if (!kGeneral || p.softmax == nullptr) return;
   T* prob = static_cast<T*>(p.softmax) + b * p.softmax_stride[0] + h * p.softmax_stride[1];
   for (int tile = 0; tile < p.k_tiles; ++tile) {
     const bool visited = tile < n_end && tile_is_active(p, b, hk, m_block, tile);
@@ -509,13 +521,15 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
         const int i = row_of(mt) + half * 8;
         if (i >= p.seq_q) continue;
         const float base = row_max[mt][half] == -CUDART_INF_F ? 0.0f : row_max[mt][half];
+        const float factor = rules.log2_factor(any_rules);
 #pragma unroll
         for (int nt = 0; nt < kTilesN; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int j = tile * kBlockN + nt * 8 + 2 * t + e;
             if (j >= p.seq_k) continue;
-            const float pr = visited ? exp2f(s[mt][nt][half * 2 + e] - base) * inv[mt][half] : 0.0f;
+            const float pr =
+                visited ? exp2f(fmaf(s[mt][nt][half * 2 + e], factor, -base)) * inv[mt][half] : 0.0f;
             prob[int64_t{i} * p.softmax_stride[2] + j] = from_float<T>(pr);
           }
       }
@@ -534,7 +548,10 @@ cudaError_t launch_flash_fwd(const FwdParams& p, cudaStream_t stream) {
     if (p.bias != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.bias_dtype)));
     if (p.active != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.active_dtype)));
   }
-  auto kernel = flash_fwd_kernel<T, kHeadDim, OutT>;
+  const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
+                       p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
+  auto kernel = general ? flash_fwd_kernel<T, kHeadDim, OutT, true>
+                        : flash_fwd_kernel<T, kHeadDim, OutT, false>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(p.q_tiles, p.heads_q, p.batch);
