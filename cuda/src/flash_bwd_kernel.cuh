@@ -15,6 +15,7 @@
 
 #include "bwd_params.h"
 #include "mma_sm80.cuh"
+#include "smem_tile.cuh"
 
 namespace attn::cuda::detail {
 
@@ -29,28 +30,13 @@ __device__ __forceinline__ float bwd_load_as_float(const void* base, int dtype, 
   }
 }
 
-// Shared-memory rows of kCols 16-bit elements, 16-byte chunks XOR-swizzled by the row so
-// that the 8 rows one ldmatrix reads at the same column hit different bank groups.
-template <int kCols>
-__device__ __forceinline__ int bwd_swz(int row, int chunk) {
-  constexpr int kChunks = kCols / 8;
-  constexpr int kMask = kChunks >= 8 ? 7 : kChunks - 1;
-  return row * kCols + ((chunk ^ (row & kMask)) << 3);
-}
-
-// Rows [row0, row0 + kRows) of a [rows][kCols] global matrix into swizzled shared memory;
-// rows at or past `limit` are zero-filled (their scores then come out as 0 and the masks
-// or lse = +inf give them zero weight).
+// Rows [row0, row0 + kRows) of a [rows][kCols] global matrix into a swizzled tile; rows
+// at or past `limit` are zero-filled (their scores then come out as 0 and the masks or
+// lse = +inf give them zero weight).
 template <typename T, int kCols, int kRows>
 __device__ __forceinline__ void bwd_load_tile(T* smem, const T* gmem, int64_t row_stride,
                                               int row0, int limit) {
-  constexpr int kChunks = kCols / 8;
-  for (int c = threadIdx.x; c < kRows * kChunks; c += kBwdThreads) {
-    const int r = c / kChunks, chunk = c % kChunks;
-    const bool valid = row0 + r < limit;
-    const T* src = valid ? gmem + (row0 + r) * row_stride + chunk * 8 : gmem;
-    cp_async_16(smem + bwd_swz<kCols>(r, chunk), src, valid);
-  }
+  copy_tile_async<T, kCols, kRows, kBwdThreads>(smem, gmem, row_stride, row0, limit);
 }
 
 // C[16 x kN] = A . B^T with A = rows [row0, row0 + 16) of sA and B = the kN rows of sB,
@@ -64,11 +50,11 @@ __device__ __forceinline__ void gemm_rows_nt(float (&c)[kN / 8][4], const T* sA,
 #pragma unroll
   for (int kk = 0; kk < kDim / 16; ++kk) {
     uint32_t a[4];
-    ldmatrix_x4(a, sA + bwd_swz<kDim>(row0 + (m & 1) * 8 + r, kk * 2 + (m >> 1)));
+    ldmatrix_x4(a, sA + swizzled<kDim>(row0 + (m & 1) * 8 + r, kk * 2 + (m >> 1)));
 #pragma unroll
     for (int np = 0; np < kN / 16; ++np) {
       uint32_t b[4];
-      ldmatrix_x4(b, sB + bwd_swz<kDim>(np * 16 + (m >> 1) * 8 + r, kk * 2 + (m & 1)));
+      ldmatrix_x4(b, sB + swizzled<kDim>(np * 16 + (m >> 1) * 8 + r, kk * 2 + (m & 1)));
       MmaOp<T>::run(c[2 * np], a, b[0], b[1]);
       MmaOp<T>::run(c[2 * np + 1], a, b[2], b[3]);
     }
@@ -88,7 +74,7 @@ __device__ __forceinline__ void gemm_regs_nn(float (&acc)[kDim / 8][4],
 #pragma unroll
     for (int dp = 0; dp < kDim / 16; ++dp) {
       uint32_t b[4];
-      ldmatrix_x4_trans(b, sB + bwd_swz<kDim>(kc * 16 + (m & 1) * 8 + r, dp * 2 + (m >> 1)));
+      ldmatrix_x4_trans(b, sB + swizzled<kDim>(kc * 16 + (m & 1) * 8 + r, dp * 2 + (m >> 1)));
       MmaOp<T>::run(acc[2 * dp], a[kc], b[0], b[1]);
       MmaOp<T>::run(acc[2 * dp + 1], a[kc], b[2], b[3]);
     }
@@ -213,11 +199,11 @@ __device__ __forceinline__ void add_dq_tile(const T* sdS, const T* sK, int qt, i
 #pragma unroll
   for (int kc = 0; kc < kBwdBlockN / 16; ++kc) {
     uint32_t a[4];  // dS rows = queries: the transpose of the stored [key][query] tile
-    ldmatrix_x4_trans(a, sdS + bwd_swz<kBlockM>(kc * 16 + (m >> 1) * 8 + r, qt * 2 + (m & 1)));
+    ldmatrix_x4_trans(a, sdS + swizzled<kBlockM>(kc * 16 + (m >> 1) * 8 + r, qt * 2 + (m & 1)));
 #pragma unroll
     for (int dp = 0; dp < 4; ++dp) {
       uint32_t bk[4];
-      ldmatrix_x4_trans(bk, sK + bwd_swz<kHeadDim>(kc * 16 + (m & 1) * 8 + r, dh * 8 + dp * 2 + (m >> 1)));
+      ldmatrix_x4_trans(bk, sK + swizzled<kHeadDim>(kc * 16 + (m & 1) * 8 + r, dh * 8 + dp * 2 + (m >> 1)));
       MmaOp<T>::run(acc[2 * dp], a, bk[0], bk[1]);
       MmaOp<T>::run(acc[2 * dp + 1], a, bk[2], bk[3]);
     }
@@ -367,10 +353,10 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
       const int kr = warp * 16 + (lane >> 2);
 #pragma unroll
       for (int kc = 0; kc < kBlockM / 16; ++kc) {  // a[kc] = rows kr, kr + 8; chunks 2kc, 2kc+1
-        *reinterpret_cast<uint32_t*>(sdS + bwd_swz<kBlockM>(kr, 2 * kc) + 2 * t) = a[kc][0];
-        *reinterpret_cast<uint32_t*>(sdS + bwd_swz<kBlockM>(kr + 8, 2 * kc) + 2 * t) = a[kc][1];
-        *reinterpret_cast<uint32_t*>(sdS + bwd_swz<kBlockM>(kr, 2 * kc + 1) + 2 * t) = a[kc][2];
-        *reinterpret_cast<uint32_t*>(sdS + bwd_swz<kBlockM>(kr + 8, 2 * kc + 1) + 2 * t) = a[kc][3];
+        *reinterpret_cast<uint32_t*>(sdS + swizzled<kBlockM>(kr, 2 * kc) + 2 * t) = a[kc][0];
+        *reinterpret_cast<uint32_t*>(sdS + swizzled<kBlockM>(kr + 8, 2 * kc) + 2 * t) = a[kc][1];
+        *reinterpret_cast<uint32_t*>(sdS + swizzled<kBlockM>(kr, 2 * kc + 1) + 2 * t) = a[kc][2];
+        *reinterpret_cast<uint32_t*>(sdS + swizzled<kBlockM>(kr + 8, 2 * kc + 1) + 2 * t) = a[kc][3];
       }
     }
     __syncthreads();  // dS^T complete

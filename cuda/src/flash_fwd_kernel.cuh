@@ -9,28 +9,15 @@
 #include "fwd_params.h"
 #include "mask_access.cuh"
 #include "mma_sm80.cuh"
+#include "smem_tile.cuh"
 
 namespace attn::cuda::detail {
 
-// Shared-memory rows are 16-byte chunks XOR-swizzled by (row % 8), so the 8 rows one
-// ldmatrix reads at the same column sit in 8 different bank groups.
-template <int kHeadDim>
-__device__ __forceinline__ int swizzled(int row, int chunk) {
-  return row * kHeadDim + ((chunk ^ (row & 7)) << 3);
-}
-
-// Copies rows [row0, row0 + kRows) of a [rows][kHeadDim] global matrix (row stride in
-// elements) into swizzled shared memory; rows at or past `limit` are zero-filled.
+// Rows [row0, row0 + kRows) of a [rows][kHeadDim] global matrix into a swizzled tile.
 template <typename T, int kHeadDim, int kRows>
 __device__ __forceinline__ void load_tile(T* smem, const T* gmem, int64_t row_stride, int row0,
                                           int limit) {
-  constexpr int kChunks = kHeadDim / 8;
-  for (int c = threadIdx.x; c < kRows * kChunks; c += kFwdThreads) {
-    const int r = c / kChunks, chunk = c % kChunks;
-    const bool valid = row0 + r < limit;
-    const T* src = valid ? gmem + (row0 + r) * row_stride + chunk * 8 : gmem;
-    cp_async_16(smem + swizzled<kHeadDim>(r, chunk), src, valid);
-  }
+  copy_tile_async<T, kHeadDim, kRows, kFwdThreads>(smem, gmem, row_stride, row0, limit);
 }
 
 // Q fragments of the warp's row tiles: kept in registers for the whole kernel when they
