@@ -1,4 +1,6 @@
-// The flash-attention backward kernel (FlashAttention-2 algorithm, sm_80+ mma.sync): one
+// The general flash-attention backward kernel (bias, active mask, softcap, dropout, dbias;
+// the dense case runs flash_bwd_dense_kernel.cuh instead). FlashAttention-2 algorithm,
+// sm_80+ mma.sync: one
 // thread block per (64 keys, kv head, batch); 4 warps, each owning 16 keys. K and V stay
 // in shared memory; the block walks every (query head of the kv group, query block) pair
 // the causal rule leaves, with Q / dO tiles double-buffered through cp.async. dK and dV
@@ -14,6 +16,7 @@
 #include <math_constants.h>
 
 #include "bwd_params.h"
+#include "flash_bwd_dense_kernel.cuh"
 #include "mma_sm80.cuh"
 #include "smem_tile.cuh"
 
@@ -376,6 +379,7 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
 
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream) {
+  if (dense_bwd_applies(p)) return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
   constexpr int kBlockM = bwd_block_m<kHeadDim>();
   constexpr size_t kSmem = sizeof(T) * (2 * kBwdBlockN * kHeadDim + 4 * kBlockM * kHeadDim + kBwdBlockN * kBlockM) +
                            sizeof(float) * 4 * kBlockM;

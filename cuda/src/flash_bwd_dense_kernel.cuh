@@ -1,0 +1,318 @@
+// The backward kernel of the dense case (no bias, mask, softcap or dropout; causal, GQA
+// and any lengths are fine), with FlashAttention-2's work split: one thread block of 8
+// warps per (128 keys, kv head, batch) walks every (query head of the group, 64-query
+// block) the causal rule leaves. Each product gets its own warp layout, and every operand
+// comes from shared memory, so no warp holds a sliver of 16 rows (the general kernel's
+// layout, whose fragments each feed one mma and which is bound by shared-memory reads):
+//   S = Q K^T and dP = dO V^T   2 (queries) x 4 (keys) warps of 32 x 32
+//   dV += P^T dO, dK += dS^T Q  4 (keys) x 2 (head-dim halves) warps of 32 x d/2
+//   dQ += dS K                  2 (queries) x 4 (head-dim quarters) warps of 32 x d/4
+// P and dS pass through shared memory as 16-bit [query][key] tiles. dK and dV stay in
+// registers for the whole walk (GQA sums are deterministic); dQ goes to the float32
+// scratch with atomicAdd, one per element per 128 keys.
+#pragma once
+#include <math_constants.h>
+
+#include "bwd_params.h"
+#include "mma_sm80.cuh"
+#include "smem_tile.cuh"
+
+namespace attn::cuda::detail {
+
+constexpr int kDenseBwdBlockN = 128;  // keys per thread block
+constexpr int kDenseBwdBlockM = 64;   // queries per step
+constexpr int kDenseBwdThreads = 8 * 32;
+
+template <int kHeadDim>
+constexpr size_t dense_bwd_smem_bytes() {
+  constexpr int kN = kDenseBwdBlockN, kM = kDenseBwdBlockM;
+  // K, V; 2 stages of Q and dO; P and dS (16-bit); 2 stages of lse and D (float).
+  return 2 * (2 * kN * kHeadDim + 4 * kM * kHeadDim + 2 * kM * kN) + 4 * 4 * kM;
+}
+
+// c[2 row tiles][4 n8 tiles] = A . B^T for this warp's 32 x 32 block: A rows [a_row0, +32)
+// of a [rows][kDim] tile, B rows [b_row0, +32) of another (S = Q K^T, dP = dO V^T).
+template <typename T, int kDim>
+__device__ __forceinline__ void warp_scores_32x32(float (&c)[2][4][4], const T* sA, int a_row0,
+                                                  const T* sB, int b_row0, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) c[mt][nt][0] = c[mt][nt][1] = c[mt][nt][2] = c[mt][nt][3] = 0.0f;
+  const int lm = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int kk = 0; kk < kDim / 16; ++kk) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+      ldmatrix_x4(a[mt], sA + swizzled<kDim>(a_row0 + mt * 16 + (lm & 1) * 8 + lr, kk * 2 + (lm >> 1)));
+#pragma unroll
+    for (int np = 0; np < 2; ++np) {
+      uint32_t bb[4];
+      ldmatrix_x4(bb, sB + swizzled<kDim>(b_row0 + np * 16 + (lm >> 1) * 8 + lr, kk * 2 + (lm & 1)));
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        MmaOp<T>::run(c[mt][2 * np], a[mt], bb[0], bb[1]);
+        MmaOp<T>::run(c[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+      }
+    }
+  }
+}
+
+// acc[2 row tiles][kCols / 8] += X^T . Y for this warp's 32 keys x kCols columns, X a
+// [kM queries][kN keys] tile (P or dS; read transposed) and Y a [kM][kDim] tile (dO or Q)
+// from column col0: dV += P^T dO and dK += dS^T Q.
+template <typename T, int kDim, int kCols>
+__device__ __forceinline__ void warp_grad_keys(float (&acc)[2][kCols / 8][4], const T* sX,
+                                               int key0, const T* sY, int col0, int lane) {
+  const int lm = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int kc = 0; kc < kDenseBwdBlockM / 16; ++kc) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+      ldmatrix_x4_trans(a[mt], sX + swizzled<kDenseBwdBlockN>(kc * 16 + (lm >> 1) * 8 + lr,
+                                                              (key0 + mt * 16) / 8 + (lm & 1)));
+#pragma unroll
+    for (int dp = 0; dp < kCols / 16; ++dp) {
+      uint32_t bb[4];
+      ldmatrix_x4_trans(bb, sY + swizzled<kDim>(kc * 16 + (lm & 1) * 8 + lr, col0 / 8 + dp * 2 + (lm >> 1)));
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);
+        MmaOp<T>::run(acc[mt][2 * dp + 1], a[mt], bb[2], bb[3]);
+      }
+    }
+  }
+}
+
+// acc[2][kCols / 8] = dS K for this warp's 32 queries (from q0) x kCols columns (from col0).
+template <typename T, int kDim, int kCols>
+__device__ __forceinline__ void warp_grad_queries(float (&acc)[2][kCols / 8][4], const T* sdS,
+                                                  int q0, const T* sK, int col0, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < kCols / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
+  const int lm = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int kc = 0; kc < kDenseBwdBlockN / 16; ++kc) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+      ldmatrix_x4(a[mt], sdS + swizzled<kDenseBwdBlockN>(q0 + mt * 16 + (lm & 1) * 8 + lr, kc * 2 + (lm >> 1)));
+#pragma unroll
+    for (int dp = 0; dp < kCols / 16; ++dp) {
+      uint32_t bb[4];
+      ldmatrix_x4_trans(bb, sK + swizzled<kDim>(kc * 16 + (lm & 1) * 8 + lr, col0 / 8 + dp * 2 + (lm >> 1)));
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);
+        MmaOp<T>::run(acc[mt][2 * dp + 1], a[mt], bb[2], bb[3]);
+      }
+    }
+  }
+}
+
+// Writes a warp's 32 x 32 accumulator block (rows q0.., keys key0..) into a [kM][kN] tile.
+template <typename T>
+__device__ __forceinline__ void store_score_block(T* tile, const float (&c)[2][4][4], int q0, int key0,
+                                                  int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+        *reinterpret_cast<uint32_t*>(tile + swizzled<kDenseBwdBlockN>(q0 + mt * 16 + g + half * 8, key0 / 8 + nt) +
+                                     2 * t) = pack2<T>(c[mt][nt][half * 2], c[mt][nt][half * 2 + 1]);
+}
+
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(const BwdParams p) {
+  constexpr int kN = kDenseBwdBlockN, kM = kDenseBwdBlockM, kD = kHeadDim;
+  constexpr int kKeyCols = kD / 2, kQueryCols = kD / 4;  // dK/dV and dQ columns per warp
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  T* sK = reinterpret_cast<T*>(smem_raw);  // [kN][kD]
+  T* sV = sK + kN * kD;                    // [kN][kD]
+  T* sQ = sV + kN * kD;                    // 2 stages of [kM][kD]
+  T* sdO = sQ + 2 * kM * kD;               // 2 stages of [kM][kD]
+  T* sP = sdO + 2 * kM * kD;               // [kM][kN]
+  T* sdS = sP + kM * kN;                   // [kM][kN]
+  float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // 2 x [kM], log2 units
+  float* sD = sLse + 2 * kM;                              // 2 x [kM]
+
+  const int n0 = blockIdx.x * kN, hk = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int sq0 = (warp & 1) * 32, sk0 = (warp >> 1) * 32;         // S, dP block
+  const int gk0 = (warp & 3) * 32, gd0 = (warp >> 2) * kKeyCols;   // dK, dV block
+  const int qq0 = (warp & 1) * 32, qd0 = (warp >> 1) * kQueryCols;  // dQ block
+
+  copy_tile_async<T, kD, kN, kDenseBwdThreads>(
+      sK, static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head, p.k_stride.row, n0, p.seq_k);
+  copy_tile_async<T, kD, kN, kDenseBwdThreads>(
+      sV, static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head, p.v_stride.row, n0, p.seq_k);
+
+  // Query blocks before m_begin cannot see any of these keys under the causal rule.
+  const int m_tiles = (p.seq_q + kM - 1) / kM;
+  int m_begin = 0;
+  if (p.causal) {
+    const int64_t first = int64_t{n0} - p.causal_offset;  // first query that sees key n0
+    m_begin = first <= 0 ? 0 : static_cast<int>(first / kM < m_tiles ? first / kM : m_tiles);
+  }
+  const int nm = m_tiles - m_begin;
+  const int iters = p.group * nm;  // (query head of the group, query block) pairs
+
+  // Q, dO, lse and D of step `it` into `stage`; lse in log2 units, +inf where the row gets
+  // no weight (past seq_q, or a row that saw no key: forward lse = -inf).
+  auto load_step = [&](int it, int stage) {
+    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kM;
+    copy_tile_async<T, kD, kM, kDenseBwdThreads>(
+        sQ + stage * kM * kD, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head,
+        p.q_stride.row, m0, p.seq_q);
+    copy_tile_async<T, kD, kM, kDenseBwdThreads>(
+        sdO + stage * kM * kD, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head,
+        p.do_stride.row, m0, p.seq_q);
+    if (threadIdx.x < kM) {
+      const int r = threadIdx.x, i = m0 + r;
+      float lse2 = CUDART_INF_F, d = 0.0f;
+      if (i < p.seq_q) {
+        const float lse = p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row];
+        lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
+        d = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
+      }
+      sLse[stage * kM + r] = lse2;
+      sD[stage * kM + r] = d;
+    }
+  };
+
+  float dk[2][kKeyCols / 8][4], dv[2][kKeyCols / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < kKeyCols / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dk[mt][nt][e] = dv[mt][nt][e] = 0.0f;
+
+  if (iters > 0) load_step(0, 0);
+  cp_async_commit();
+  int stage = 0;
+  for (int it = 0; it < iters; ++it) {
+    cp_async_wait<0>();
+    __syncthreads();  // step `it` landed; everyone is done with step it - 1's tiles
+    if (it + 1 < iters) load_step(it + 1, stage ^ 1);
+    cp_async_commit();
+
+    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kM;
+    const T* sQs = sQ + stage * kM * kD;
+    const T* sdOs = sdO + stage * kM * kD;
+    const float* sLses = sLse + stage * kM;
+    const float* sDs = sD + stage * kM;
+    const bool elementwise = (p.causal && n0 + kN - 1 > m0 + p.causal_offset) || n0 + kN > p.seq_k;
+
+    // P = exp(scale S - lse), zero past the causal frontier and the last key.
+    float pr[2][4][4];
+    warp_scores_32x32<T, kD>(pr, sQs, sq0, sK, sk0, lane);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int il = sq0 + mt * 16 + g + half * 8;
+        const float lse2 = sLses[il];
+        const int64_t last = p.causal ? m0 + il + p.causal_offset : int64_t{p.seq_k} - 1;
+        const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = pr[mt][nt][half * 2 + e];
+            x = ex2_approx(fmaf(x, p.scale_log2, -lse2));
+            if (elementwise && n0 + sk0 + nt * 8 + 2 * t + e > limit) x = 0.0f;
+          }
+      }
+    store_score_block<T>(sP, pr, sq0, sk0, lane);
+
+    // dS = P (dP - D), dP = dO V^T.
+    float ds[2][4][4];
+    warp_scores_32x32<T, kD>(ds, sdOs, sq0, sV, sk0, lane);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float d = sDs[sq0 + mt * 16 + g + half * 8];
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = ds[mt][nt][half * 2 + e];
+            x = pr[mt][nt][half * 2 + e] * (x - d);
+          }
+      }
+    store_score_block<T>(sdS, ds, sq0, sk0, lane);
+    __syncthreads();  // P and dS complete
+
+    warp_grad_keys<T, kD, kKeyCols>(dv, sP, gk0, sdOs, gd0, lane);
+    warp_grad_keys<T, kD, kKeyCols>(dk, sdS, gk0, sQs, gd0, lane);
+    {
+      float dq[2][kQueryCols / 8][4];
+      warp_grad_queries<T, kD, kQueryCols>(dq, sdS, qq0, sK, qd0, lane);
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int i = m0 + qq0 + mt * 16 + g + half * 8;
+          if (i >= p.seq_q) continue;
+          float* row = p.dq_accum + ((int64_t{b} * p.seq_q + i) * p.heads_q + h) * kD + qd0 + 2 * t;
+#pragma unroll
+          for (int nt = 0; nt < kQueryCols / 8; ++nt) {
+            atomicAdd(row + nt * 8, dq[mt][nt][half * 2] * p.scale);
+            atomicAdd(row + nt * 8 + 1, dq[mt][nt][half * 2 + 1] * p.scale);
+          }
+        }
+    }
+    stage ^= 1;
+  }
+  cp_async_wait<0>();  // nothing to do (causal): drain the K / V copies
+
+  // dK (times the scale: S = scale Q K^T) and dV rows gk0.., columns gd0..
+  auto store = [&](void* base, const BwdStrides3& st, bool as_float, const float (&acc)[2][kKeyCols / 8][4],
+                   float mul) {
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int j = n0 + gk0 + mt * 16 + g + half * 8;
+        if (j >= p.seq_k) continue;
+        const int64_t off = b * st.batch + hk * st.head + int64_t{j} * st.row + gd0 + 2 * t;
+#pragma unroll
+        for (int nt = 0; nt < kKeyCols / 8; ++nt) {
+          const float x0 = acc[mt][nt][half * 2] * mul, x1 = acc[mt][nt][half * 2 + 1] * mul;
+          if (as_float) store2<float>(static_cast<float*>(base) + off + nt * 8, x0, x1);
+          else store2<T>(static_cast<T*>(base) + off + nt * 8, x0, x1);
+        }
+      }
+  };
+  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale);
+  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f);
+}
+
+// Whether a call is the dense case (else the general kernel of flash_bwd_kernel.cuh runs).
+inline bool dense_bwd_applies(const BwdParams& p) {
+  return p.bias == nullptr && p.active == nullptr && p.softcap == 0.0f && !p.dropout &&
+         p.dbias_accum == nullptr;
+}
+
+template <typename T, int kHeadDim>
+cudaError_t launch_flash_bwd_dense(const BwdParams& p, cudaStream_t stream) {
+  constexpr size_t kSmem = dense_bwd_smem_bytes<kHeadDim>();
+  auto kernel = flash_bwd_dense_kernel<T, kHeadDim>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
+  if (err != cudaSuccess) return err;
+  const dim3 grid((p.seq_k + kDenseBwdBlockN - 1) / kDenseBwdBlockN, p.heads_kv, p.batch);
+  kernel<<<grid, kDenseBwdThreads, kSmem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace attn::cuda::detail
