@@ -22,6 +22,8 @@ if [ "$what" != bench ]; then
   grep -E "FAIL|failures" "$out/torch_tests.log" | head -30
   python3 cuda/tests/test_backward_vs_torch.py > "$out/torch_bwd_tests.log" 2>&1; result[torch_bwd]=$?
   grep -E "FAIL|failures|Error" "$out/torch_bwd_tests.log" | head -30
+  python3 cuda/tests/test_layers_vs_torch.py > "$out/torch_layers_tests.log" 2>&1; result[torch_layers]=$?
+  grep -E "FAIL|failures|Error" "$out/torch_layers_tests.log" | head -30
   compute-sanitizer --tool memcheck --error-exitcode 9 $build/cuda/attn_cuda_tests \
     --gtest_filter='*SparseActive*:*Refuses*:*MultiQuery*:*DtypesHeadDimsCausalOddSizes*' > "$out/memcheck.log" 2>&1; result[memcheck]=$?
   tail -3 "$out/memcheck.log"

@@ -8,11 +8,14 @@
 #include "attn_cuda/flash_backward.h"
 #include "bwd_params.h"
 #include "cuda_check.h"
+#include "stream_buffer.h"
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
 
 namespace attn::cuda {
+
+using detail::StreamBuffer;
 namespace {
 
 using detail::BwdParams;
@@ -258,23 +261,6 @@ Checked check(const FlashBackwardArgs& a) {
   return c;
 }
 
-// Stream-ordered scratch memory, freed on the stream when it goes out of scope.
-class StreamBuffer {
- public:
-  StreamBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    if (bytes > 0) check_cuda(cudaMallocAsync(&ptr_, bytes, stream), "cudaMallocAsync");
-  }
-  ~StreamBuffer() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
-  }
-  StreamBuffer(const StreamBuffer&) = delete;
-  StreamBuffer& operator=(const StreamBuffer&) = delete;
-  float* get() const { return static_cast<float*>(ptr_); }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
 
 template <typename T>
 cudaError_t launch_kernels(const BwdParams& p, const FlashBackwardArgs& a, int head_dim, cudaStream_t stream) {
@@ -302,17 +288,17 @@ void flash_backward(const FlashBackwardArgs& args) {
   StreamBuffer dbias(sizeof(float) * pairs, stream);
   check_cuda(cudaMemsetAsync(dq.get(), 0, sizeof(float) * rows * c.head_dim, stream), "dq scratch");
   if (pairs > 0) check_cuda(cudaMemsetAsync(dbias.get(), 0, sizeof(float) * pairs, stream), "dbias scratch");
-  p.delta = delta.get();
-  p.dq_accum = dq.get();
-  p.dbias_accum = pairs > 0 ? dbias.get() : nullptr;
+  p.delta = delta.as<float>();
+  p.dq_accum = dq.as<float>();
+  p.dbias_accum = pairs > 0 ? dbias.as<float>() : nullptr;
 
   if (c.dtype == DType::kBFloat16) {
     check_cuda(launch_kernels<__nv_bfloat16>(p, args, c.head_dim, stream), "flash backward");
   } else {
     check_cuda(launch_kernels<__half>(p, args, c.head_dim, stream), "flash backward");
   }
-  check_cuda(launch_store(dq.get(), args.dq, stream), "dq store");
-  if (pairs > 0) check_cuda(launch_store(dbias.get(), args.dbias, stream), "dbias store");
+  check_cuda(launch_store(dq.as<float>(), args.dq, stream), "dq store");
+  if (pairs > 0) check_cuda(launch_store(dbias.as<float>(), args.dbias, stream), "dbias store");
 }
 
 }  // namespace attn::cuda

@@ -8,12 +8,15 @@
 #include "attn_cuda/flash.h"
 #include "convert.h"
 #include "cuda_check.h"
+#include "stream_buffer.h"
 #include "fwd_launch.h"
 #include "mask_prepass.h"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
 
 namespace attn::cuda {
+
+using detail::StreamBuffer;
 namespace {
 
 using detail::FwdParams;
@@ -182,23 +185,6 @@ cudaError_t launch_for_dim(const FwdParams& p, int head_dim, cudaStream_t stream
                         : detail::launch_flash_fwd<T, 128, OutT>(p, stream);
 }
 
-// Stream-ordered scratch memory, freed on the stream when it goes out of scope.
-class StreamBuffer {
- public:
-  StreamBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    if (bytes > 0) check_cuda(cudaMallocAsync(&ptr_, bytes, stream), "cudaMallocAsync");
-  }
-  ~StreamBuffer() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
-  }
-  StreamBuffer(const StreamBuffer&) = delete;
-  StreamBuffer& operator=(const StreamBuffer&) = delete;
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
 
 }  // namespace
 

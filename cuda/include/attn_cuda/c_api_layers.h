@@ -1,0 +1,37 @@
+/* C ABI of the multi-head / cross attention (attn_cuda/multihead.h) and the linear attention
+ * (attn_cuda/linear.h), for ctypes / FFI callers. Absent tensors have data = NULL. */
+#pragma once
+#include <stdint.h>
+
+#include "attn_cuda/c_api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_mha_args {
+  attn_tensor query, key, value, out;
+  attn_tensor q_weight, k_weight, v_weight, out_weight;
+  attn_tensor q_bias, k_bias, v_bias, out_bias; /* optional */
+  attn_tensor bias, active_mask;                /* optional, as the flash forward's */
+  int32_t heads;
+  int32_t causal; /* 0 none, 1 top-left, 2 bottom-right */
+  void* stream;   /* cudaStream_t; NULL = default stream */
+} attn_mha_args;
+
+typedef struct attn_linear_args {
+  attn_tensor q, k, v, out;
+  int32_t feature_map; /* 0 elu, 1 relu, 2 dpfp */
+  int32_t causal;      /* 0 or 1 */
+  float eps;
+  void* stream;
+} attn_linear_args;
+
+/* Status codes as attn_cuda_flash_forward: 0 ok, 1 type error, 2 range error, 3 CUDA
+ * error, 4 other; on error `error` receives "param: message". */
+int attn_cuda_multihead_forward(const attn_mha_args* args, char* error, int error_len);
+int attn_cuda_linear_attention(const attn_linear_args* args, char* error, int error_len);
+
+#ifdef __cplusplus
+}
+#endif

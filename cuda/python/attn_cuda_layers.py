@@ -1,0 +1,75 @@
+"""ctypes binding of attn_cuda_multihead_forward and attn_cuda_linear_attention
+(libattn_cuda_c.so) for PyTorch tensors: see cuda/include/attn_cuda/multihead.h and linear.h.
+Reuses attn_cuda's library handle, tensor views and error type; no copies are made."""
+import ctypes
+
+import torch
+
+import attn_cuda
+from attn_cuda import CAUSAL, AttnCudaError, _Tensor, _view
+
+_MHA_TENSORS = ("query", "key", "value", "out", "q_weight", "k_weight", "v_weight", "out_weight",
+                "q_bias", "k_bias", "v_bias", "out_bias", "bias", "active_mask")
+
+
+class _MhaArgs(ctypes.Structure):
+    _fields_ = [(name, _Tensor) for name in _MHA_TENSORS] + [
+        ("heads", ctypes.c_int32), ("causal", ctypes.c_int32), ("stream", ctypes.c_void_p)]
+
+
+class _LinearArgs(ctypes.Structure):
+    _fields_ = [(name, _Tensor) for name in ("q", "k", "v", "out")] + [
+        ("feature_map", ctypes.c_int32), ("causal", ctypes.c_int32), ("eps", ctypes.c_float),
+        ("stream", ctypes.c_void_p)]
+
+
+FEATURE_MAPS = {"elu": 0, "relu": 1, "dpfp": 2}
+_configured = False
+
+
+def _lib():
+    global _configured
+    lib = attn_cuda.lib()
+    if not _configured:
+        lib.attn_cuda_multihead_forward.argtypes = [ctypes.POINTER(_MhaArgs), ctypes.c_char_p, ctypes.c_int]
+        lib.attn_cuda_multihead_forward.restype = ctypes.c_int
+        lib.attn_cuda_linear_attention.argtypes = [ctypes.POINTER(_LinearArgs), ctypes.c_char_p, ctypes.c_int]
+        lib.attn_cuda_linear_attention.restype = ctypes.c_int
+        _configured = True
+    return lib
+
+
+def _call(fn, args):
+    err = ctypes.create_string_buffer(512)
+    status = fn(ctypes.byref(args), err, len(err))
+    if status != 0:
+        raise AttnCudaError(status, err.value.decode())
+
+
+def multihead_forward(query, key, value, weights, heads, causal=False, bias=None, active_mask=None, out=None):
+    """weights: dict with q_weight, k_weight, v_weight, out_weight and optional q_bias, k_bias,
+    v_bias, out_bias (PyTorch layouts: [out_features, in_features])."""
+    if out is None:
+        out = torch.empty_like(query)
+    args = _MhaArgs()
+    given = {"query": query, "key": key, "value": value, "out": out, "bias": bias, "active_mask": active_mask}
+    for name in _MHA_TENSORS:
+        setattr(args, name, _view(given[name] if name in given else weights.get(name)))
+    args.heads, args.causal = heads, CAUSAL[causal]
+    args.stream = torch.cuda.current_stream().cuda_stream
+    _call(_lib().attn_cuda_multihead_forward, args)
+    return out
+
+
+def linear_attention(q, k, v, feature_map="elu", causal=False, eps=1e-6, out=None):
+    """q, k [batch, seq, heads, head_dim], v [batch, seq_k, heads, value_dim]."""
+    if out is None:
+        out = torch.empty(q.shape[0], q.shape[1], q.shape[2], v.shape[3], device=q.device, dtype=q.dtype)
+    args = _LinearArgs()
+    for name, t in (("q", q), ("k", k), ("v", v), ("out", out)):
+        setattr(args, name, _view(t))
+    args.feature_map = FEATURE_MAPS.get(feature_map, feature_map) if isinstance(feature_map, str) else feature_map
+    args.causal, args.eps = int(bool(causal)), eps
+    args.stream = torch.cuda.current_stream().cuda_stream
+    _call(_lib().attn_cuda_linear_attention, args)
+    return out

@@ -1,0 +1,52 @@
+// The C ABI of multi-head / cross and linear attention (include/attn_cuda/c_api_layers.h).
+#include "attn_cuda/c_api_layers.h"
+
+#include "attn_cuda/linear.h"
+#include "attn_cuda/multihead.h"
+#include "c_api_common.h"
+
+using attn::cuda::detail::guarded_call;
+using attn::cuda::detail::report;
+using attn::cuda::detail::view_of;
+
+extern "C" int attn_cuda_multihead_forward(const attn_mha_args* a, char* error, int error_len) {
+  if (a == nullptr) return report(4, "args: is NULL", error, error_len);
+  return guarded_call([&] {
+    attn::cuda::MultiHeadWeights w;
+    w.q_weight = view_of(a->q_weight);
+    w.k_weight = view_of(a->k_weight);
+    w.v_weight = view_of(a->v_weight);
+    w.out_weight = view_of(a->out_weight);
+    w.q_bias = view_of(a->q_bias);
+    w.k_bias = view_of(a->k_bias);
+    w.v_bias = view_of(a->v_bias);
+    w.out_bias = view_of(a->out_bias);
+    attn::cuda::MultiHeadArgs args;
+    args.query = view_of(a->query);
+    args.key = view_of(a->key);
+    args.value = view_of(a->value);
+    args.out = view_of(a->out);
+    args.bias = view_of(a->bias);
+    args.active_mask = view_of(a->active_mask);
+    args.heads = a->heads;
+    args.causal = static_cast<attn::cuda::Causal>(a->causal);
+    args.stream = static_cast<cudaStream_t>(a->stream);
+    attn::cuda::multihead_forward(w, args);
+  }, error, error_len);
+}
+
+extern "C" int attn_cuda_linear_attention(const attn_linear_args* a, char* error, int error_len) {
+  if (a == nullptr) return report(4, "args: is NULL", error, error_len);
+  return guarded_call([&] {
+    attn::cuda::LinearAttentionArgs args;
+    args.q = view_of(a->q);
+    args.k = view_of(a->k);
+    args.v = view_of(a->v);
+    args.out = view_of(a->out);
+    args.feature_map = static_cast<attn::cuda::FeatureMap>(a->feature_map);
+    args.causal = a->causal != 0;
+    args.eps = a->eps;
+    args.stream = static_cast<cudaStream_t>(a->stream);
+    attn::cuda::linear_attention_forward(args);
+  }, error, error_len);
+}
