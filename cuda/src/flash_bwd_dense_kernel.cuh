@@ -14,6 +14,7 @@
 #include <math_constants.h>
 
 #include "bwd_params.h"
+#include "bwd_walk.cuh"
 #include "mma_sm80.cuh"
 #include "smem_tile.cuh"
 
@@ -184,37 +185,11 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   copy_tile_async<T, kD, kN, kDenseBwdThreads>(
       sV, static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head, p.v_stride.row, n0, p.seq_k);
 
-  // Query blocks before m_begin cannot see any of these keys under the causal rule.
-  const int m_tiles = (p.seq_q + kM - 1) / kM;
-  int m_begin = 0;
-  if (p.causal) {
-    const int64_t first = int64_t{n0} - p.causal_offset;  // first query that sees key n0
-    m_begin = first <= 0 ? 0 : static_cast<int>(first / kM < m_tiles ? first / kM : m_tiles);
-  }
-  const int nm = m_tiles - m_begin;
-  const int iters = p.group * nm;  // (query head of the group, query block) pairs
-
-  // Q, dO, lse and D of step `it` into `stage`; lse in log2 units, +inf where the row gets
-  // no weight (past seq_q, or a row that saw no key: forward lse = -inf).
+  const QueryWalk<kM> walk(p, n0);
   auto load_step = [&](int it, int stage) {
-    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kM;
-    copy_tile_async<T, kD, kM, kDenseBwdThreads>(
-        sQ + stage * kM * kD, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head,
-        p.q_stride.row, m0, p.seq_q);
-    copy_tile_async<T, kD, kM, kDenseBwdThreads>(
-        sdO + stage * kM * kD, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head,
-        p.do_stride.row, m0, p.seq_q);
-    if (threadIdx.x < kM) {
-      const int r = threadIdx.x, i = m0 + r;
-      float lse2 = CUDART_INF_F, d = 0.0f;
-      if (i < p.seq_q) {
-        const float lse = p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row];
-        lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
-        d = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
-      }
-      sLse[stage * kM + r] = lse2;
-      sD[stage * kM + r] = d;
-    }
+    stage_query_step<T, kD, kM, kDenseBwdThreads>(
+        sQ + stage * kM * kD, sdO + stage * kM * kD,
+        sLse + stage * kM, sD + stage * kM, p, b, walk.head(p, hk, it), walk.first_query(it));
   };
 
   float dk[2][kKeyCols / 8][4], dv[2][kKeyCols / 8][4];
@@ -225,16 +200,16 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
 #pragma unroll
       for (int e = 0; e < 4; ++e) dk[mt][nt][e] = dv[mt][nt][e] = 0.0f;
 
-  if (iters > 0) load_step(0, 0);
+  if (walk.steps > 0) load_step(0, 0);
   cp_async_commit();
   int stage = 0;
-  for (int it = 0; it < iters; ++it) {
+  for (int it = 0; it < walk.steps; ++it) {
     cp_async_wait<0>();
     __syncthreads();  // step `it` landed; everyone is done with step it - 1's tiles
-    if (it + 1 < iters) load_step(it + 1, stage ^ 1);
+    if (it + 1 < walk.steps) load_step(it + 1, stage ^ 1);
     cp_async_commit();
 
-    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kM;
+    const int h = walk.head(p, hk, it), m0 = walk.first_query(it);
     const T* sQs = sQ + stage * kM * kD;
     const T* sdOs = sdO + stage * kM * kD;
     const float* sLses = sLse + stage * kM;

@@ -16,22 +16,13 @@
 #include <math_constants.h>
 
 #include "bwd_params.h"
+#include "bwd_walk.cuh"
 #include "flash_bwd_dense_kernel.cuh"
+#include "mask_access.cuh"
 #include "mma_sm80.cuh"
 #include "smem_tile.cuh"
 
 namespace attn::cuda::detail {
-
-// One element of a bias or mask whose dtype (attn::cuda::DType) is known only at run time
-// (uniform across the block: a compare, not divergence).
-__device__ __forceinline__ float bwd_load_as_float(const void* base, int dtype, int64_t index) {
-  switch (dtype) {
-    case 0: return __half2float(static_cast<const __half*>(base)[index]);
-    case 1: return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
-    case 2: return static_cast<const float*>(base)[index];
-    default: return static_cast<const uint8_t*>(base)[index] != 0 ? 1.0f : 0.0f;
-  }
-}
 
 // Rows [row0, row0 + kRows) of a [rows][kCols] global matrix into a swizzled tile; rows
 // at or past `limit` are zero-filled (their scores then come out as 0 and the masks or
@@ -133,12 +124,12 @@ struct ProbRules {
         }
         bool keep = i < p.seq_q && j < p.seq_k && (!p.causal || j <= i + p.causal_offset);
         if (keep && p.bias != nullptr) {
-          x += bwd_load_as_float(p.bias, p.bias_dtype,
+          x += load_as_float(p.bias, p.bias_dtype,
                              b * p.bias_stride.batch + hk * p.bias_stride.head +
                                  int64_t{i} * p.bias_stride.row + int64_t{j} * p.bias_stride.col);
         }
         if (keep && p.active != nullptr) {
-          keep = bwd_load_as_float(p.active, p.active_dtype,
+          keep = load_as_float(p.active, p.active_dtype,
                                b * p.active_stride.batch + hk * p.active_stride.head +
                                    int64_t{i} * p.active_stride.row +
                                    int64_t{j} * p.active_stride.col) != 0.0f;
@@ -269,37 +260,11 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
   bwd_load_tile<T, kHeadDim, kBlockN>(sV, static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head,
                                       p.v_stride.row, n0, p.seq_k);
 
-  // Query blocks before m_begin cannot see any of these keys under the causal rule.
-  const int m_tiles = (p.seq_q + kBlockM - 1) / kBlockM;
-  int m_begin = 0;
-  if (p.causal) {
-    const int64_t first = int64_t{n0} - p.causal_offset;  // first query that sees key n0
-    m_begin = first <= 0 ? 0 : static_cast<int>(first / kBlockM < m_tiles ? first / kBlockM : m_tiles);
-  }
-  const int nm = m_tiles - m_begin;
-  const int iters = p.group * nm;  // (query head of the group, query block) pairs
-
-  // Q, dO, lse and D of step `it` into `stage`. lse becomes log2 units, +inf where the
-  // row gets no weight (past seq_q, or a row that saw no key: forward lse = -inf).
+  const QueryWalk<kBlockM> walk(p, n0);
   auto load_step = [&](int it, int stage) {
-    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kBlockM;
-    bwd_load_tile<T, kHeadDim, kBlockM>(sQ + stage * kBlockM * kHeadDim,
-                                        static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head,
-                                        p.q_stride.row, m0, p.seq_q);
-    bwd_load_tile<T, kHeadDim, kBlockM>(sdO + stage * kBlockM * kHeadDim,
-                                        static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head,
-                                        p.do_stride.row, m0, p.seq_q);
-    for (int r = threadIdx.x; r < kBlockM; r += kBwdThreads) {
-      const int i = m0 + r;
-      float lse2 = CUDART_INF_F, d = 0.0f;
-      if (i < p.seq_q) {
-        const float lse = p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row];
-        lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
-        d = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
-      }
-      sLse[stage * kBlockM + r] = lse2;
-      sD[stage * kBlockM + r] = d;
-    }
+    stage_query_step<T, kHeadDim, kBlockM, kBwdThreads>(
+        sQ + stage * kBlockM * kHeadDim, sdO + stage * kBlockM * kHeadDim,
+        sLse + stage * kBlockM, sD + stage * kBlockM, p, b, walk.head(p, hk, it), walk.first_query(it));
   };
 
   float dk[kTilesD][4], dv[kTilesD][4];
@@ -310,16 +275,16 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
   const bool any_rules = p.bias != nullptr || p.active != nullptr || p.softcap > 0.0f ||
                          n0 + kBlockN > p.seq_k;
 
-  if (iters > 0) load_step(0, 0);
+  if (walk.steps > 0) load_step(0, 0);
   cp_async_commit();
   int stage = 0;
-  for (int it = 0; it < iters; ++it) {
+  for (int it = 0; it < walk.steps; ++it) {
     cp_async_wait<0>();
     __syncthreads();  // step `it` landed; everyone is done with step it - 1's buffers
-    if (it + 1 < iters) load_step(it + 1, stage ^ 1);
+    if (it + 1 < walk.steps) load_step(it + 1, stage ^ 1);
     cp_async_commit();
 
-    const int h = hk * p.group + it / nm, m0 = (m_begin + it % nm) * kBlockM;
+    const int h = walk.head(p, hk, it), m0 = walk.first_query(it);
     const T* sQs = sQ + stage * kBlockM * kHeadDim;
     const T* sdOs = sdO + stage * kBlockM * kHeadDim;
     const float* sLses = sLse + stage * kBlockM;

@@ -1,0 +1,61 @@
+// What both backward kernels share about their walk: a thread block owns a block of keys
+// and visits every (query head of its kv group, query block) step that can see them, and
+// each step stages Q, dO and two per-row statistics in shared memory.
+#pragma once
+#include <math_constants.h>
+
+#include "bwd_params.h"
+#include "smem_tile.cuh"
+
+namespace attn::cuda::detail {
+
+template <int kBlockM>
+struct QueryWalk {
+  int m_begin;  // under the causal rule, query blocks before this one see none of the keys
+  int blocks;   // query blocks per head from m_begin
+  int steps;    // group * blocks
+
+  __device__ __forceinline__ QueryWalk(const BwdParams& p, int n0) {
+    const int m_tiles = (p.seq_q + kBlockM - 1) / kBlockM;
+    m_begin = 0;
+    if (p.causal) {
+      const int64_t first = int64_t{n0} - p.causal_offset;  // first query that sees key n0
+      m_begin = first <= 0 ? 0 : static_cast<int>(first / kBlockM < m_tiles ? first / kBlockM : m_tiles);
+    }
+    blocks = m_tiles - m_begin;
+    steps = p.group * blocks;
+  }
+  __device__ __forceinline__ int head(const BwdParams& p, int hk, int step) const { return hk * p.group + step / blocks; }
+  __device__ __forceinline__ int first_query(int step) const { return (m_begin + step % blocks) * kBlockM; }
+};
+
+// Q and dO rows [m0, m0 + kBlockM) of head h into one stage's tiles (cp.async, uncommitted),
+// and per row: lse in log2 units (+inf where the row gets no weight: past seq_q, or a row
+// that saw no key, forward lse = -inf) and D = rowsum(dO * O).
+template <typename T, int kHeadDim, int kBlockM, int kThreads>
+__device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
+                                                 int b, int h, int m0) {
+  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
+      sQ, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head, p.q_stride.row, m0, p.seq_q);
+  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
+      sdO, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head, p.do_stride.row, m0,
+      p.seq_q);
+  // One row per thread (a loop only when rows outnumber threads: as a loop in the dense
+  // kernel, the compiler spilled 80 more bytes).
+  constexpr int kPasses = (kBlockM + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const int r = threadIdx.x + pass * kThreads, i = m0 + r;
+    if (r >= kBlockM) break;
+    float lse2 = CUDART_INF_F, d = 0.0f;
+    if (i < p.seq_q) {
+      const float lse = p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row];
+      lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
+      d = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
+    }
+    sLse[r] = lse2;
+    sD[r] = d;
+  }
+}
+
+}  // namespace attn::cuda::detail
