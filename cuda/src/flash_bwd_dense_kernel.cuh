@@ -41,16 +41,17 @@ __device__ __forceinline__ void warp_scores_32x32(float (&c)[2][4][4], const T* 
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) c[mt][nt][0] = c[mt][nt][1] = c[mt][nt][2] = c[mt][nt][3] = 0.0f;
   const int lm = lane >> 3, lr = lane & 7;
+  const SwizzledRows<kDim> a_rows(sA, a_row0 + (lm & 1) * 8 + lr, lm >> 1);
+  const SwizzledRows<kDim> b_rows(sB, b_row0 + (lm >> 1) * 8 + lr, lm & 1);
 #pragma unroll
   for (int kk = 0; kk < kDim / 16; ++kk) {
     uint32_t a[2][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-      ldmatrix_x4(a[mt], sA + swizzled<kDim>(a_row0 + mt * 16 + (lm & 1) * 8 + lr, kk * 2 + (lm >> 1)));
+    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(a[mt], a_rows.at(kk, mt * 16));
 #pragma unroll
     for (int np = 0; np < 2; ++np) {
       uint32_t bb[4];
-      ldmatrix_x4(bb, sB + swizzled<kDim>(b_row0 + np * 16 + (lm >> 1) * 8 + lr, kk * 2 + (lm & 1)));
+      ldmatrix_x4(bb, b_rows.at(kk, np * 16));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         MmaOp<T>::run(c[mt][2 * np], a[mt], bb[0], bb[1]);
@@ -67,17 +68,17 @@ template <typename T, int kDim, int kCols>
 __device__ __forceinline__ void warp_grad_keys(float (&acc)[2][kCols / 8][4], const T* sX,
                                                int key0, const T* sY, int col0, int lane) {
   const int lm = lane >> 3, lr = lane & 7;
+  const SwizzledRows<kDenseBwdBlockN> x_rows(sX, (lm >> 1) * 8 + lr, lm & 1);
+  const SwizzledRows<kDim> y_rows(sY, (lm & 1) * 8 + lr, lm >> 1);
 #pragma unroll
   for (int kc = 0; kc < kDenseBwdBlockM / 16; ++kc) {
     uint32_t a[2][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-      ldmatrix_x4_trans(a[mt], sX + swizzled<kDenseBwdBlockN>(kc * 16 + (lm >> 1) * 8 + lr,
-                                                              (key0 + mt * 16) / 8 + (lm & 1)));
+    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4_trans(a[mt], x_rows.at(key0 / 16 + mt, kc * 16));
 #pragma unroll
     for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t bb[4];
-      ldmatrix_x4_trans(bb, sY + swizzled<kDim>(kc * 16 + (lm & 1) * 8 + lr, col0 / 8 + dp * 2 + (lm >> 1)));
+      ldmatrix_x4_trans(bb, y_rows.at(col0 / 16 + dp, kc * 16));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);
@@ -96,16 +97,17 @@ __device__ __forceinline__ void warp_grad_queries(float (&acc)[2][kCols / 8][4],
 #pragma unroll
     for (int nt = 0; nt < kCols / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
   const int lm = lane >> 3, lr = lane & 7;
+  const SwizzledRows<kDenseBwdBlockN> ds_rows(sdS, q0 + (lm & 1) * 8 + lr, lm >> 1);
+  const SwizzledRows<kDim> k_rows(sK, (lm & 1) * 8 + lr, lm >> 1);
 #pragma unroll
   for (int kc = 0; kc < kDenseBwdBlockN / 16; ++kc) {
     uint32_t a[2][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-      ldmatrix_x4(a[mt], sdS + swizzled<kDenseBwdBlockN>(q0 + mt * 16 + (lm & 1) * 8 + lr, kc * 2 + (lm >> 1)));
+    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(a[mt], ds_rows.at(kc, mt * 16));
 #pragma unroll
     for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t bb[4];
-      ldmatrix_x4_trans(bb, sK + swizzled<kDim>(kc * 16 + (lm & 1) * 8 + lr, col0 / 8 + dp * 2 + (lm >> 1)));
+      ldmatrix_x4_trans(bb, k_rows.at(col0 / 16 + dp, kc * 16));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);

@@ -33,8 +33,8 @@ struct QueryFragments {
 
   __device__ __forceinline__ void load_slice(int mt, int kk, uint32_t (&r)[4]) const {
     const int m = lane >> 3, rr = lane & 7;
-    ldmatrix_x4(r, sQ + swizzled<kHeadDim>(warp * 16 * kRowTiles + mt * 16 + (m & 1) * 8 + rr,
-                                           kk * 2 + (m >> 1)));
+    const SwizzledRows<kHeadDim> rows(sQ, warp * 16 * kRowTiles + (m & 1) * 8 + rr, m >> 1);
+    ldmatrix_x4(r, rows.at(kk, mt * 16));
   }
   __device__ __forceinline__ void preload() {
     if constexpr (kInRegisters) {
@@ -65,6 +65,7 @@ __device__ __forceinline__ void tile_scores(float (&s)[kRowTiles][kBlockN / 8][4
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
   const int m = lane >> 3, r = lane & 7;
+  const SwizzledRows<kHeadDim> key_rows(sK, (m >> 1) * 8 + r, m & 1);
 #pragma unroll
   for (int kk = 0; kk < kHeadDim / 16; ++kk) {
     uint32_t a[kRowTiles][4];
@@ -73,7 +74,7 @@ __device__ __forceinline__ void tile_scores(float (&s)[kRowTiles][kBlockN / 8][4
 #pragma unroll
     for (int np = 0; np < kBlockN / 16; ++np) {
       uint32_t b[4];
-      ldmatrix_x4(b, sK + swizzled<kHeadDim>(np * 16 + (m >> 1) * 8 + r, kk * 2 + (m & 1)));
+      ldmatrix_x4(b, key_rows.at(kk, np * 16));
 #pragma unroll
       for (int mt = 0; mt < kRowTiles; ++mt) {
         MmaOp<T>::run(s[mt][2 * np], a[mt], b[0], b[1]);
@@ -429,6 +430,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     // make one k16 slice), V comes through ldmatrix.trans; each V fragment feeds both
     // row tiles.
     const int m = lane >> 3, r = lane & 7;
+    const SwizzledRows<kHeadDim> value_rows(sVs, (m & 1) * 8 + r, m >> 1);
 #pragma unroll
     for (int kc = 0; kc < kBlockN / 16; ++kc) {
       uint32_t a[kRowTiles][4];
@@ -442,7 +444,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 #pragma unroll
       for (int dp = 0; dp < kHeadDim / 16; ++dp) {
         uint32_t bv[4];
-        ldmatrix_x4_trans(bv, sVs + swizzled<kHeadDim>(kc * 16 + (m & 1) * 8 + r, dp * 2 + (m >> 1)));
+        ldmatrix_x4_trans(bv, value_rows.at(dp, kc * 16));
 #pragma unroll
         for (int mt = 0; mt < kRowTiles; ++mt) {
           MmaOp<T>::run(o[mt][2 * dp], a[mt], bv[0], bv[1]);

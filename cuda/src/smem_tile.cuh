@@ -17,6 +17,28 @@ __device__ __forceinline__ int swizzled(int row, int chunk) {
   return row * kCols + ((chunk ^ (row & kMask)) << 3);
 }
 
+// Byte addresses for one lane's ldmatrix reads of a swizzled [rows][kCols] 16-bit tile
+// (kCols >= 64), at row `row` (+ multiples of 8 rows) and chunks 2 * step + low_bit. Since
+// 2 * step + low_bit = (2 * step) ^ low_bit, the swizzled chunk is (2 * step) ^ (low_bit ^
+// (row & 7)): the lane's part is computed once and each step costs one XOR with a constant,
+// while the extra rows become the load's immediate offset (address arithmetic had been a
+// third of the forward's instructions at head dim 128).
+template <int kCols>
+struct SwizzledRows {
+  static_assert(kCols >= 64, "needs 8 or more chunks per row");
+  uint32_t row_address;  // byte address of the lane's row
+  uint32_t lane_chunk;   // (low_bit ^ (row & 7)) << 4
+
+  __device__ __forceinline__ SwizzledRows(const void* tile, int row, int low_bit)
+      : row_address(smem_address(tile) + static_cast<uint32_t>(row * kCols * 2)),
+        lane_chunk(static_cast<uint32_t>((low_bit ^ (row & 7)) << 4)) {}
+
+  // Chunk 2 * step + low_bit of row + extra_rows (extra_rows a multiple of 8).
+  __device__ __forceinline__ uint32_t at(int step, int extra_rows = 0) const {
+    return row_address + static_cast<uint32_t>(extra_rows * kCols * 2) + ((static_cast<uint32_t>(step) << 5) ^ lane_chunk);
+  }
+};
+
 // Copies rows [row0, row0 + kRows) of a [rows][kCols] global matrix (row stride in
 // elements) into a swizzled tile with cp.async; rows at or past `limit` are zero-filled.
 // Thread i copies chunk i % kChunks of rows i / kChunks + k * kRowsPerPass: its row's
