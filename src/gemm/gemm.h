@@ -1,0 +1,31 @@
+// A general row-major matrix product on the register-blocked micro-kernel of
+// flash/gemm_tile.h: the operands are packed (A in k-major groups of kTileRows rows, B in
+// kPanel-column panels, zero-padded), multiplied into a padded scratch tile, and the result
+// written or added to C. Single-threaded: callers parallelise over independent products
+// (heads, batches), as the attention kernels do.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace attn {
+
+// A row-major matrix view: element (r, c) at data[r * ld + c], or at data[c * ld + r] when
+// transposed (the matrix is stored as its transpose).
+struct MatrixView {
+  const float* data = nullptr;
+  int64_t ld = 0;
+  bool transposed = false;
+
+  float at(int64_t r, int64_t c) const { return transposed ? data[c * ld + r] : data[r * ld + c]; }
+};
+
+// Packed operands and the padded result, reused across calls to avoid allocations.
+struct GemmScratch {
+  std::vector<float> a, b, c;
+};
+
+// C[m][n] = A[m][k] . B[k][n] (+ C when accumulate); C is row-major with leading dimension ldc.
+void gemm(int m, int n, int k, MatrixView a, MatrixView b, float* c, int64_t ldc, bool accumulate,
+          GemmScratch& scratch);
+
+}  // namespace attn

@@ -1,0 +1,198 @@
+#include "linear/linear_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gemm/gemm.h"
+#include "runtime/errors.h"
+#include "runtime/thread_pool.h"
+
+namespace attn {
+
+namespace {
+
+constexpr int kChunk = 64;  // rows of keys / queries per step
+
+void require_positive(const char* name, int value) {
+  if (value < 1) throw_range(name, "must be a positive integer, got " + std::to_string(value));
+}
+
+// phi of one row x[0..dim) into f[0..F).
+void features(FeatureMap map, const float* x, int dim, float* f) {
+  switch (map) {
+    case FeatureMap::kElu:
+      for (int c = 0; c < dim; ++c) f[c] = x[c] > 0.0f ? x[c] + 1.0f : std::exp(x[c]);
+      break;
+    case FeatureMap::kRelu:
+      for (int c = 0; c < dim; ++c) f[c] = std::max(x[c], 0.0f);
+      break;
+    case FeatureMap::kDpfp: {
+      auto xp = [&](int e) { return e < dim ? std::max(x[e], 0.0f) : std::max(-x[e - dim], 0.0f); };
+      for (int c = 0; c < 2 * dim; ++c) f[c] = xp(c) * xp((c + 2 * dim - 1) % (2 * dim));
+      break;
+    }
+  }
+}
+
+// Per-worker buffers of one (batch, head) pass.
+struct Workspace {
+  std::vector<float> phi_q, phi_k;  // [kChunk][F]
+  std::vector<float> values;        // [kChunk][value_dim + 1]: v and a column of ones
+  std::vector<float> state;         // [F][value_dim + 1]: S and z
+  std::vector<float> scores;        // [kChunk][kChunk]
+  std::vector<float> num;           // [kChunk][value_dim + 1]: numerators and denominator
+  GemmScratch gemm;
+};
+
+class HeadPass {
+ public:
+  HeadPass(const LinearShape& s, const LinearOptions& o, Workspace& w)
+      : s_(s), o_(o), w_(w), features_(linear_feature_count(o.feature_map, s.head_dim)),
+        width_(s.value_dim + 1) {
+    w_.phi_q.assign(size_t(kChunk) * features_, 0.0f);
+    w_.phi_k.assign(size_t(kChunk) * features_, 0.0f);
+    w_.values.assign(size_t(kChunk) * width_, 0.0f);
+    w_.state.assign(size_t(features_) * width_, 0.0f);
+    w_.scores.assign(size_t(kChunk) * kChunk, 0.0f);
+    w_.num.assign(size_t(kChunk) * width_, 0.0f);
+  }
+
+  void run(int b, int h, const float* q, const float* k, const float* v, float* out) {
+    if (!o_.causal) {
+      for (int j0 = 0; j0 < s_.seq_k; j0 += kChunk) add_keys(b, h, j0, k, v);
+      for (int i0 = 0; i0 < s_.seq_q; i0 += kChunk) {
+        const int rows = load_queries(b, h, i0, q);
+        product(rows, w_.phi_q.data(), w_.state.data(), false);
+        store(b, h, i0, rows, out);
+      }
+      return;
+    }
+    for (int i0 = 0; i0 < s_.seq_q; i0 += kChunk) {
+      const int rows = load_queries(b, h, i0, q);
+      load_keys(b, h, i0, k, v);
+      // Earlier chunks through the state, then this chunk's keys j <= i directly.
+      product(rows, w_.phi_q.data(), w_.state.data(), false);
+      gemm(rows, rows, features_, {w_.phi_q.data(), features_, false}, {w_.phi_k.data(), features_, true},
+           w_.scores.data(), kChunk, false, w_.gemm);
+      for (int i = 0; i < rows; ++i) std::fill(w_.scores.begin() + i * kChunk + i + 1, w_.scores.begin() + i * kChunk + rows, 0.0f);
+      gemm(rows, width_, rows, {w_.scores.data(), kChunk, false}, {w_.values.data(), width_, false},
+           w_.num.data(), width_, true, w_.gemm);
+      accumulate_state(rows);
+      store(b, h, i0, rows, out);
+    }
+  }
+
+ private:
+  int64_t row_offset(int b, int i, int h, int seq, int dim) const {
+    return ((int64_t{b} * seq + i) * s_.heads + h) * dim;
+  }
+
+  int load_queries(int b, int h, int i0, const float* q) {
+    const int rows = std::min(kChunk, s_.seq_q - i0);
+    for (int r = 0; r < rows; ++r) {
+      features(o_.feature_map, q + row_offset(b, i0 + r, h, s_.seq_q, s_.head_dim), s_.head_dim,
+               w_.phi_q.data() + int64_t{r} * features_);
+    }
+    return rows;
+  }
+
+  int load_keys(int b, int h, int j0, const float* k, const float* v) {
+    const int rows = std::min(kChunk, s_.seq_k - j0);
+    for (int r = 0; r < rows; ++r) {
+      features(o_.feature_map, k + row_offset(b, j0 + r, h, s_.seq_k, s_.head_dim), s_.head_dim,
+               w_.phi_k.data() + int64_t{r} * features_);
+      const float* src = v + row_offset(b, j0 + r, h, s_.seq_k, s_.value_dim);
+      float* dst = w_.values.data() + int64_t{r} * width_;
+      std::copy(src, src + s_.value_dim, dst);
+      dst[s_.value_dim] = 1.0f;
+    }
+    return rows;
+  }
+
+  // state += phi(K_chunk)^T [V_chunk | 1]
+  void accumulate_state(int rows) {
+    gemm(features_, width_, rows, {w_.phi_k.data(), features_, true}, {w_.values.data(), width_, false},
+         w_.state.data(), width_, true, w_.gemm);
+  }
+
+  void add_keys(int b, int h, int j0, const float* k, const float* v) {
+    accumulate_state(load_keys(b, h, j0, k, v));
+  }
+
+  // num = phi(Q_chunk) . state (+ num)
+  void product(int rows, const float* phi_q, const float* state, bool accumulate) {
+    gemm(rows, width_, features_, {phi_q, features_, false}, {state, width_, false}, w_.num.data(), width_,
+         accumulate, w_.gemm);
+  }
+
+  void store(int b, int h, int i0, int rows, float* out) {
+    for (int r = 0; r < rows; ++r) {
+      const float* num = w_.num.data() + int64_t{r} * width_;
+      const float den = num[s_.value_dim] + o_.eps;
+      const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+      float* dst = out + row_offset(b, i0 + r, h, s_.seq_q, s_.value_dim);
+      for (int c = 0; c < s_.value_dim; ++c) dst[c] = num[c] * inv;
+    }
+  }
+
+  const LinearShape& s_;
+  const LinearOptions& o_;
+  Workspace& w_;
+  const int features_;
+  const int width_;
+};
+
+}  // namespace
+
+int linear_feature_count(FeatureMap map, int head_dim) {
+  return map == FeatureMap::kDpfp ? 2 * head_dim : head_dim;
+}
+
+void validate_linear(const LinearShape& s, const LinearOptions& o) {
+  require_positive("batch", s.batch);
+  require_positive("seq_q", s.seq_q);
+  require_positive("seq_k", s.seq_k);
+  require_positive("heads", s.heads);
+  require_positive("head_dim", s.head_dim);
+  require_positive("value_dim", s.value_dim);
+  const int map = static_cast<int>(o.feature_map);
+  if (map < 0 || map > 2) throw_range("featureMap", "must be elu, relu or dpfp");
+  if (!(std::isfinite(o.eps) && o.eps >= 0.0f)) throw_range("eps", "must be a finite number >= 0");
+  if (o.causal && s.seq_q != s.seq_k) {
+    throw_range("causal", "needs as many queries as keys, got " + std::to_string(s.seq_q) + " and " +
+                              std::to_string(s.seq_k));
+  }
+  if (s.head_dim > (1 << 20) || s.value_dim > (1 << 20)) throw_range("head_dim", "is too large");
+  const double largest = std::max(double(s.batch) * s.seq_q * s.heads * std::max(s.head_dim, s.value_dim),
+                                  double(s.batch) * s.seq_k * s.heads * std::max(s.head_dim, s.value_dim));
+  if (largest * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 2) {
+    throw_range("shape", "tensors are too large for this platform's memory");
+  }
+}
+
+void linear_attention(const LinearShape& s, const LinearOptions& o, const float* q, const float* k,
+                      const float* v, float* out, ThreadPool* pool) {
+  validate_linear(s, o);
+  if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
+    throw_type("tensors", "q, k, v and out must all be given");
+  }
+  const int64_t tasks = int64_t{s.batch} * s.heads;
+  const int workers = pool != nullptr ? pool->size() : 1;
+  std::vector<Workspace> spaces(static_cast<size_t>(workers));
+  auto body = [&](int64_t begin, int64_t end, int worker) {
+    for (int64_t task = begin; task < end; ++task) {
+      HeadPass pass(s, o, spaces[static_cast<size_t>(worker)]);
+      pass.run(static_cast<int>(task / s.heads), static_cast<int>(task % s.heads), q, k, v, out);
+    }
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(tasks, 1, body);
+  } else {
+    body(0, tasks, 0);
+  }
+}
+
+}  // namespace attn
