@@ -6,6 +6,7 @@ import { init } from './runtime.js';
 export { init, createRuntime, getRuntimeInfo, setNumThreads } from './runtime.js';
 export { checkSIMDSupport, checkThreadSupport } from './features.js';
 export { WasmFlashAttention } from './flash_attention.js';
+export { WasmLinearAttention } from './linear_attention.js';
 export { createMask } from './masks.js';
 export default init;
 

@@ -402,3 +402,103 @@ export class WasmFlashAttention {
   /** Whether {@link dispose} was called. */
   readonly disposed: boolean;
 }
+
+/** Feature map φ of {@link WasmLinearAttention}. */
+export type FeatureMapName = 'elu' | 'relu' | 'dpfp';
+
+/** Options of the {@link WasmLinearAttention} constructor. */
+export interface LinearAttentionOptions {
+  /** Width of each head of Q and K. Positive integer. Required. */
+  dim: number;
+  /** Heads. Positive integer. Default `8`. */
+  heads?: number | undefined;
+  /**
+   * φ applied to queries and keys: `'elu'` (elu(x) + 1), `'relu'` (max(x, 0)) or `'dpfp'`
+   * (Schlag et al. 2021, ν = 1: `2 · dim` features). Default `'elu'`.
+   */
+  featureMap?: FeatureMapName | undefined;
+  /** Added to the denominator; a finite number `>= 0`. Default `1e-6`. */
+  eps?: number | undefined;
+  /** Query `i` attends to keys `j <= i` (needs as many queries as keys). Default `false`. */
+  causal?: boolean | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** The tensors and per-call options of {@link WasmLinearAttention.forwardExtended}. */
+export interface LinearInputs {
+  /** Queries, `[batch][seqQ][heads][dim]`. */
+  q: Float32Array;
+  /** Keys, `[batch][seqK][heads][dim]`. */
+  k: Float32Array;
+  /** Values, `[batch][seqK][heads][valueDim]`; `valueDim` is inferred from the length. */
+  v: Float32Array;
+  /** Batch size. Positive integer. Default `1`. */
+  batch?: number | undefined;
+  /** Overrides the constructor's `causal`. */
+  causal?: boolean | undefined;
+}
+
+/**
+ * Linear attention: `out_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z + eps)` with `S = Σ_j φ(k_j) v_jᵀ` and
+ * `z = Σ_j φ(k_j)` (over `j <= i` when causal). Time O(seqLen · F · valueDim) and memory
+ * O(F · valueDim) per thread beyond the tensors: it never builds a seqLen × seqLen matrix.
+ * Heads (and batches) run in parallel on the `'simd-threads'` build.
+ *
+ * @example
+ * const linear = new WasmLinearAttention({ dim: 64, heads: 8, featureMap: 'elu' });
+ * const out = linear.forward(Q, K, V);   // Float32Array, [seqLen][8][64]
+ * linear.dispose();
+ */
+export class WasmLinearAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, `dim` is missing, or an option has the
+   *   wrong type (`runtime` not from {@link createRuntime} included).
+   * @throws {RangeError} if `dim` or `heads` is not a positive integer, `featureMap` is an
+   *   unknown name, or `eps` is negative or not finite.
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options: LinearAttentionOptions);
+
+  /** Per-head width of Q and K. */
+  readonly dim: number;
+  /** Heads. */
+  readonly heads: number;
+  /** The feature map. */
+  readonly featureMap: FeatureMapName;
+  /** The denominator's epsilon. */
+  readonly eps: number;
+  /** Whether calls are causal unless they say otherwise. */
+  readonly causal: boolean;
+
+  /**
+   * @param Q queries, `[seqQ][heads][dim]`.
+   * @param K keys, `[seqK][heads][dim]`.
+   * @param V values, `[seqK][heads][valueDim]` (`valueDim` inferred from the length).
+   * @returns a new `Float32Array`, `[seqQ][heads][valueDim]`.
+   * @throws {TypeError} if Q, K or V is not a `Float32Array`.
+   * @throws {RangeError} if a length does not fit the shapes (named `Q`, `K`, `V`), or the call
+   *   is causal with `seqQ != seqK` (named `causal`).
+   * @throws {Error} if the object was disposed.
+   */
+  forward(Q: Float32Array, K: Float32Array, V: Float32Array): Float32Array;
+
+  /**
+   * The call with a batch dimension and a per-call `causal`.
+   * @throws {TypeError} | {RangeError} as {@link forward}; also if `inputs` is not an object or
+   *   `batch` is not a positive integer. @throws {Error} if disposed.
+   */
+  forwardExtended(inputs: LinearInputs): { output: Float32Array };
+
+  /**
+   * Heap figures of this object's runtime.
+   * @throws {Error} if the object was disposed.
+   */
+  getMemoryUsage(): MemoryInfo;
+
+  /** Releases the object (idempotent); every other method afterwards throws an `Error`. */
+  dispose(): void;
+
+  /** Whether {@link dispose} was called. */
+  readonly disposed: boolean;
+}

@@ -10,6 +10,7 @@ import init, {
   checkThreadSupport,
   createMask,
   WasmFlashAttention,
+  WasmLinearAttention,
 } from 'attnkit';
 import type {
   AttentionMask,
@@ -20,7 +21,10 @@ import type {
   FlashAttentionOptions,
   FlashInputs,
   FlashResult,
+  FeatureMapName,
   InitOptions,
+  LinearAttentionOptions,
+  LinearInputs,
   MaskLayout,
   MaskType,
   MemoryInfo,
@@ -155,7 +159,26 @@ attn.heads = 4;
 // @ts-expect-error the result's numbers are not strings
 const latency: string = bench.latencyMs;
 
+// Linear attention.
+const linearOptions: LinearAttentionOptions = { dim: 64, heads: 8, featureMap: 'dpfp', eps: 1e-6, causal: true };
+const linear = new WasmLinearAttention(linearOptions);
+const linearOut: Float32Array = linear.forward(Q, K, V);
+const linearInputs: LinearInputs = { q: Q, k: K, v: V, batch: 1, causal: false };
+const linearResult: Float32Array = linear.forwardExtended(linearInputs).output;
+const map: FeatureMapName = linear.featureMap;
+const linearMemory: number = linear.getMemoryUsage().heapUsed;
+linear.dispose();
+// @ts-expect-error dim is required
+new WasmLinearAttention({ heads: 8 });
+// @ts-expect-error unknown feature map
+new WasmLinearAttention({ dim: 64, featureMap: 'softmax' });
+// @ts-expect-error V is required
+linear.forward(Q, K);
+// @ts-expect-error featureMap is read-only
+linear.featureMap = 'relu';
+
 export const used = [
+  linearOut, linearResult, map, linearMemory,
   counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
   memoryNumbers, disposed, heads, flags, numbers, noLse, latency, result,
 ];
