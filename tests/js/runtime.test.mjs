@@ -24,8 +24,8 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmFlashAttention', 'checkSIMDSupport', 'checkThreadSupport', 'createMask', 'createRuntime', 'default',
-    'getRuntimeInfo', 'init', 'setNumThreads',
+    'WasmFlashAttention', 'WasmLinearAttention', 'checkSIMDSupport', 'checkThreadSupport', 'createMask',
+    'createRuntime', 'default', 'getRuntimeInfo', 'init', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
@@ -35,7 +35,8 @@ test('the module exports exactly the documented API', () => {
   if (/^export default \w+;/m.test(dts)) declared.push('default');
   assert.deepEqual([...new Set(declared)].sort(), Object.keys(attnkit).sort());
   for (const name of ['WasmFlashAttention', 'AttnRuntime', 'FlashAttentionOptions', 'BenchmarkResult', 'MemoryInfo',
-    'FlashInputs', 'FlashResult', 'RuntimeInfo', 'InitOptions', 'MaskLayout', 'CausalMode', 'AttentionMask']) {
+    'FlashInputs', 'FlashResult', 'RuntimeInfo', 'InitOptions', 'MaskLayout', 'CausalMode', 'AttentionMask',
+    'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });
