@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import {
   HEADS, attentionFlops, cpuMeter, engineWarmup, loadAverage, makeInputs, median, relativeError, runPlan, startRuntime, warmRuns,
 } from './common.mjs';
+import { benchLinear, linearReport } from './linear.mjs';
 import { buildProbe, runProbe } from './peak.mjs';
 import { chartSvg } from './svg.mjs';
 
@@ -522,6 +523,7 @@ function buildReport(data) {
     data.cold.map((c) => [c.id, c.dim, c.causal ? 'causal' : 'full', c.seq, c.ok ? c.runtimeMs.toFixed(0) : 'fails',
       c.ok ? c.firstCallMs.toFixed(1) : '—', c.ok ? c.warmMedianMs.toFixed(1) : '—', c.ok ? fx(c.ratio) + ratioRange(c) : '—'])));
   lines.push('');
+  if (data.linear) lines.push(...linearReport(data.linear, mdTable));
   lines.push('## Targets (issue 3)');
   lines.push('');
   lines.push(mdTable(['target', 'measured', 'result'], data.targets.map((t) => [t.target, t.measured, t.result])));
@@ -668,6 +670,12 @@ async function main() {
       const b = outputs[`${id}|${causal}`];
       if (a && b) notes.push(`${id} output vs attnkit-2t (n=256, d=64, ${causal ? 'causal' : 'full'}): rel. error ${relativeError(b, a).toExponential(1)}.`);
     }
+  }
+
+  if (!QUICK) {
+    await quietGate('linear attention');
+    log('attnkit: linear attention');
+    data.linear = await benchLinear(lib, log);
   }
 
   log('attnkit: cold first calls in fresh processes');
