@@ -1,0 +1,281 @@
+#include "multihead/multihead_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "flash/flash_attention.h"
+#include "gemm/gemm.h"
+#include "runtime/errors.h"
+#include "runtime/thread_pool.h"
+
+namespace attn {
+
+namespace {
+
+constexpr char kMagic[4] = {'A', 'T', 'K', 'W'};
+constexpr uint32_t kVersion = 1;
+constexpr int64_t kRowsPerTask = 64;  // rows of a projection per parallel task
+
+// splitmix64: a small seeded generator, uniform floats in [-bound, bound).
+struct Uniform {
+  uint64_t state;
+  float next(float bound) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    const double u = double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+    return static_cast<float>((2.0 * u - 1.0) * bound);
+  }
+  std::vector<float> fill(size_t n, float bound) {
+    std::vector<float> x(n);
+    for (auto& e : x) e = next(bound);
+    return x;
+  }
+};
+
+uint32_t fnv1a32(const uint8_t* data, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 16777619u;
+  return h;
+}
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+uint32_t get_u32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// Elements a mask view spans for this call (its strides may broadcast).
+int64_t mask_extent(const MaskView& m, int batch, int heads, int seq_q, int seq_k) {
+  return int64_t{batch - 1} * m.batch_stride + int64_t{heads - 1} * m.head_stride +
+         int64_t{seq_q - 1} * m.row_stride + seq_k;
+}
+
+}  // namespace
+
+MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(config) {
+  MultiHeadConfig& c = config_;
+  if (c.model_dim < 1) throw_range("modelDim", "must be a positive integer, got " + std::to_string(c.model_dim));
+  if (c.heads < 1) throw_range("heads", "must be a positive integer, got " + std::to_string(c.heads));
+  if (c.model_dim % c.heads != 0) {
+    throw_range("heads", "must divide modelDim (" + std::to_string(c.model_dim) + "), got " + std::to_string(c.heads));
+  }
+  if (c.kdim == 0) c.kdim = c.model_dim;
+  if (c.vdim == 0) c.vdim = c.model_dim;
+  if (c.kdim < 0) throw_range("kdim", "must be a positive integer, got " + std::to_string(c.kdim));
+  if (c.vdim < 0) throw_range("vdim", "must be a positive integer, got " + std::to_string(c.vdim));
+  if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
+  const double params = double(c.model_dim) * (2.0 * c.model_dim + c.kdim + c.vdim + 4);
+  if (params * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
+    throw_range("modelDim", "the weights are too large for this platform's memory");
+  }
+  // PyTorch: xavier_uniform_ on the input projections (one [3E, E] matrix when kdim = vdim
+  // = E, else each its own), the output Linear's kaiming_uniform_(a = sqrt(5)) bound
+  // 1/sqrt(E), zero biases.
+  Uniform rng{c.seed};
+  const int e = c.model_dim;
+  const bool packed = c.kdim == e && c.vdim == e;
+  auto xavier = [&](int fan_in, int fan_out) { return std::sqrt(6.0f / float(fan_in + fan_out)); };
+  w_.q = rng.fill(size_t(e) * e, packed ? xavier(e, 3 * e) : xavier(e, e));
+  w_.k = rng.fill(size_t(e) * c.kdim, packed ? xavier(e, 3 * e) : xavier(c.kdim, e));
+  w_.v = rng.fill(size_t(e) * c.vdim, packed ? xavier(e, 3 * e) : xavier(c.vdim, e));
+  w_.out = rng.fill(size_t(e) * e, 1.0f / std::sqrt(float(e)));
+  if (c.bias) w_.q_bias = w_.k_bias = w_.v_bias = w_.out_bias = std::vector<float>(size_t(e), 0.0f);
+}
+
+int64_t MultiHeadAttention::param_count() const {
+  return int64_t(w_.q.size() + w_.k.size() + w_.v.size() + w_.out.size() + w_.q_bias.size() + w_.k_bias.size() +
+                 w_.v_bias.size() + w_.out_bias.size());
+}
+
+void MultiHeadAttention::project(const std::vector<float>& w, const std::vector<float>& b, int in, int64_t rows,
+                                 const float* x, float* y, ThreadPool* pool) const {
+  const int e = config_.model_dim;
+  const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int workers = pool != nullptr ? pool->size() : 1;
+  std::vector<GemmScratch> scratch(static_cast<size_t>(workers));
+  auto body = [&](int64_t begin, int64_t end, int worker) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t r0 = t * kRowsPerTask;
+      const int n_rows = static_cast<int>(std::min(kRowsPerTask, rows - r0));
+      float* dst = y + r0 * e;
+      gemm(n_rows, e, in, {x + r0 * in, in, false}, {w.data(), in, true}, dst, e, false,
+           scratch[static_cast<size_t>(worker)]);
+      if (!b.empty()) {
+        for (int r = 0; r < n_rows; ++r) {
+          for (int c = 0; c < e; ++c) dst[int64_t{r} * e + c] += b[size_t(c)];
+        }
+      }
+    }
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(tasks, 1, body);
+  } else {
+    body(0, tasks, 0);
+  }
+}
+
+void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* query, const float* key,
+                                 const float* value, const MaskView& mask, CausalAlign causal, float* out,
+                                 ThreadPool* pool) {
+  const int e = config_.model_dim, d = head_dim();
+  FlashShape shape{batch, seq_q, seq_k, config_.heads, config_.heads, d, d};
+  FlashOptions options;
+  options.causal = causal;
+  options.mask = mask;
+  options.dropout = config_.dropout;
+  options.seed = config_.seed + calls_;
+  validate_flash(shape, options);  // sizes, mask strides: before any work
+  if (query == nullptr || key == nullptr || value == nullptr || out == nullptr) {
+    throw_type("tensors", "query, key, value and out must all be given");
+  }
+  std::vector<float> q(size_t(batch) * seq_q * e), k(size_t(batch) * seq_k * e), v(size_t(batch) * seq_k * e);
+  std::vector<float> heads(size_t(batch) * seq_q * e);
+  project(w_.q, w_.q_bias, e, int64_t{batch} * seq_q, query, q.data(), pool);
+  project(w_.k, w_.k_bias, config_.kdim, int64_t{batch} * seq_k, key, k.data(), pool);
+  project(w_.v, w_.v_bias, config_.vdim, int64_t{batch} * seq_k, value, v.data(), pool);
+  flash_forward(shape, options, {q.data(), k.data(), v.data(), heads.data(), nullptr}, pool);
+  project(w_.out, w_.out_bias, e, int64_t{batch} * seq_q, heads.data(), out, pool);
+  if (config_.dropout > 0.0f) ++calls_;
+
+  // What attention_weights() needs to recompute this call's weights.
+  last_batch_ = batch, last_seq_q_ = seq_q, last_seq_k_ = seq_k, last_causal_ = causal;
+  last_q_ = std::move(q);
+  last_k_ = std::move(k);
+  last_mask_ = mask;
+  last_mask_additive_.clear();
+  last_mask_allowed_.clear();
+  if (mask.present()) {
+    const int64_t n = mask_extent(mask, batch, config_.heads, seq_q, seq_k);
+    if (mask.additive != nullptr) {
+      last_mask_additive_.assign(mask.additive, mask.additive + n);
+      last_mask_.additive = last_mask_additive_.data();
+    } else {
+      last_mask_allowed_.assign(mask.allowed, mask.allowed + n);
+      last_mask_.allowed = last_mask_allowed_.data();
+    }
+  }
+}
+
+int64_t MultiHeadAttention::last_weights_size() const {
+  return int64_t{last_batch_} * config_.heads * last_seq_q_ * last_seq_k_;
+}
+
+void MultiHeadAttention::attention_weights(float* out, ThreadPool* pool) const {
+  if (last_batch_ == 0) throw_range("weights", "no forward call yet: call forward() first");
+  const int d = head_dim();
+  FlashShape shape{last_batch_, last_seq_q_, last_seq_k_, config_.heads, config_.heads, d, d};
+  FlashOptions options;
+  options.causal = last_causal_;
+  options.mask = last_mask_;
+  attention_scores(shape, options, last_q_.data(), last_k_.data(), out, pool);
+}
+
+std::vector<uint8_t> MultiHeadAttention::save() const {
+  std::vector<uint8_t> out(kMagic, kMagic + 4);
+  put_u32(out, kVersion);
+  for (int dim : {config_.model_dim, config_.heads, config_.kdim, config_.vdim}) put_u32(out, uint32_t(dim));
+  put_u32(out, config_.bias ? 1u : 0u);
+  const std::vector<float>* parts[] = {&w_.q, &w_.k, &w_.v, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out, &w_.out_bias};
+  for (const auto* part : parts) {
+    const size_t at = out.size();
+    out.resize(at + part->size() * sizeof(float));
+    if (!part->empty()) std::memcpy(out.data() + at, part->data(), part->size() * sizeof(float));  // little-endian hosts
+  }
+  put_u32(out, fnv1a32(out.data(), out.size()));
+  return out;
+}
+
+void MultiHeadAttention::load(const uint8_t* data, size_t size) {
+  constexpr size_t kHeader = 4 + 4 * 6;
+  if (data == nullptr || size < kHeader + 4) {
+    throw_range("weights", "buffer of " + std::to_string(size) + " bytes is too short for attnkit weights");
+  }
+  if (std::memcmp(data, kMagic, 4) != 0) throw_range("weights", "not attnkit weights (bad magic)");
+  if (get_u32(data + 4) != kVersion) {
+    throw_range("weights", "format version " + std::to_string(get_u32(data + 4)) + " is not supported (expected " +
+                               std::to_string(kVersion) + ")");
+  }
+  const uint32_t dims[] = {get_u32(data + 8), get_u32(data + 12), get_u32(data + 16), get_u32(data + 20)};
+  const bool bias = get_u32(data + 24) != 0;
+  const int expect[] = {config_.model_dim, config_.heads, config_.kdim, config_.vdim};
+  const char* names[] = {"modelDim", "heads", "kdim", "vdim"};
+  for (int i = 0; i < 4; ++i) {
+    if (dims[i] != uint32_t(expect[i])) {
+      throw_range("weights", std::string("were saved with ") + names[i] + " = " + std::to_string(dims[i]) +
+                                 ", this object has " + std::to_string(expect[i]));
+    }
+  }
+  if (bias != config_.bias) throw_range("weights", bias ? "have biases, this object has none" : "have no biases, this object has them");
+  const size_t floats = size_t(param_count());
+  if (size != kHeader + floats * sizeof(float) + 4) {
+    throw_range("weights", "buffer of " + std::to_string(size) + " bytes, expected " +
+                               std::to_string(kHeader + floats * sizeof(float) + 4));
+  }
+  if (fnv1a32(data, size - 4) != get_u32(data + size - 4)) throw_range("weights", "checksum mismatch (corrupted buffer)");
+  Weights fresh = w_;
+  std::vector<float>* parts[] = {&fresh.q, &fresh.k, &fresh.v, &fresh.q_bias, &fresh.k_bias, &fresh.v_bias, &fresh.out, &fresh.out_bias};
+  size_t at = kHeader;
+  for (auto* part : parts) {
+    if (!part->empty()) std::memcpy(part->data(), data + at, part->size() * sizeof(float));
+    at += part->size() * sizeof(float);
+  }
+  w_ = std::move(fresh);
+}
+
+void MultiHeadAttention::load_named(const NamedWeights& named) {
+  const size_t e = size_t(config_.model_dim);
+  const size_t kd = size_t(config_.kdim), vd = size_t(config_.vdim);
+  Weights fresh = w_;
+  bool have_q = false, have_k = false, have_v = false, have_out = false, have_in_bias = false, have_out_bias = false;
+  auto expect = [](const std::string& name, const std::vector<float>& x, size_t n) {
+    if (x.size() != n) {
+      throw_range(name, "expected " + std::to_string(n) + " floats, got " + std::to_string(x.size()));
+    }
+    for (float v : x) {
+      if (!std::isfinite(v)) throw_range(name, "holds a value that is not finite");
+    }
+  };
+  for (const auto& [name, x] : named) {
+    if (name == "in_proj_weight") {
+      if (kd != e || vd != e) throw_range(name, "exists only when kdim = vdim = modelDim; give q_proj_weight, k_proj_weight, v_proj_weight");
+      expect(name, x, 3 * e * e);
+      fresh.q.assign(x.begin(), x.begin() + e * e);
+      fresh.k.assign(x.begin() + e * e, x.begin() + 2 * e * e);
+      fresh.v.assign(x.begin() + 2 * e * e, x.end());
+      have_q = have_k = have_v = true;
+    } else if (name == "q_proj_weight") {
+      expect(name, x, e * e), fresh.q = x, have_q = true;
+    } else if (name == "k_proj_weight") {
+      expect(name, x, e * kd), fresh.k = x, have_k = true;
+    } else if (name == "v_proj_weight") {
+      expect(name, x, e * vd), fresh.v = x, have_v = true;
+    } else if (name == "out_proj.weight") {
+      expect(name, x, e * e), fresh.out = x, have_out = true;
+    } else if (name == "in_proj_bias") {
+      if (!config_.bias) throw_range(name, "given, but this object was made with bias = false");
+      expect(name, x, 3 * e);
+      fresh.q_bias.assign(x.begin(), x.begin() + e);
+      fresh.k_bias.assign(x.begin() + e, x.begin() + 2 * e);
+      fresh.v_bias.assign(x.begin() + 2 * e, x.end());
+      have_in_bias = true;
+    } else if (name == "out_proj.bias") {
+      if (!config_.bias) throw_range(name, "given, but this object was made with bias = false");
+      expect(name, x, e), fresh.out_bias = x, have_out_bias = true;
+    } else {
+      throw_range(name, "is not a weight of nn.MultiheadAttention (expected in_proj_weight or q/k/v_proj_weight, "
+                        "in_proj_bias, out_proj.weight, out_proj.bias)");
+    }
+  }
+  if (!have_q || !have_k || !have_v) throw_range("in_proj_weight", "missing (or q_proj_weight, k_proj_weight, v_proj_weight)");
+  if (!have_out) throw_range("out_proj.weight", "missing");
+  if (config_.bias && !have_in_bias) throw_range("in_proj_bias", "missing (this object has biases)");
+  if (config_.bias && !have_out_bias) throw_range("out_proj.bias", "missing (this object has biases)");
+  w_ = std::move(fresh);
+}
+
+}  // namespace attn

@@ -1,0 +1,85 @@
+// Multi-head and cross attention with PyTorch nn.MultiheadAttention semantics (batch first):
+//   Q = query . Wq^T + bq,  K = key . Wk^T + bk,  V = value . Wv^T + bv
+//   each head h (columns h * head_dim ..) attends with the flash kernel,
+//   out = heads . Wo^T + bo
+// query [batch][seq_q][model_dim], key [batch][seq_k][kdim], value [batch][seq_k][vdim],
+// out [batch][seq_q][model_dim]; Wq [model_dim][model_dim], Wk [model_dim][kdim],
+// Wv [model_dim][vdim], Wo [model_dim][model_dim] (PyTorch's [out_features][in_features]).
+// The projections run on gemm/gemm.h, row blocks in parallel on the pool.
+//
+// Weights start as PyTorch initialises them (xavier-uniform projections, kaiming-uniform
+// output, zero biases), drawn from a seeded generator, so the same seed gives the same
+// weights. They load from PyTorch's names or from the versioned binary format of save();
+// a load that fails leaves the weights as they were.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flash/flash_params.h"
+
+namespace attn {
+
+class ThreadPool;
+
+struct MultiHeadConfig {
+  int model_dim = 0;
+  int heads = 1;
+  int kdim = 0;  // 0 = model_dim
+  int vdim = 0;  // 0 = model_dim
+  bool bias = true;
+  float dropout = 0.0f;  // on the attention weights, in [0, 1)
+  uint64_t seed = 0;     // initial weights (and dropout masks, seed + call number)
+};
+
+// Named float arrays in PyTorch's state-dict names: in_proj_weight (when kdim = vdim =
+// model_dim) or q_proj_weight / k_proj_weight / v_proj_weight, in_proj_bias,
+// out_proj.weight, out_proj.bias.
+using NamedWeights = std::vector<std::pair<std::string, std::vector<float>>>;
+
+class MultiHeadAttention {
+ public:
+  // Throws AttnError naming the option (modelDim, heads, kdim, vdim, dropout).
+  explicit MultiHeadAttention(const MultiHeadConfig& config);
+
+  const MultiHeadConfig& config() const { return config_; }
+  int head_dim() const { return config_.model_dim / config_.heads; }
+  int64_t param_count() const;
+
+  // mask: additive or boolean [seq_q][seq_k] per (batch, head) with broadcast strides, as
+  // the flash call's. Keeps the projected Q and K (and a copy of the mask) so that
+  // attention_weights() can recompute the last call's weights.
+  void forward(int batch, int seq_q, int seq_k, const float* query, const float* key, const float* value,
+               const MaskView& mask, CausalAlign causal, float* out, ThreadPool* pool);
+
+  // The softmax weights of the last forward (before dropout), [batch][heads][seq_q][seq_k].
+  // Throws AttnError("weights") before any forward.
+  void attention_weights(float* out, ThreadPool* pool) const;
+  int64_t last_weights_size() const;
+
+  std::vector<uint8_t> save() const;
+  void load(const uint8_t* data, size_t size);
+  void load_named(const NamedWeights& weights);
+
+ private:
+  struct Weights {
+    std::vector<float> q, k, v, out;          // row-major [model_dim][in]
+    std::vector<float> q_bias, k_bias, v_bias, out_bias;  // empty without bias
+  };
+  void project(const std::vector<float>& w, const std::vector<float>& b, int in, int64_t rows, const float* x,
+               float* y, ThreadPool* pool) const;
+
+  MultiHeadConfig config_;
+  Weights w_;
+  uint64_t calls_ = 0;
+  // The last forward, for attention_weights().
+  int last_batch_ = 0, last_seq_q_ = 0, last_seq_k_ = 0;
+  CausalAlign last_causal_ = CausalAlign::kNone;
+  std::vector<float> last_q_, last_k_;
+  std::vector<float> last_mask_additive_;
+  std::vector<uint8_t> last_mask_allowed_;
+  MaskView last_mask_;
+};
+
+}  // namespace attn
