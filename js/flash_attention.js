@@ -3,67 +3,21 @@
 // forwardExtended); masks are additive Float32Arrays or boolean Uint8Arrays.
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
+import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
 import { currentRuntime, Runtime } from './runtime.js';
 import {
-  boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, positiveInt, rowCount,
+  boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, positiveInt, rowCount, seedValue,
 } from './validate.js';
 
 const WHERE = 'WasmFlashAttention';
 const MAX_BLOCK = 4096;
 const CAUSAL_CODES = { none: 0, 'top-left': 1, 'bottom-right': 2 };
-const MASK_LAYOUTS = ['qk', 'bqk', 'hqk', 'bhqk'];
-
-function seedValue(where, value, fallback) {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw (typeof value === 'number' ? rangeError : typeError)(where, 'seed',
-      `expected a non-negative safe integer, got ${String(value)}`);
-  }
-  return value;
-}
 
 function causalCode(where, value, fallback) {
   if (value === undefined) return fallback;
   if (value === true) return CAUSAL_CODES['top-left'];
   if (value === false) return CAUSAL_CODES.none;
   return CAUSAL_CODES[oneOf(where, 'causal', value, [true, false, 'top-left', 'bottom-right', 'none'])];
-}
-
-// Strides of a [q,k], [batch,q,k], [heads,q,k] or [batch,heads,q,k] mask, from its
-// length (or from an explicit layout when batch == heads makes the length ambiguous).
-function maskStrides(where, mask, layout, batch, heads, seqQ, seqK) {
-  const qk = seqQ * seqK;
-  const lengths = { qk, bqk: batch * qk, hqk: heads * qk, bhqk: batch * heads * qk };
-  if (layout === undefined) {
-    const matches = MASK_LAYOUTS.filter((l) => lengths[l] === mask.length);
-    if (matches.length === 0) {
-      throw rangeError(where, 'mask', `length ${mask.length} fits none of [seqQ, seqK] = ${qk}, ` +
-        `[batch, seqQ, seqK] = ${lengths.bqk}, [heads, seqQ, seqK] = ${lengths.hqk}, ` +
-        `[batch, heads, seqQ, seqK] = ${lengths.bhqk}`);
-    }
-    // Layouts of equal length address the same elements, except [batch,q,k] and
-    // [heads,q,k] when batch == heads > 1: then the caller must say which.
-    if (matches.includes('bqk') && matches.includes('hqk') && batch > 1) {
-      throw rangeError(where, 'maskLayout',
-        `a mask of length ${mask.length} is ambiguous when batch == heads: pass maskLayout "bqk" or "hqk"`);
-    }
-    layout = matches[0];
-  } else {
-    oneOf(where, 'maskLayout', layout, MASK_LAYOUTS);
-    if (mask.length !== lengths[layout]) {
-      throw rangeError(where, 'mask', `length ${mask.length} does not match maskLayout "${layout}" (${lengths[layout]})`);
-    }
-  }
-  const batchStride = layout === 'bqk' ? qk : layout === 'bhqk' ? heads * qk : 0;
-  const headStride = layout === 'hqk' || layout === 'bhqk' ? qk : 0;
-  return { batchStride, headStride };
-}
-
-function checkMask(where, mask) {
-  if (mask instanceof Float32Array) return 1;
-  if (mask instanceof Uint8Array) return 2;
-  throw typeError(where, 'mask',
-    'expected a Float32Array (additive: 0 attends, -Infinity blocks) or a Uint8Array (1 attends, 0 blocks)');
 }
 
 // A deterministic pseudo-random fill for benchmark inputs.

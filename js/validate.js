@@ -87,3 +87,13 @@ export function rowCount(where, name, array, rowSize, rowDescription) {
   }
   return array.length / rowSize;
 }
+
+// A seed: a non-negative safe integer (dropout masks and initial weights derive from it).
+export function seedValue(where, value, fallback) {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw (typeof value === 'number' ? rangeError : typeError)(where, 'seed',
+      `expected a non-negative safe integer, got ${String(value)}`);
+  }
+  return value;
+}

@@ -502,3 +502,147 @@ export class WasmLinearAttention {
   /** Whether {@link dispose} was called. */
   readonly disposed: boolean;
 }
+
+/** Options of the {@link WasmMultiHeadAttention} constructor (PyTorch `nn.MultiheadAttention`). */
+export interface MultiHeadAttentionOptions {
+  /** Width of the query, the projections and the output (`embed_dim`). Positive integer. Required. */
+  modelDim: number;
+  /** Heads; must divide `modelDim`. Default `8`. */
+  heads?: number | undefined;
+  /** Width of the keys. Default `modelDim`. */
+  kdim?: number | undefined;
+  /** Width of the values. Default `modelDim`. */
+  vdim?: number | undefined;
+  /** Biases in the projections. Default `true`. */
+  bias?: boolean | undefined;
+  /** Dropout on the attention weights, in `[0, 1)`. Default `0`. */
+  dropout?: number | undefined;
+  /** Seed of the initial weights (and of dropout masks): a non-negative safe integer. Default `0`. */
+  seed?: number | undefined;
+  /** Query `i` attends to keys `j <= i` unless a call says otherwise. Default `false`. */
+  causal?: boolean | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Options of the {@link WasmCrossAttention} constructor. */
+export interface CrossAttentionOptions extends Omit<MultiHeadAttentionOptions, 'modelDim' | 'kdim' | 'vdim'> {
+  /** Width of the queries and the output. Positive integer. Required. */
+  queryDim: number;
+  /** Width of the keys and values. Positive integer. Required. */
+  keyDim: number;
+}
+
+/** The tensors and per-call options of {@link WasmMultiHeadAttention.forwardExtended}. */
+export interface MultiHeadInputs {
+  /** `[batch][seqQ][modelDim]`. */
+  query: Float32Array;
+  /** `[batch][seqK][kdim]`. */
+  key: Float32Array;
+  /** `[batch][seqK][vdim]`. */
+  value: Float32Array;
+  /** Batch size. Default `1`. */
+  batch?: number | undefined;
+  /** `[seqQ][seqK]`, `[batch][seqQ][seqK]`, `[heads][seqQ][seqK]` or `[batch][heads][seqQ][seqK]`. */
+  mask?: AttentionMask | null | undefined;
+  /** Which of those layouts, when the length is ambiguous. */
+  maskLayout?: MaskLayout | undefined;
+  /** Overrides the constructor's `causal`. */
+  causal?: boolean | undefined;
+}
+
+/** PyTorch state-dict arrays of `nn.MultiheadAttention`, row-major `[out_features][in_features]`. */
+export interface MultiHeadNamedWeights {
+  /** `[3·modelDim][modelDim]` (only when `kdim = vdim = modelDim`). */
+  in_proj_weight?: Float32Array;
+  q_proj_weight?: Float32Array;
+  k_proj_weight?: Float32Array;
+  v_proj_weight?: Float32Array;
+  /** `[3·modelDim]`. */
+  in_proj_bias?: Float32Array;
+  'out_proj.weight'?: Float32Array;
+  'out_proj.bias'?: Float32Array;
+}
+
+/**
+ * Multi-head attention with PyTorch `nn.MultiheadAttention` semantics (batch first): input
+ * projections (SIMD GEMM), per-head flash attention, output projection. The weights live in
+ * the WebAssembly heap until {@link dispose} (or, for objects never disposed, until a
+ * `FinalizationRegistry` frees them after garbage collection).
+ *
+ * @example
+ * const mha = new WasmMultiHeadAttention({ modelDim: 512, heads: 8 });
+ * const out = mha.forward(X, X, X);        // [seqLen][512]
+ * const bytes = mha.saveWeights();         // Uint8Array
+ * mha.dispose();
+ */
+export class WasmMultiHeadAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, `modelDim` is missing, or an option has the wrong type.
+   * @throws {RangeError} if a size is not a positive integer, `heads` does not divide `modelDim`,
+   *   `dropout` is outside `[0, 1)`, or `seed` is not a non-negative safe integer.
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options: MultiHeadAttentionOptions);
+
+  readonly modelDim: number;
+  readonly heads: number;
+  /** `modelDim / heads`. */
+  readonly headDim: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  readonly bias: boolean;
+  readonly dropout: number;
+  readonly seed: number;
+  readonly causal: boolean;
+
+  /**
+   * @param query `[seqQ][modelDim]`. @param key `[seqK][kdim]`. @param value `[seqK][vdim]`.
+   * @param mask optional `[seqQ][seqK]` (or per head) additive `Float32Array` or boolean `Uint8Array`.
+   * @returns a new `Float32Array`, `[seqQ][modelDim]`.
+   * @throws {TypeError} if an input is not a `Float32Array` or the mask has the wrong type.
+   * @throws {RangeError} if a length does not fit (named `query`, `key`, `value`, `mask`).
+   * @throws {Error} if the object was disposed.
+   */
+  forward(query: Float32Array, key: Float32Array, value: Float32Array, mask?: AttentionMask | null): Float32Array;
+
+  /** The call with a batch, broadcast masks and a per-call `causal`. @throws as {@link forward}. */
+  forwardExtended(inputs: MultiHeadInputs): { output: Float32Array };
+
+  /**
+   * The softmax weights of the last forward, `[batch][heads][seqQ][seqK]`, recomputed on demand.
+   * @throws {Error} before any forward, or if disposed.
+   */
+  getAttentionWeights(): Float32Array;
+
+  /** The weights in attnkit's versioned binary format (magic, version, shapes, checksum). */
+  saveWeights(): Uint8Array;
+
+  /**
+   * Loads a buffer from {@link saveWeights} (same shapes) or PyTorch-named arrays. On any error the
+   * old weights stay.
+   * @throws {TypeError} if `weights` is neither, or a named entry is not a `Float32Array`.
+   * @throws {RangeError} naming `weights` (bad buffer: magic, version, shapes, size, checksum) or
+   *   the offending array (unknown name, wrong length, missing, not finite).
+   */
+  loadWeights(weights: Uint8Array | MultiHeadNamedWeights): void;
+
+  /** Heap figures; `paramCount` is the number of weights. @throws {Error} if disposed. */
+  getMemoryUsage(): MemoryInfo;
+
+  /** Frees the weights (idempotent); every other method afterwards throws an `Error`. */
+  dispose(): void;
+
+  readonly disposed: boolean;
+}
+
+/**
+ * Cross attention: queries of width `queryDim` attend over keys and values of width `keyDim`
+ * (and another length). A {@link WasmMultiHeadAttention} with `kdim = vdim = keyDim`.
+ */
+export class WasmCrossAttention extends WasmMultiHeadAttention {
+  /** @throws as {@link WasmMultiHeadAttention}'s constructor; `queryDim` and `keyDim` are required. */
+  constructor(options: CrossAttentionOptions);
+  readonly queryDim: number;
+  readonly keyDim: number;
+}

@@ -24,8 +24,8 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmFlashAttention', 'WasmLinearAttention', 'checkSIMDSupport', 'checkThreadSupport', 'createMask',
-    'createRuntime', 'default', 'getRuntimeInfo', 'init', 'setNumThreads',
+    'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'checkSIMDSupport',
+    'checkThreadSupport', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
@@ -36,7 +36,9 @@ test('the module exports exactly the documented API', () => {
   assert.deepEqual([...new Set(declared)].sort(), Object.keys(attnkit).sort());
   for (const name of ['WasmFlashAttention', 'AttnRuntime', 'FlashAttentionOptions', 'BenchmarkResult', 'MemoryInfo',
     'FlashInputs', 'FlashResult', 'RuntimeInfo', 'InitOptions', 'MaskLayout', 'CausalMode', 'AttentionMask',
-    'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName']) {
+    'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName', 'WasmMultiHeadAttention',
+    'WasmCrossAttention', 'MultiHeadAttentionOptions', 'CrossAttentionOptions', 'MultiHeadInputs',
+    'MultiHeadNamedWeights']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

@@ -11,6 +11,8 @@ import init, {
   createMask,
   WasmFlashAttention,
   WasmLinearAttention,
+  WasmMultiHeadAttention,
+  WasmCrossAttention,
 } from 'attnkit';
 import type {
   AttentionMask,
@@ -25,6 +27,10 @@ import type {
   InitOptions,
   LinearAttentionOptions,
   LinearInputs,
+  MultiHeadAttentionOptions,
+  CrossAttentionOptions,
+  MultiHeadInputs,
+  MultiHeadNamedWeights,
   MaskLayout,
   MaskType,
   MemoryInfo,
@@ -177,7 +183,33 @@ linear.forward(Q, K);
 // @ts-expect-error featureMap is read-only
 linear.featureMap = 'relu';
 
+// Multi-head and cross attention.
+const mhaOptions: MultiHeadAttentionOptions = { modelDim: 64, heads: 8, kdim: 32, vdim: 48, bias: true, dropout: 0, seed: 1 };
+const mha = new WasmMultiHeadAttention(mhaOptions);
+const mhaOut: Float32Array = mha.forward(Q, K, V, createMask('causal', 4));
+const mhaInputs: MultiHeadInputs = { query: Q, key: K, value: V, batch: 1, causal: true };
+const mhaResult: Float32Array = mha.forwardExtended(mhaInputs).output;
+const mhaWeights: Float32Array = mha.getAttentionWeights();
+const saved: Uint8Array = mha.saveWeights();
+mha.loadWeights(saved);
+const named: MultiHeadNamedWeights = { in_proj_weight: new Float32Array(3 * 64 * 64), 'out_proj.weight': new Float32Array(64 * 64) };
+mha.loadWeights(named);
+const params: number = mha.getMemoryUsage().paramCount;
+mha.dispose();
+const crossOptions: CrossAttentionOptions = { queryDim: 64, keyDim: 32, heads: 4 };
+const cross = new WasmCrossAttention(crossOptions);
+const crossDims: number = cross.queryDim + cross.keyDim + cross.headDim;
+// @ts-expect-error modelDim is required
+new WasmMultiHeadAttention({ heads: 8 });
+// @ts-expect-error keyDim is required
+new WasmCrossAttention({ queryDim: 64 });
+// @ts-expect-error weights are a Uint8Array or named Float32Arrays
+mha.loadWeights([1, 2, 3]);
+// @ts-expect-error unknown weight name
+mha.loadWeights({ bias_k: new Float32Array(4) });
+
 export const used = [
+  mhaOut, mhaResult, mhaWeights, params, crossDims,
   linearOut, linearResult, map, linearMemory,
   counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
   memoryNumbers, disposed, heads, flags, numbers, noLse, latency, result,

@@ -1,0 +1,142 @@
+// embind surface of MultiHeadAttention: a handle class whose every method returns "" or an
+// encoded error (never a C++ exception into JS). JS validates the configuration with
+// validateMultiHead() first, so the constructor cannot fail on bad options.
+#include <emscripten/bind.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "bindings/runtime_binding.h"
+#include "error_translation.h"
+#include "multihead/multihead_attention.h"
+
+namespace attn::bindings {
+
+namespace {
+
+struct MultiHeadInit {
+  int modelDim = 0, heads = 1, kdim = 0, vdim = 0;
+  bool bias = true;
+  double dropout = 0, seed = 0;
+};
+
+MultiHeadConfig to_config(const MultiHeadInit& i) {
+  return {i.modelDim, i.heads, i.kdim, i.vdim, i.bias, static_cast<float>(i.dropout), static_cast<uint64_t>(i.seed)};
+}
+
+struct MultiHeadCall {
+  int batch = 1, seqQ = 0, seqK = 0;
+  int causal = 0;    // 0 none, 1 top-left, 2 bottom-right
+  int maskKind = 0;  // 0 none, 1 additive float, 2 boolean uint8
+  double maskBatchStride = 0, maskHeadStride = 0, maskRowStride = 0;
+  double query = 0, key = 0, value = 0, out = 0, mask = 0;  // heap addresses
+};
+
+template <typename T>
+T* address(double a) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(a));
+}
+
+std::string validate_multihead(const MultiHeadInit& init) {
+  return guarded([&] { MultiHeadAttention check(to_config(init)); });
+}
+
+class MultiHeadHandle {
+ public:
+  explicit MultiHeadHandle(const MultiHeadInit& init) : m_(to_config(init)) {}
+
+  std::string forward(const MultiHeadCall& c) {
+    return guarded([&] {
+      MaskView mask;
+      if (c.maskKind == 1) mask.additive = address<const float>(c.mask);
+      if (c.maskKind == 2) mask.allowed = address<const uint8_t>(c.mask);
+      mask.batch_stride = static_cast<int64_t>(c.maskBatchStride);
+      mask.head_stride = static_cast<int64_t>(c.maskHeadStride);
+      mask.row_stride = static_cast<int64_t>(c.maskRowStride);
+      const CausalAlign causal = c.causal == 1 ? CausalAlign::kTopLeft
+                                 : c.causal == 2 ? CausalAlign::kBottomRight
+                                                 : CausalAlign::kNone;
+      m_.forward(c.batch, c.seqQ, c.seqK, address<const float>(c.query), address<const float>(c.key),
+                 address<const float>(c.value), mask, causal, address<float>(c.out), shared_pool());
+    });
+  }
+
+  double weightsLength() const { return static_cast<double>(m_.last_weights_size()); }
+  std::string attentionWeights(double out) const {
+    return guarded([&] { m_.attention_weights(address<float>(out), shared_pool()); });
+  }
+
+  double savedBytes() const { return static_cast<double>(m_.save().size()); }
+  std::string saveInto(double dst, double capacity) const {
+    return guarded([&] {
+      const auto bytes = m_.save();
+      if (double(bytes.size()) > capacity) throw_range("weights", "destination too small");
+      std::memcpy(address<uint8_t>(dst), bytes.data(), bytes.size());
+    });
+  }
+  std::string load(double src, double size) {
+    return guarded([&] { m_.load(address<const uint8_t>(src), static_cast<size_t>(size)); });
+  }
+
+  // PyTorch-named arrays are staged one by one, then applied together (or not at all).
+  void stageNamed(const std::string& name, double src, double count) {
+    const float* p = address<const float>(src);
+    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
+  }
+  std::string commitNamed() {
+    NamedWeights staged = std::move(staged_);
+    staged_.clear();
+    return guarded([&] { m_.load_named(staged); });
+  }
+
+  double paramCount() const { return static_cast<double>(m_.param_count()); }
+
+ private:
+  MultiHeadAttention m_;
+  NamedWeights staged_;
+};
+
+}  // namespace
+
+}  // namespace attn::bindings
+
+EMSCRIPTEN_BINDINGS(attn_multihead) {
+  using attn::bindings::MultiHeadCall;
+  using attn::bindings::MultiHeadHandle;
+  using attn::bindings::MultiHeadInit;
+  emscripten::value_object<MultiHeadInit>("MultiHeadInit")
+      .field("modelDim", &MultiHeadInit::modelDim)
+      .field("heads", &MultiHeadInit::heads)
+      .field("kdim", &MultiHeadInit::kdim)
+      .field("vdim", &MultiHeadInit::vdim)
+      .field("bias", &MultiHeadInit::bias)
+      .field("dropout", &MultiHeadInit::dropout)
+      .field("seed", &MultiHeadInit::seed);
+  emscripten::value_object<MultiHeadCall>("MultiHeadCall")
+      .field("batch", &MultiHeadCall::batch)
+      .field("seqQ", &MultiHeadCall::seqQ)
+      .field("seqK", &MultiHeadCall::seqK)
+      .field("causal", &MultiHeadCall::causal)
+      .field("maskKind", &MultiHeadCall::maskKind)
+      .field("maskBatchStride", &MultiHeadCall::maskBatchStride)
+      .field("maskHeadStride", &MultiHeadCall::maskHeadStride)
+      .field("maskRowStride", &MultiHeadCall::maskRowStride)
+      .field("query", &MultiHeadCall::query)
+      .field("key", &MultiHeadCall::key)
+      .field("value", &MultiHeadCall::value)
+      .field("out", &MultiHeadCall::out)
+      .field("mask", &MultiHeadCall::mask);
+  emscripten::function("validateMultiHead", &attn::bindings::validate_multihead);
+  emscripten::class_<MultiHeadHandle>("MultiHeadHandle")
+      .constructor<const MultiHeadInit&>()
+      .function("forward", &MultiHeadHandle::forward)
+      .function("weightsLength", &MultiHeadHandle::weightsLength)
+      .function("attentionWeights", &MultiHeadHandle::attentionWeights)
+      .function("savedBytes", &MultiHeadHandle::savedBytes)
+      .function("saveInto", &MultiHeadHandle::saveInto)
+      .function("load", &MultiHeadHandle::load)
+      .function("stageNamed", &MultiHeadHandle::stageNamed)
+      .function("commitNamed", &MultiHeadHandle::commitNamed)
+      .function("paramCount", &MultiHeadHandle::paramCount);
+}

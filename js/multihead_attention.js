@@ -1,0 +1,208 @@
+// WasmMultiHeadAttention: PyTorch nn.MultiheadAttention (batch first) on the core's
+// MultiHeadAttention (src/multihead): projections on the SIMD GEMM, heads on the flash
+// kernel. The weights live in the WebAssembly heap inside a C++ object: dispose() frees
+// them, and a FinalizationRegistry frees those of objects that were never disposed.
+import { raiseStatus, rangeError, typeError } from './errors.js';
+import { withHeap } from './heap.js';
+import { checkMask, maskStrides } from './mask_layout.js';
+import { currentRuntime, Runtime } from './runtime.js';
+import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
+
+const WHERE = 'WasmMultiHeadAttention';
+const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
+  'out_proj.weight', 'out_proj.bias'];
+
+// Frees the C++ object of a WasmMultiHeadAttention the program dropped without dispose().
+const forgotten = new FinalizationRegistry((handle) => {
+  try {
+    handle.delete();
+  } catch {
+    // the runtime itself is gone
+  }
+});
+
+export class WasmMultiHeadAttention {
+  #runtime;
+  #config;
+  #handle;
+  #where;
+
+  constructor(options, where = WHERE) {
+    this.#where = where;
+    const opts = optionsObject(where, options);
+    const modelDim = positiveInt(where, 'modelDim', opts.modelDim ?? opts.embedDim);
+    const config = {
+      modelDim,
+      heads: positiveInt(where, 'heads', opts.heads, 8),
+      kdim: positiveInt(where, 'kdim', opts.kdim, modelDim),
+      vdim: positiveInt(where, 'vdim', opts.vdim, modelDim),
+      bias: boolean(where, 'bias', opts.bias, true),
+      dropout: finiteNumber(where, 'dropout', opts.dropout, 0, { min: 0, max: 1, maxExclusive: true }),
+      seed: seedValue(where, opts.seed, 0),
+      causal: boolean(where, 'causal', opts.causal, false),
+    };
+    if (modelDim % config.heads !== 0) {
+      throw rangeError(where, 'heads', `must divide modelDim (${modelDim}), got ${config.heads}`);
+    }
+    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
+      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
+    }
+    this.#config = Object.freeze(config);
+    this.#runtime = opts.runtime ?? currentRuntime(where);
+    const module = this.#runtime.module;
+    const init = { modelDim, heads: config.heads, kdim: config.kdim, vdim: config.vdim, bias: config.bias,
+      dropout: config.dropout, seed: config.seed };
+    raiseStatus(module.validateMultiHead(init), where);
+    this.#handle = new module.MultiHeadHandle(init);
+    forgotten.register(this, this.#handle, this);
+  }
+
+  get modelDim() { return this.#config.modelDim; }
+  get heads() { return this.#config.heads; }
+  get headDim() { return this.#config.modelDim / this.#config.heads; }
+  get kdim() { return this.#config.kdim; }
+  get vdim() { return this.#config.vdim; }
+  get bias() { return this.#config.bias; }
+  get dropout() { return this.#config.dropout; }
+  get seed() { return this.#config.seed; }
+  get causal() { return this.#config.causal; }
+
+  #live(method) {
+    if (this.#handle === null) throw new Error(`${this.#where}.${method}: this object was disposed; create a new one`);
+    return this.#runtime.module;
+  }
+
+  // query [seqQ][modelDim], key [seqK][kdim], value [seqK][vdim] -> [seqQ][modelDim].
+  // mask: [seqQ][seqK] or [heads][seqQ][seqK], additive Float32Array or boolean Uint8Array.
+  forward(query, key, value, mask) {
+    return this.#run('forward', { query, key, value, mask }).output;
+  }
+
+  // { query, key, value, batch?, mask?, maskLayout?, causal? } with a leading batch dimension.
+  forwardExtended(inputs) {
+    return this.#run('forwardExtended', inputs);
+  }
+
+  #run(method, inputs) {
+    const where = `${this.#where}.${method}`;
+    const module = this.#live(method);
+    if (inputs === null || typeof inputs !== 'object') throw typeError(where, 'inputs', 'expected an object { query, key, value }');
+    const { modelDim, kdim, vdim, heads } = this.#config;
+    const query = float32Array(where, 'query', inputs.query);
+    const key = float32Array(where, 'key', inputs.key);
+    const value = float32Array(where, 'value', inputs.value);
+    const batch = positiveInt(where, 'batch', inputs.batch, 1);
+    const seqQ = rowCount(where, 'query', query, batch * modelDim, 'batch * modelDim');
+    const seqK = rowCount(where, 'key', key, batch * kdim, 'batch * kdim');
+    if (value.length !== batch * seqK * vdim) {
+      throw rangeError(where, 'value', `length ${value.length} should be batch * seqK * vdim = ${batch * seqK * vdim}`);
+    }
+    const causal = boolean(where, 'causal', inputs.causal, this.causal);
+    const call = {
+      batch, seqQ, seqK, causal: causal ? 1 : 0,
+      maskKind: 0, maskBatchStride: 0, maskHeadStride: 0, maskRowStride: seqK,
+      query: 0, key: 0, value: 0, out: 0, mask: 0,
+    };
+    const mask = inputs.mask ?? null;
+    if (mask !== null) {
+      call.maskKind = checkMask(where, mask);
+      const strides = maskStrides(where, mask, inputs.maskLayout, batch, heads, seqQ, seqK);
+      call.maskBatchStride = strides.batchStride;
+      call.maskHeadStride = strides.headStride;
+    }
+    return withHeap(module, where, (heap) => {
+      call.query = heap.copyIn(query);
+      call.key = heap.copyIn(key);
+      call.value = heap.copyIn(value);
+      if (mask !== null) call.mask = heap.copyIn(mask);
+      const outLength = batch * seqQ * modelDim;
+      call.out = heap.alloc(outLength * 4);
+      raiseStatus(this.#handle.forward(call), where);
+      return { output: heap.readF32(call.out, outLength) };
+    });
+  }
+
+  // The softmax weights of the last forward, [batch][heads][seqQ][seqK], recomputed now
+  // (forward itself never holds the seqQ x seqK matrix).
+  getAttentionWeights() {
+    const where = `${this.#where}.getAttentionWeights`;
+    const module = this.#live('getAttentionWeights');
+    const length = this.#handle.weightsLength();
+    if (length === 0) throw new Error(`${where}: no forward call yet`);
+    return withHeap(module, where, (heap) => {
+      const out = heap.alloc(length * 4);
+      raiseStatus(this.#handle.attentionWeights(out), where);
+      return heap.readF32(out, length);
+    });
+  }
+
+  // The weights in attnkit's versioned binary format (magic, version, dims, checksum).
+  saveWeights() {
+    const where = `${this.#where}.saveWeights`;
+    const module = this.#live('saveWeights');
+    const bytes = this.#handle.savedBytes();
+    return withHeap(module, where, (heap) => {
+      const ptr = heap.alloc(bytes);
+      raiseStatus(this.#handle.saveInto(ptr, bytes), where);
+      return module.heapU8().slice(ptr, ptr + bytes);
+    });
+  }
+
+  // A Uint8Array from saveWeights(), or PyTorch state-dict arrays by name: in_proj_weight
+  // (or q_proj_weight, k_proj_weight, v_proj_weight), in_proj_bias, out_proj.weight,
+  // out_proj.bias. On any error the old weights stay.
+  loadWeights(weights) {
+    const where = `${this.#where}.loadWeights`;
+    const module = this.#live('loadWeights');
+    if (weights instanceof Uint8Array) {
+      return withHeap(module, where, (heap) => {
+        raiseStatus(this.#handle.load(heap.copyIn(weights), weights.length), where);
+      });
+    }
+    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
+      throw typeError(where, 'weights', 'expected a Uint8Array from saveWeights() or an object of named Float32Arrays');
+    }
+    const entries = Object.entries(weights);
+    for (const [name, array] of entries) {
+      if (!NAMES.includes(name)) {
+        throw rangeError(where, name, `is not a weight of nn.MultiheadAttention (expected one of ${NAMES.join(', ')})`);
+      }
+      float32Array(where, name, array);
+    }
+    return withHeap(module, where, (heap) => {
+      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
+      raiseStatus(this.#handle.commitNamed(), where);
+    });
+  }
+
+  getMemoryUsage() {
+    const module = this.#live('getMemoryUsage');
+    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount() };
+  }
+
+  dispose() {
+    if (this.#handle === null) return;
+    forgotten.unregister(this);
+    this.#handle.delete();
+    this.#handle = null;
+  }
+
+  get disposed() {
+    return this.#handle === null;
+  }
+}
+
+// Cross attention: queries of width queryDim over keys and values of width keyDim (and
+// another length); the seed's WasmCrossAttention over the same core.
+export class WasmCrossAttention extends WasmMultiHeadAttention {
+  constructor(options) {
+    const opts = optionsObject('WasmCrossAttention', options);
+    const queryDim = positiveInt('WasmCrossAttention', 'queryDim', opts.queryDim);
+    const keyDim = positiveInt('WasmCrossAttention', 'keyDim', opts.keyDim);
+    super({ ...opts, modelDim: queryDim, kdim: keyDim, vdim: keyDim, queryDim: undefined, keyDim: undefined },
+      'WasmCrossAttention');
+  }
+
+  get queryDim() { return this.modelDim; }
+  get keyDim() { return this.kdim; }
+}
