@@ -3,6 +3,7 @@
 // both WASM variants: self and cross attention, biases or not, causal, masks, batch, odd
 // sizes; the weights of the last call; saveWeights/loadWeights (bit-exact, bad buffers
 // refused with the old weights kept); bad input; dispose frees the weights.
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WasmCrossAttention, WasmMultiHeadAttention, createRuntime } from '../../js/index.js';
@@ -92,6 +93,20 @@ for (const { name, runtime } of RUNTIMES) {
         const context = `e${e} h${heads} kdim${kdim} vdim${vdim} b${batch} q${sq} k${sk} bias ${bias} causal ${causal} masked ${masked}`;
         assertClose(got, ref.out, context);
         assertClose(m.getAttentionWeights(), ref.weights, `weights, ${context}`);
+        m.dispose();
+      }
+    });
+
+    test("PyTorch's nn.MultiheadAttention weights give PyTorch's output (vectors made by PyTorch)", () => {
+      // tests/js/data/torch_mha.json: written by make_torch_mha.py with PyTorch on the GPU machine.
+      const data = JSON.parse(readFileSync(new URL('./data/torch_mha.json', import.meta.url), 'utf8'));
+      for (const c of data.cases) {
+        const m = new WasmMultiHeadAttention({ modelDim: c.modelDim, heads: c.heads, kdim: c.kdim, vdim: c.vdim, bias: c.bias, runtime });
+        m.loadWeights(Object.fromEntries(Object.entries(c.state).map(([name, values]) => [name, Float32Array.from(values)])));
+        const out = m.forwardExtended({ query: Float32Array.from(c.query), key: Float32Array.from(c.key),
+          value: Float32Array.from(c.value), causal: c.causal }).output;
+        assertClose(out, c.output, `${c.name} (PyTorch ${data.torch})`);
+        assertClose(m.getAttentionWeights(), c.weights, `${c.name} weights`);
         m.dispose();
       }
     });
