@@ -1,5 +1,6 @@
-// A tiny protobuf encoder, just enough to build a one-node ONNX model in code:
-// com.microsoft MultiHeadAttention on query/key/value [batch, seq, heads*dim].
+// A tiny protobuf encoder, just enough to build small ONNX models in code: com.microsoft
+// MultiHeadAttention on query/key/value [batch, seq, heads*dim], and a multi-head attention
+// layer with its projections (com.microsoft Attention, MatMul, Add) and weights.
 // Field numbers from onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto,
 // ValueInfoProto, TypeProto, TensorShapeProto, OperatorSetIdProto).
 
@@ -46,21 +47,32 @@ function attribute(name, value) {
   return [str(1, name), f32(2, value), int(20, ATTR_FLOAT)];
 }
 
-// A model of one node; inputs/outputs are [name, dims] pairs (float tensors).
-export function oneNodeModel({ opType, domain = '', inputs, outputs, attributes = {} }) {
-  const node = [
-    ...inputs.map(([name]) => str(1, name)),
-    ...outputs.map(([name]) => str(2, name)),
-    str(3, 'node0'),
+// A TensorProto of float32 values (an initializer): dims, data_type, name, raw_data.
+function tensorProto(name, dims, values) {
+  const raw = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return [...dims.map((d) => int(1, d)), int(2, FLOAT), str(8, name), bytes(9, raw)];
+}
+
+function nodeProto({ opType, domain = '', inputs, outputs, attributes = {} }, index) {
+  return [
+    ...inputs.map((name) => str(1, name)),
+    ...outputs.map((name) => str(2, name)),
+    str(3, `node${index}`),
     str(4, opType),
     ...Object.entries(attributes).map(([k, v]) => msg(5, attribute(k, v))),
     str(7, domain),
   ];
+}
+
+// A model of several nodes; inputs/outputs are [name, dims] pairs (float tensors),
+// initializers [name, dims, Float32Array] triples.
+export function graphModel({ name, nodes, inputs, outputs, initializers = [] }) {
   const graph = [
-    msg(1, node),
-    str(2, `attnkit_bench_${opType}`),
-    ...inputs.map(([name, dims]) => msg(11, valueInfo(name, dims))),
-    ...outputs.map(([name, dims]) => msg(12, valueInfo(name, dims))),
+    ...nodes.map((n, i) => msg(1, nodeProto(n, i))),
+    str(2, name),
+    ...initializers.map(([n, dims, values]) => msg(5, tensorProto(n, dims, values))),
+    ...inputs.map(([n, dims]) => msg(11, valueInfo(n, dims))),
+    ...outputs.map(([n, dims]) => msg(12, valueInfo(n, dims))),
   ];
   const model = [
     int(1, 8),                                   // ir_version
@@ -70,6 +82,15 @@ export function oneNodeModel({ opType, domain = '', inputs, outputs, attributes 
     msg(8, [str(1, 'com.microsoft'), int(2, 1)]),
   ];
   return Uint8Array.from(concat(model));
+}
+
+// A model of one node; inputs/outputs are [name, dims] pairs (float tensors).
+export function oneNodeModel({ opType, domain = '', inputs, outputs, attributes = {} }) {
+  return graphModel({
+    name: `attnkit_bench_${opType}`,
+    nodes: [{ opType, domain, inputs: inputs.map(([n]) => n), outputs: outputs.map(([n]) => n), attributes }],
+    inputs, outputs,
+  });
 }
 
 // com.microsoft MultiHeadAttention, self-attention shapes [batch, seq, heads*dim];
@@ -85,5 +106,27 @@ export function multiHeadAttentionModel({ heads, dim, causal = false, scale }) {
     inputs: [['query', ['batch', 'seq', hidden]], ['key', ['batch', 'kv_seq', hidden]], ['value', ['batch', 'kv_seq', hidden]]],
     outputs: [['output', ['batch', 'seq', hidden]]],
     attributes,
+  });
+}
+
+// nn.MultiheadAttention's computation for self attention: com.microsoft Attention (packed
+// Q/K/V projection weights [modelDim][3 modelDim] in [in][out] layout, biases, num_heads,
+// unidirectional for causal), then the output projection as MatMul + Add.
+export function multiHeadLayerModel({ modelDim, heads, qkvWeight, qkvBias, outWeight, outBias, causal = false }) {
+  const attributes = { num_heads: heads };
+  if (causal) attributes.unidirectional = 1;
+  return graphModel({
+    name: 'attnkit_bench_multihead_layer',
+    nodes: [
+      { opType: 'Attention', domain: 'com.microsoft', inputs: ['input', 'qkv_weight', 'qkv_bias'], outputs: ['attn'], attributes },
+      { opType: 'MatMul', inputs: ['attn', 'out_weight'], outputs: ['projected'] },
+      { opType: 'Add', inputs: ['projected', 'out_bias'], outputs: ['output'] },
+    ],
+    inputs: [['input', ['batch', 'seq', modelDim]]],
+    outputs: [['output', ['batch', 'seq', modelDim]]],
+    initializers: [
+      ['qkv_weight', [modelDim, 3 * modelDim], qkvWeight], ['qkv_bias', [3 * modelDim], qkvBias],
+      ['out_weight', [modelDim, modelDim], outWeight], ['out_bias', [modelDim], outBias],
+    ],
   });
 }

@@ -16,6 +16,7 @@ import {
   HEADS, attentionFlops, cpuMeter, engineWarmup, loadAverage, makeInputs, median, relativeError, runPlan, startRuntime, warmRuns,
 } from './common.mjs';
 import { benchLinear, linearReport } from './linear.mjs';
+import { benchMultiHead, multiHeadReport } from './multihead.mjs';
 import { buildProbe, runProbe } from './peak.mjs';
 import { chartSvg } from './svg.mjs';
 
@@ -523,6 +524,7 @@ function buildReport(data) {
     data.cold.map((c) => [c.id, c.dim, c.causal ? 'causal' : 'full', c.seq, c.ok ? c.runtimeMs.toFixed(0) : 'fails',
       c.ok ? c.firstCallMs.toFixed(1) : '—', c.ok ? c.warmMedianMs.toFixed(1) : '—', c.ok ? fx(c.ratio) + ratioRange(c) : '—'])));
   lines.push('');
+  if (data.multihead) lines.push(...multiHeadReport(data.multihead, mdTable));
   if (data.linear) lines.push(...linearReport(data.linear, mdTable));
   lines.push('## Targets (issue 3)');
   lines.push('');
@@ -676,6 +678,15 @@ async function main() {
     await quietGate('linear attention');
     log('attnkit: linear attention');
     data.linear = await benchLinear(lib, log);
+  }
+
+  if (!QUICK) {
+    await quietGate('multi-head attention');
+    log('multi-head attention layer: attnkit and onnxruntime-web');
+    data.multihead = await benchMultiHead(lib, {
+      peersDir: PEERS_DIR, ortAvailable: !flag('--no-ort') && Boolean(peerVersion('onnxruntime-web')), log,
+      dumpDir: join(BENCH, 'build'),
+    });
   }
 
   log('attnkit: cold first calls in fresh processes');
