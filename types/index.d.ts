@@ -515,7 +515,10 @@ export interface MultiHeadAttentionOptions {
   vdim?: number | undefined;
   /** Biases in the projections. Default `true`. */
   bias?: boolean | undefined;
-  /** Dropout on the attention weights, in `[0, 1)`. Default `0`. */
+  /**
+   * Dropout on the attention weights, in `[0, 1)`, applied on every forward call (there is no
+   * separate evaluation mode: leave it at `0` for inference). Default `0`.
+   */
   dropout?: number | undefined;
   /** Seed of the initial weights (and of dropout masks): a non-negative safe integer. Default `0`. */
   seed?: number | undefined;
