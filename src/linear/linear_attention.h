@@ -9,10 +9,11 @@
 //   relu  max(x, 0)                                           F = head_dim
 //   dpfp  Schlag et al. 2021, nu = 1: x' = [relu(x), relu(-x)],
 //         phi_i = x'_i * x'_{(i - 1) mod 2 head_dim}           F = 2 head_dim
-// Time O(n * F * value_dim), memory O(F * value_dim) per worker: keys and queries go in
-// chunks of 64 rows, each chunk as matrix products (gemm/gemm.h); when causal, a chunk's
-// queries see the state of the chunks before it plus a masked 64 x 64 product inside it.
-// (batch, head) pairs run in parallel on the pool.
+// Time O(n * F * value_dim), memory O(heads * F * value_dim) per worker: keys and queries go
+// in chunks of 64 rows, each chunk as matrix products (gemm/gemm.h). Causal: (batch, head)
+// pairs run in parallel, a chunk's queries seeing the state of the chunks before it plus a
+// masked 64 x 64 product inside it. Not causal: chunks of rows run in parallel with every
+// head at once, the workers' partial states summed between the keys and the queries.
 #pragma once
 #include <cstdint>
 
