@@ -24,8 +24,17 @@ struct GemmScratch {
   std::vector<float> a, b, c;
 };
 
+// B[k][n] packed once into kPanel-column panels, for a B used by many products (weights).
+struct PackedB {
+  int k = 0, n = 0;
+  std::vector<float> panels;
+};
+PackedB pack_b(int k, int n, MatrixView b);
+
 // C[m][n] = A[m][k] . B[k][n] (+ C when accumulate); C is row-major with leading dimension ldc.
 void gemm(int m, int n, int k, MatrixView a, MatrixView b, float* c, int64_t ldc, bool accumulate,
           GemmScratch& scratch);
+// The same with B packed beforehand (n and k from it).
+void gemm(int m, MatrixView a, const PackedB& b, float* c, int64_t ldc, bool accumulate, GemmScratch& scratch);
 
 }  // namespace attn

@@ -80,11 +80,22 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
   const int e = c.model_dim;
   const bool packed = c.kdim == e && c.vdim == e;
   auto xavier = [&](int fan_in, int fan_out) { return std::sqrt(6.0f / float(fan_in + fan_out)); };
-  w_.q = rng.fill(size_t(e) * e, packed ? xavier(e, 3 * e) : xavier(e, e));
-  w_.k = rng.fill(size_t(e) * c.kdim, packed ? xavier(e, 3 * e) : xavier(c.kdim, e));
-  w_.v = rng.fill(size_t(e) * c.vdim, packed ? xavier(e, 3 * e) : xavier(c.vdim, e));
-  w_.out = rng.fill(size_t(e) * e, 1.0f / std::sqrt(float(e)));
-  if (c.bias) w_.q_bias = w_.k_bias = w_.v_bias = w_.out_bias = std::vector<float>(size_t(e), 0.0f);
+  Weights w;
+  w.q = rng.fill(size_t(e) * e, packed ? xavier(e, 3 * e) : xavier(e, e));
+  w.k = rng.fill(size_t(e) * c.kdim, packed ? xavier(e, 3 * e) : xavier(c.kdim, e));
+  w.v = rng.fill(size_t(e) * c.vdim, packed ? xavier(e, 3 * e) : xavier(c.vdim, e));
+  w.out = rng.fill(size_t(e) * e, 1.0f / std::sqrt(float(e)));
+  if (c.bias) w.q_bias = w.k_bias = w.v_bias = w.out_bias = std::vector<float>(size_t(e), 0.0f);
+  set_weights(std::move(w));
+}
+
+void MultiHeadAttention::set_weights(Weights w) {
+  const int e = config_.model_dim;
+  // The projection y = x . W^T reads B[in][out] = W[out][in]: W seen transposed.
+  Packed p{pack_b(e, e, {w.q.data(), e, true}), pack_b(config_.kdim, e, {w.k.data(), config_.kdim, true}),
+           pack_b(config_.vdim, e, {w.v.data(), config_.vdim, true}), pack_b(e, e, {w.out.data(), e, true})};
+  w_ = std::move(w);
+  packed_ = std::move(p);
 }
 
 int64_t MultiHeadAttention::param_count() const {
@@ -92,9 +103,9 @@ int64_t MultiHeadAttention::param_count() const {
                  w_.v_bias.size() + w_.out_bias.size());
 }
 
-void MultiHeadAttention::project(const std::vector<float>& w, const std::vector<float>& b, int in, int64_t rows,
-                                 const float* x, float* y, ThreadPool* pool) const {
-  const int e = config_.model_dim;
+void MultiHeadAttention::project(const PackedB& w, const std::vector<float>& b, int64_t rows, const float* x,
+                                 float* y, ThreadPool* pool) const {
+  const int e = config_.model_dim, in = w.k;
   const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   const int workers = pool != nullptr ? pool->size() : 1;
   std::vector<GemmScratch> scratch(static_cast<size_t>(workers));
@@ -103,8 +114,7 @@ void MultiHeadAttention::project(const std::vector<float>& w, const std::vector<
       const int64_t r0 = t * kRowsPerTask;
       const int n_rows = static_cast<int>(std::min(kRowsPerTask, rows - r0));
       float* dst = y + r0 * e;
-      gemm(n_rows, e, in, {x + r0 * in, in, false}, {w.data(), in, true}, dst, e, false,
-           scratch[static_cast<size_t>(worker)]);
+      gemm(n_rows, {x + r0 * in, in, false}, w, dst, e, false, scratch[static_cast<size_t>(worker)]);
       if (!b.empty()) {
         for (int r = 0; r < n_rows; ++r) {
           for (int c = 0; c < e; ++c) dst[int64_t{r} * e + c] += b[size_t(c)];
@@ -135,11 +145,11 @@ void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* q
   }
   std::vector<float> q(size_t(batch) * seq_q * e), k(size_t(batch) * seq_k * e), v(size_t(batch) * seq_k * e);
   std::vector<float> heads(size_t(batch) * seq_q * e);
-  project(w_.q, w_.q_bias, e, int64_t{batch} * seq_q, query, q.data(), pool);
-  project(w_.k, w_.k_bias, config_.kdim, int64_t{batch} * seq_k, key, k.data(), pool);
-  project(w_.v, w_.v_bias, config_.vdim, int64_t{batch} * seq_k, value, v.data(), pool);
+  project(packed_.q, w_.q_bias, int64_t{batch} * seq_q, query, q.data(), pool);
+  project(packed_.k, w_.k_bias, int64_t{batch} * seq_k, key, k.data(), pool);
+  project(packed_.v, w_.v_bias, int64_t{batch} * seq_k, value, v.data(), pool);
   flash_forward(shape, options, {q.data(), k.data(), v.data(), heads.data(), nullptr}, pool);
-  project(w_.out, w_.out_bias, e, int64_t{batch} * seq_q, heads.data(), out, pool);
+  project(packed_.out, w_.out_bias, int64_t{batch} * seq_q, heads.data(), out, pool);
   if (config_.dropout > 0.0f) ++calls_;
 
   // What attention_weights() needs to recompute this call's weights.
@@ -224,7 +234,7 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
     if (!part->empty()) std::memcpy(part->data(), data + at, part->size() * sizeof(float));
     at += part->size() * sizeof(float);
   }
-  w_ = std::move(fresh);
+  set_weights(std::move(fresh));
 }
 
 void MultiHeadAttention::load_named(const NamedWeights& named) {
@@ -275,7 +285,7 @@ void MultiHeadAttention::load_named(const NamedWeights& named) {
   if (!have_out) throw_range("out_proj.weight", "missing");
   if (config_.bias && !have_in_bias) throw_range("in_proj_bias", "missing (this object has biases)");
   if (config_.bias && !have_out_bias) throw_range("out_proj.bias", "missing (this object has biases)");
-  w_ = std::move(fresh);
+  set_weights(std::move(fresh));
 }
 
 }  // namespace attn

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "flash/flash_params.h"
+#include "gemm/gemm.h"
 
 namespace attn {
 
@@ -67,11 +68,17 @@ class MultiHeadAttention {
     std::vector<float> q, k, v, out;          // row-major [model_dim][in]
     std::vector<float> q_bias, k_bias, v_bias, out_bias;  // empty without bias
   };
-  void project(const std::vector<float>& w, const std::vector<float>& b, int in, int64_t rows, const float* x,
-               float* y, ThreadPool* pool) const;
+  // W^T of each projection packed for the GEMM once per weights change, not per call.
+  struct Packed {
+    PackedB q, k, v, out;
+  };
+  void set_weights(Weights w);
+  void project(const PackedB& w, const std::vector<float>& b, int64_t rows, const float* x, float* y,
+               ThreadPool* pool) const;
 
   MultiHeadConfig config_;
   Weights w_;
+  Packed packed_;
   uint64_t calls_ = 0;
   // The last forward, for attention_weights().
   int last_batch_ = 0, last_seq_q_ = 0, last_seq_k_ = 0;
