@@ -8,6 +8,7 @@
 
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
+#include "heap_address.h"
 #include "flash/flash_attention.h"
 
 namespace attn::bindings {
@@ -24,11 +25,6 @@ struct FlashCall {
   double maskBatchStride = 0, maskHeadStride = 0, maskRowStride = 0;
   double q = 0, k = 0, v = 0, out = 0, lse = 0, mask = 0;  // heap addresses, 0 = absent
 };
-
-template <typename T>
-T* address(double a) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(a));
-}
 
 void to_core(const FlashCall& c, FlashShape& s, FlashOptions& o) {
   s = FlashShape{c.batch, c.seqQ, c.seqK, c.headsQ, c.headsKv, c.headDim, c.valueDim};

@@ -7,6 +7,7 @@
 
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
+#include "heap_address.h"
 #include "linear/linear_attention.h"
 
 namespace attn::bindings {
@@ -20,11 +21,6 @@ struct LinearCall {
   double eps = 1e-6;
   double q = 0, k = 0, v = 0, out = 0;  // heap addresses
 };
-
-template <typename T>
-T* address(double a) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(a));
-}
 
 std::string linear_attention_js(const LinearCall& c) {
   return guarded([&] {

@@ -9,6 +9,7 @@
 
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
+#include "heap_address.h"
 #include "multihead/multihead_attention.h"
 
 namespace attn::bindings {
@@ -32,11 +33,6 @@ struct MultiHeadCall {
   double maskBatchStride = 0, maskHeadStride = 0, maskRowStride = 0;
   double query = 0, key = 0, value = 0, out = 0, mask = 0;  // heap addresses
 };
-
-template <typename T>
-T* address(double a) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(a));
-}
 
 std::string validate_multihead(const MultiHeadInit& init) {
   return guarded([&] { MultiHeadAttention check(to_config(init)); });

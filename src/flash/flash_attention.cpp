@@ -40,10 +40,6 @@ std::unique_ptr<float[]> alloc_floats(int64_t count) {
   return std::unique_ptr<float[]>(new float[static_cast<size_t>(count)]);
 }
 
-void require_positive(const char* name, int value) {
-  if (value < 1) throw_range(name, "must be a positive integer, got " + std::to_string(value));
-}
-
 // Tiling of one call, derived once from shape and options.
 struct Tiling {
   int block_q;       // multiple of kQueryAlign

@@ -17,10 +17,6 @@ namespace {
 
 constexpr int kChunk = 64;  // rows of keys / queries per step
 
-void require_positive(const char* name, int value) {
-  if (value < 1) throw_range(name, "must be a positive integer, got " + std::to_string(value));
-}
-
 // phi of one row x[0..dim) into f[0..F). elu and relu run on the vector layer (elu's exp
 // is most of the feature cost: scalar, it took a third of a causal call's time).
 void features(FeatureMap map, const float* x, int dim, float* f) {

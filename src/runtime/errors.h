@@ -31,4 +31,9 @@ class AttnError : public std::invalid_argument {
   throw AttnError(ErrorKind::kType, param, message);
 }
 
+// A size that must be at least 1.
+inline void require_positive(const std::string& param, int value) {
+  if (value < 1) throw_range(param, "must be a positive integer, got " + std::to_string(value));
+}
+
 }  // namespace attn
