@@ -30,7 +30,7 @@ export class WasmMultiHeadAttention {
   constructor(options, where = WHERE) {
     this.#where = where;
     const opts = optionsObject(where, options);
-    const modelDim = positiveInt(where, 'modelDim', opts.modelDim ?? opts.embedDim);
+    const modelDim = positiveInt(where, 'modelDim', opts.modelDim);
     const config = {
       modelDim,
       heads: positiveInt(where, 'heads', opts.heads, 8),
@@ -199,7 +199,7 @@ export class WasmCrossAttention extends WasmMultiHeadAttention {
     const opts = optionsObject('WasmCrossAttention', options);
     const queryDim = positiveInt('WasmCrossAttention', 'queryDim', opts.queryDim);
     const keyDim = positiveInt('WasmCrossAttention', 'keyDim', opts.keyDim);
-    super({ ...opts, modelDim: queryDim, kdim: keyDim, vdim: keyDim, queryDim: undefined, keyDim: undefined },
+    super({ ...opts, modelDim: queryDim, kdim: keyDim, vdim: keyDim },
       'WasmCrossAttention');
   }
 
