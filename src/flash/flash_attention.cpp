@@ -316,7 +316,7 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
       for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
       if (tensors.lse != nullptr) {
         tensors.lse[(int64_t{blk.b} * s.heads_q + blk.h) * s.seq_q + i] =
-            sum > 0.0f ? row_max[r] + std::log(sum) : -std::numeric_limits<float>::infinity();
+            sum > 0.0f ? row_max[r] * kLn2 + std::log(sum) : -std::numeric_limits<float>::infinity();
       }
     }
   });
@@ -372,7 +372,7 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
         continue;
       }
       float sum = 0.0f;
-      for (int j = 0; j < s.seq_k; ++j) sum += (row[j] = std::exp(row[j] - row_max));
+      for (int j = 0; j < s.seq_k; ++j) sum += (row[j] = std::exp2(row[j] - row_max));  // log2 units
       const float inv = 1.0f / sum;
       for (int j = 0; j < s.seq_k; ++j) row[j] *= inv;
     }

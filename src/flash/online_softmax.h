@@ -1,5 +1,6 @@
 // One step of the online softmax (Milakov & Gimelshein 2018; FlashAttention) for
-// Groups * simd::kLanes query rows at once: fold a tile of logits, Sᵀ[key][query],
+// Groups * simd::kLanes query rows at once: fold a tile of logits in log2 units (see
+// score_rules.h), Sᵀ[key][query],
 // into the rows' running max and sum, turn the tile into unnormalised weights in
 // place, and give the factor by which each row's output accumulator must be rescaled.
 // Groups adjacent vectors per key make each key's read one cache line.
@@ -32,13 +33,13 @@ inline void online_softmax_step(float* st, int64_t ld, int count, float* row_max
   for (int j = 0; j < count; ++j) {
     for (int g = 0; g < Groups; ++g) {
       float* p = st + j * ld + g * kLanes;
-      const Vec e = exp_nonpositive(sub(load(p), shift[g]));
+      const Vec e = exp2_nonpositive(sub(load(p), shift[g]));
       store(p, e);
       sum[g] = add(sum[g], e);
     }
   }
   for (int g = 0; g < Groups; ++g) {
-    const Vec rescale = exp_nonpositive(sub(old_max[g], shift[g]));  // 0 when old max was -inf
+    const Vec rescale = exp2_nonpositive(sub(old_max[g], shift[g]));  // 0 when old max was -inf
     store(row_sum + g * kLanes, mul_add(load(row_sum + g * kLanes), rescale, sum[g]));
     store(alpha + g * kLanes, rescale);
   }

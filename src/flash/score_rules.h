@@ -1,6 +1,7 @@
-// What turns raw scores q·k (already multiplied by scale, or by scale/softcap when
-// softcap is on) into the logits the softmax sees: softcap, the additive or boolean
-// mask, and the causal frontier. Shared by the flash forward and attention_scores.
+// What turns raw scores q·k (already multiplied by scale·log2(e), or by scale/softcap when
+// softcap is on) into the logits the softmax sees, in log2 units (the softmax then needs
+// 2^x, cheaper than e^x): softcap, the additive or boolean mask, and the causal frontier.
+// Shared by the flash forward and attention_scores.
 //
 // Scores arrive transposed, Sᵀ[key][query]: a vector holds one key's scores for
 // simd::kLanes consecutive queries, so every rule (and the softmax after it) works
@@ -14,6 +15,9 @@
 #include "simd/vec_math.h"
 
 namespace attn {
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2 = 0.693147180559945309f;
 
 struct ScoreRules {
   int seq_q = 0;
@@ -40,8 +44,8 @@ struct ScoreRules {
   // into logits. Lanes past seq_q are padding and left alone.
   void apply(float* st, int64_t ld, int count, int j0, int batch, int head, int i0) const {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    if (softcap > 0.0f) {
-      const simd::Vec cap = simd::set1(softcap);
+    if (softcap > 0.0f) {  // softcap * tanh(s / softcap), then into log2 units
+      const simd::Vec cap = simd::set1(softcap * kLog2e);
       for (int j = 0; j < count; ++j) {
         simd::store(st + j * ld, simd::mul(cap, simd::tanh(simd::load(st + j * ld))));
       }
@@ -52,7 +56,7 @@ struct ScoreRules {
       valid = valid < 0 ? 0 : (valid > count ? count : valid);
       const int64_t row = batch * mask.batch_stride + head * mask.head_stride + i * mask.row_stride + j0;
       if (mask.additive != nullptr) {
-        for (int j = 0; j < valid; ++j) st[j * ld + l] += mask.additive[row + j];
+        for (int j = 0; j < valid; ++j) st[j * ld + l] += mask.additive[row + j] * kLog2e;
       } else if (mask.allowed != nullptr) {
         for (int j = 0; j < valid; ++j) {
           if (!mask.allowed[row + j]) st[j * ld + l] = kNegInf;
@@ -75,11 +79,12 @@ inline ScoreRules make_score_rules(const FlashShape& shape, const FlashOptions& 
   return rules;
 }
 
-// The factor q is multiplied by before q·kᵀ: with softcap the division by softcap
-// is folded in, so apply() only needs tanh and one multiplication.
+// The factor q is multiplied by before q·kᵀ: scale·log2(e), so scores come out in log2
+// units; with softcap the division by softcap is folded in instead (tanh needs the natural
+// ratio), and apply() multiplies by softcap·log2(e) after the tanh.
 inline float query_prescale(const FlashShape& shape, const FlashOptions& options) {
   const float scale = options.scale ? *options.scale : 1.0f / std::sqrt(float(shape.head_dim));
-  return options.softcap > 0.0f ? scale / options.softcap : scale;
+  return options.softcap > 0.0f ? scale / options.softcap : scale * kLog2e;
 }
 
 }  // namespace attn

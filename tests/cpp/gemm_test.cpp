@@ -24,11 +24,17 @@ void run_case(const GemmCase& g, std::mt19937_64& rng, GemmScratch& scratch) {
   testutil::Guarded<float> c(c0, -7.0f);
   const MatrixView av{a.data(), lda, g.a_t}, bv{b.data(), ldb, g.b_t};
   std::vector<double> ref(size_t(g.m) * g.n);
+  double magnitude = 0;  // the largest sum of |terms|: float32 rounding scales with it, not with |C|
   for (int i = 0; i < g.m; ++i) {
     for (int j = 0; j < g.n; ++j) {
       double s = g.accumulate ? c0[size_t(i * ldc + j)] : 0.0;
-      for (int p = 0; p < g.k; ++p) s += double(av.at(i, p)) * bv.at(p, j);
+      double abs_sum = std::abs(s);
+      for (int p = 0; p < g.k; ++p) {
+        s += double(av.at(i, p)) * bv.at(p, j);
+        abs_sum += std::abs(double(av.at(i, p)) * bv.at(p, j));
+      }
       ref[size_t(i) * g.n + j] = s;
+      magnitude = std::max(magnitude, abs_sum);
     }
   }
   attn::gemm(g.m, g.n, g.k, av, bv, c.data(), ldc, g.accumulate, scratch);
@@ -39,8 +45,10 @@ void run_case(const GemmCase& g, std::mt19937_64& rng, GemmScratch& scratch) {
       ASSERT_EQ(c[size_t(i * ldc + j)], c0[size_t(i * ldc + j)]) << "row " << i << " col " << j;
     }
   }
+  // Error against the terms' magnitude: a cancelling sum (|C| << the terms) would make
+  // max|C|-relative errors flaky, while any wrong term shows up at ~1/k of the magnitude.
   const auto e = testutil::rel_error(got.data(), ref);
-  EXPECT_LT(e.value, 1e-5) << g.m << "x" << g.n << "x" << g.k << " a_t " << g.a_t << " b_t " << g.b_t;
+  EXPECT_LT(e.max_abs, 1e-6 * magnitude) << g.m << "x" << g.n << "x" << g.k << " a_t " << g.a_t << " b_t " << g.b_t;
   EXPECT_TRUE(c.guards_intact());
 }
 
