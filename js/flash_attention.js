@@ -42,7 +42,7 @@ export class WasmFlashAttention {
     const config = {
       heads: positiveInt(WHERE, 'heads', opts.heads, 8),
       dim,
-      blockSize: positiveInt(WHERE, 'blockSize', opts.blockSize, 256),
+      blockSize: positiveInt(WHERE, 'blockSize', opts.blockSize, 128),
       causal: boolean(WHERE, 'causal', opts.causal, false),
       dropout: finiteNumber(WHERE, 'dropout', opts.dropout, 0, { min: 0, max: 1, maxExclusive: true }),
       scale: finiteNumber(WHERE, 'scale', opts.scale, 1 / Math.sqrt(dim)),

@@ -177,7 +177,7 @@ export interface FlashAttentionOptions {
   heads?: number | undefined;
   /** Width of each head of Q and K (and of V unless a call says `valueDim`). Positive integer. Default `64`. */
   dim?: number | undefined;
-  /** Keys per tile of the IO-aware tiling, in `[1, 4096]`. Default `256`. */
+  /** Keys per tile of the IO-aware tiling, in `[1, 4096]`. Default `128`. */
   blockSize?: number | undefined;
   /**
    * Causal mask for every call (top-left: query `i` sees keys `j <= i`). Default `false`.
@@ -327,7 +327,7 @@ export class WasmFlashAttention {
   readonly heads: number;
   /** Per-head width of Q and K (the `dim` option, default 64). */
   readonly dim: number;
-  /** Keys per tile (default 256). */
+  /** Keys per tile (default 128). */
   readonly blockSize: number;
   /** Whether calls are causal (top-left) unless they say otherwise. */
   readonly causal: boolean;
