@@ -1,6 +1,7 @@
 // embind surface of MultiHeadAttention: a handle class whose every method returns "" or an
 // encoded error (never a C++ exception into JS). JS validates the configuration with
-// validateMultiHead() first, so the constructor cannot fail on bad options.
+// validateMultiHead() first (no weights are built for it), so the constructor cannot fail on
+// bad options.
 #include <emscripten/bind.h>
 
 #include <cstdint>
@@ -35,7 +36,7 @@ struct MultiHeadCall {
 };
 
 std::string validate_multihead(const MultiHeadInit& init) {
-  return guarded([&] { MultiHeadAttention check(to_config(init)); });
+  return guarded([&] { MultiHeadAttention::validated(to_config(init)); });
 }
 
 class MultiHeadHandle {

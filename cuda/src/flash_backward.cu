@@ -9,6 +9,7 @@
 #include "bwd_params.h"
 #include "cuda_check.h"
 #include "stream_buffer.h"
+#include "strided.cuh"
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
@@ -22,19 +23,10 @@ using detail::BwdParams;
 
 // --- device helpers ---------------------------------------------------------------------
 
-struct Rank4 {
-  int64_t shape[4];
-  int64_t stride[4];
-};
-
-Rank4 rank4_of(const TensorView& t) {
-  Rank4 r{};
-  for (int d = 0; d < 4; ++d) {
-    r.shape[d] = t.shape[d];
-    r.stride[d] = t.stride[d];
-  }
-  return r;
-}
+using detail::Rank4;
+using detail::kStrideThreads;
+using detail::rank4_of;
+using detail::stride_blocks;
 
 // D[b][h][i] = sum_d dout * out, one warp per row (float32, as the kernel's dS needs it).
 template <typename T>
@@ -58,11 +50,7 @@ __global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, floa
 __global__ void store_kernel(const float* src, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
   for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
        n += int64_t{gridDim.x} * blockDim.x) {
-    int64_t rest = n, offset = 0;
-    for (int d = 3; d >= 0; --d) {
-      offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
-      rest /= dst_layout.shape[d];
-    }
+    const int64_t offset = detail::strided_offset(dst_layout, n);
     const float x = src[n];
     switch (static_cast<DType>(dtype)) {
       case DType::kFloat16: static_cast<__half*>(dst)[offset] = __float2half_rn(x); break;
@@ -103,22 +91,22 @@ cudaError_t launch_store(const float* src, const TensorView& dst, cudaStream_t s
   const Rank4 layout = rank4_of(dst);
   if (layout.shape[3] % 8 == 0 && layout.stride[3] == 1) {
     const int64_t count8 = count / 8;
-    const int blocks = static_cast<int>(std::min<int64_t>((count8 + 255) / 256, 65535));
+    const int blocks = stride_blocks(count8);
     switch (dst.dtype) {
       case DType::kFloat16:
-        store_rows8_kernel<<<blocks, 256, 0, stream>>>(src, count8, layout, static_cast<__half*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<__half*>(dst.data));
         break;
       case DType::kBFloat16:
-        store_rows8_kernel<<<blocks, 256, 0, stream>>>(src, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
         break;
       default:
-        store_rows8_kernel<<<blocks, 256, 0, stream>>>(src, count8, layout, static_cast<float*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<float*>(dst.data));
         break;
     }
     return cudaGetLastError();
   }
-  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 65535));
-  store_kernel<<<blocks, 256, 0, stream>>>(src, count, layout, dst.data, static_cast<int>(dst.dtype));
+  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, count, layout, dst.data,
+                                                                   static_cast<int>(dst.dtype));
   return cudaGetLastError();
 }
 
@@ -132,17 +120,10 @@ using detail::check_row_alignment;
 using detail::check_shape;
 using detail::shape_string;
 
-// q / k / v / out / dout / dq / dk / dv: rank 4, shape, a dtype of `dtypes`, contiguous
-// last dim, strides multiples of 8 elements and 16-byte aligned (vector loads / stores).
+// q / k / v / out / dout / dq / dk / dv: rows read and written with vector access.
 void check_dense(const char* name, const TensorView& t, std::initializer_list<DType> dtypes,
                  const int64_t (&shape)[4], const char* layout) {
-  if (!t.defined()) throw_type(name, "is required");
-  check_rank(name, t, 4);
-  check_dtype_in(name, t, dtypes);
-  check_shape(name, t, shape, layout);
-  if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
-  check_row_alignment(name, t);
-  check_device_memory(name, t.data);
+  detail::check_row_tensor(name, t, dtypes, shape, layout, true);
 }
 
 detail::BwdStrides4 pair_strides(const std::array<int64_t, 4>& s) { return {s[0], s[1], s[2], s[3]}; }
@@ -156,25 +137,11 @@ struct Checked {
 detail::BwdStrides3 strides3(const TensorView& t) { return {t.stride[0], t.stride[1], t.stride[2]}; }
 
 Checked check(const FlashBackwardArgs& a) {
-  if (!a.q.defined()) throw_type("q", "is required");
-  if (!a.k.defined()) throw_type("k", "is required");
-  check_rank("q", a.q, 4);
-  check_rank("k", a.k, 4);
+  const detail::AttentionDims dims = detail::check_attention_dims(
+      a.q, a.k, {DType::kFloat16, DType::kBFloat16}, "float16 or bfloat16 (backward)", "backward kernel");
   const DType dtype = a.q.dtype;
-  if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
-    throw_type("q", std::string("dtype must be float16 or bfloat16 (backward), got ") + dtype_name(dtype));
-  }
-  const int64_t batch = a.q.shape[0], seq_q = a.q.shape[1], heads_q = a.q.shape[2], dim = a.q.shape[3];
-  const int64_t seq_k = a.k.shape[1], heads_kv = a.k.shape[2];
-  if (batch < 1 || seq_q < 1 || heads_q < 1) throw_range("q", "every dimension must be at least 1, got " + shape_string(a.q));
-  if (seq_k < 1 || heads_kv < 1) throw_range("k", "every dimension must be at least 1, got " + shape_string(a.k));
-  if (seq_q > INT32_MAX || seq_k > INT32_MAX) throw_range("q", "sequence lengths must be below 2^31");
-  if (dim != 64 && dim != 128) {
-    throw_range("q", "head_dim " + std::to_string(dim) + " has no compiled backward kernel (supported: 64, 128)");
-  }
-  if (heads_q % heads_kv != 0) {
-    throw_range("k", "heads_kv (" + std::to_string(heads_kv) + ") must divide heads_q (" + std::to_string(heads_q) + ")");
-  }
+  const int64_t batch = dims.batch, seq_q = dims.seq_q, heads_q = dims.heads_q, dim = dims.head_dim;
+  const int64_t seq_k = dims.seq_k, heads_kv = dims.heads_kv;
   const int64_t q_shape[4] = {batch, seq_q, heads_q, dim};
   const int64_t kv_shape[4] = {batch, seq_k, heads_kv, dim};
   const char* q_layout = "[batch, seq_q, heads_q, head_dim]";
@@ -197,12 +164,7 @@ Checked check(const FlashBackwardArgs& a) {
   }
   check_device_memory("lse", a.lse.data);
 
-  if (!std::isfinite(a.scale) || a.scale < 0) throw_range("scale", "must be finite and >= 0 (0 = 1/sqrt(head_dim))");
-  if (!std::isfinite(a.softcap) || a.softcap < 0) throw_range("softcap", "must be finite and >= 0 (0 = off)");
-  if (!(a.dropout >= 0.0f && a.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
-  if (a.causal != Causal::kNone && a.causal != Causal::kTopLeft && a.causal != Causal::kBottomRight) {
-    throw_range("causal", "must be none, top-left or bottom-right");
-  }
+  detail::check_attention_options(a.scale, a.softcap, a.dropout, a.causal);
 
   Checked c;
   c.dtype = dtype;

@@ -28,19 +28,11 @@ using detail::check_row_alignment;
 using detail::check_shape;
 using detail::shape_string;
 
-// q / k / v / out: rank 4, the expected shape, contiguous last dim, rows 16-byte aligned.
+// q / k / v / out: float32 ones are converted to bf16 first, so only 16-bit rows are read
+// directly and need aligned rows.
 void check_qkv(const char* name, const TensorView& t, DType dtype, const int64_t (&shape)[4],
                const char* layout) {
-  if (!t.defined()) throw_type(name, "is required");
-  check_rank(name, t, 4);
-  if (t.dtype != dtype) {
-    throw_type(name, std::string("dtype must be ") + dtype_name(dtype) + ", got " +
-                         dtype_name(t.dtype));
-  }
-  check_shape(name, t, shape, layout);
-  if (t.stride[3] != 1) throw_range(name, "must be contiguous in the last dimension (stride 1)");
-  if (dtype != DType::kFloat32) check_row_alignment(name, t);
-  check_device_memory(name, t.data);
+  detail::check_row_tensor(name, t, {dtype}, shape, layout, dtype != DType::kFloat32);
 }
 
 detail::Strides3Rows pair_strides(const std::array<int64_t, 4>& s) { return {s[0], s[1], s[2], s[3]}; }
@@ -53,26 +45,11 @@ struct Checked {
 };
 
 Checked check(const FlashForwardArgs& a) {
-  if (!a.q.defined()) throw_type("q", "is required");
-  if (!a.k.defined()) throw_type("k", "is required");
-  check_rank("q", a.q, 4);
-  check_rank("k", a.k, 4);
+  const detail::AttentionDims dims = detail::check_attention_dims(
+      a.q, a.k, {DType::kFloat16, DType::kBFloat16, DType::kFloat32}, "float16, bfloat16 or float32", "kernel");
   const DType dtype = a.q.dtype;
-  if (dtype != DType::kFloat16 && dtype != DType::kBFloat16 && dtype != DType::kFloat32) {
-    throw_type("q", std::string("dtype must be float16, bfloat16 or float32, got ") + dtype_name(dtype));
-  }
-  const int64_t batch = a.q.shape[0], seq_q = a.q.shape[1], heads_q = a.q.shape[2], dim = a.q.shape[3];
-  const int64_t seq_k = a.k.shape[1], heads_kv = a.k.shape[2];
-  if (batch < 1 || seq_q < 1 || heads_q < 1) throw_range("q", "every dimension must be at least 1, got " + shape_string(a.q));
-  if (seq_k < 1 || heads_kv < 1) throw_range("k", "every dimension must be at least 1, got " + shape_string(a.k));
-  if (seq_q > INT32_MAX || seq_k > INT32_MAX) throw_range("q", "sequence lengths must be below 2^31");
-  if (dim != 64 && dim != 128) {
-    throw_range("q", "head_dim " + std::to_string(dim) + " has no compiled kernel (supported: 64, 128)");
-  }
-  if (heads_q % heads_kv != 0) {
-    throw_range("k", "heads_kv (" + std::to_string(heads_kv) + ") must divide heads_q (" +
-                         std::to_string(heads_q) + ")");
-  }
+  const int64_t batch = dims.batch, seq_q = dims.seq_q, heads_q = dims.heads_q, dim = dims.head_dim;
+  const int64_t seq_k = dims.seq_k, heads_kv = dims.heads_kv;
   const int64_t q_shape[4] = {batch, seq_q, heads_q, dim};
   const int64_t kv_shape[4] = {batch, seq_k, heads_kv, dim};
   check_qkv("q", a.q, dtype, q_shape, "[batch, seq_q, heads_q, head_dim]");
@@ -85,12 +62,7 @@ Checked check(const FlashForwardArgs& a) {
     }
   }
 
-  if (!std::isfinite(a.scale) || a.scale < 0) throw_range("scale", "must be finite and >= 0 (0 = 1/sqrt(head_dim))");
-  if (!std::isfinite(a.softcap) || a.softcap < 0) throw_range("softcap", "must be finite and >= 0 (0 = off)");
-  if (!(a.dropout >= 0.0f && a.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
-  if (a.causal != Causal::kNone && a.causal != Causal::kTopLeft && a.causal != Causal::kBottomRight) {
-    throw_range("causal", "must be none, top-left or bottom-right");
-  }
+  detail::check_attention_options(a.scale, a.softcap, a.dropout, a.causal);
   if (a.keep_window_size < 0) throw_range("keep_window_size", "must be >= 0 (0 = off)");
   if (a.keep_window_size > 0 && !a.bias.defined()) {
     throw_range("keep_window_size", "ranks keys by the bias (zoh): pass a bias");

@@ -11,29 +11,20 @@
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "stream_buffer.h"
+#include "strided.cuh"
 #include "tensor_checks.h"
 
 namespace attn::cuda {
 
 namespace {
 
+using detail::Rank4;
 using detail::RowMajor;
 using detail::StreamBuffer;
+using detail::rank4_of;
+using detail::stride_blocks;
 
 constexpr int kChunk = 64;  // rows per chunk of the causal algorithm
-
-struct Rank4 {
-  int64_t shape[4];
-  int64_t stride[4];
-};
-
-Rank4 rank4(const TensorView& t) {
-  Rank4 r{};
-  for (int d = 0; d < 4; ++d) r.shape[d] = t.shape[d], r.stride[d] = t.stride[d];
-  return r;
-}
-
-int grid_for(int64_t count) { return static_cast<int>(std::min<int64_t>((count + 255) / 256, 65535)); }
 
 // phi of x [batch, seq, heads, dim] into dst [batch * heads][rows][features] (rows >= seq;
 // rows past seq are zero).
@@ -165,11 +156,11 @@ void linear_attention_forward(const LinearAttentionArgs& a) {
   StreamBuffer phi_k(sizeof(float) * groups * rows_k * features, stream);
   StreamBuffer values(sizeof(float) * groups * rows_k * width, stream);
   StreamBuffer num(sizeof(float) * groups * rows_q * width, stream);
-  features_kernel<<<grid_for(groups * rows_q * features), 256, 0, stream>>>(
-      a.q.data, static_cast<int>(dtype), rank4(a.q), map, rows_q, static_cast<int>(features), phi_q.as<float>());
-  features_kernel<<<grid_for(groups * rows_k * features), 256, 0, stream>>>(
-      a.k.data, static_cast<int>(dtype), rank4(a.k), map, rows_k, static_cast<int>(features), phi_k.as<float>());
-  values_kernel<<<grid_for(groups * rows_k * width), 256, 0, stream>>>(a.v.data, static_cast<int>(dtype), rank4(a.v),
+  features_kernel<<<stride_blocks(groups * rows_q * features), detail::kStrideThreads, 0, stream>>>(
+      a.q.data, static_cast<int>(dtype), rank4_of(a.q), map, rows_q, static_cast<int>(features), phi_q.as<float>());
+  features_kernel<<<stride_blocks(groups * rows_k * features), detail::kStrideThreads, 0, stream>>>(
+      a.k.data, static_cast<int>(dtype), rank4_of(a.k), map, rows_k, static_cast<int>(features), phi_k.as<float>());
+  values_kernel<<<stride_blocks(groups * rows_k * width), detail::kStrideThreads, 0, stream>>>(a.v.data, static_cast<int>(dtype), rank4_of(a.v),
                                                                         rows_k, values.as<float>());
   check_cuda(cudaGetLastError(), "linear attention features");
 
@@ -195,7 +186,7 @@ void linear_attention_forward(const LinearAttentionArgs& a) {
     // Each chunk's own state, then the sum of the chunks before it.
     detail::gemm_row_major(stream, DType::kFloat32, features, width, kChunk, phi_k_chunk, true, value_chunk, false,
                            states.get(), width, features * width, blocks, 1.0f, 0.0f, "linear attention chunk states");
-    exclusive_prefix_kernel<<<grid_for(groups * features * width), 256, 0, stream>>>(states.as<float>(), groups, chunks,
+    exclusive_prefix_kernel<<<stride_blocks(groups * features * width), detail::kStrideThreads, 0, stream>>>(states.as<float>(), groups, chunks,
                                                                                       features * width);
     check_cuda(cudaGetLastError(), "linear attention prefix sums");
     // Earlier chunks: phi(Q_c) P_c. This chunk: (phi(Q_c) phi(K_c)^T, lower triangle) [V_c | 1].
@@ -204,23 +195,23 @@ void linear_attention_forward(const LinearAttentionArgs& a) {
                            blocks, 1.0f, 0.0f, "linear attention earlier chunks");
     detail::gemm_row_major(stream, DType::kFloat32, kChunk, kChunk, features, phi_q_chunk, false, phi_k_chunk, true,
                            scores.get(), kChunk, kChunk * kChunk, blocks, 1.0f, 0.0f, "linear attention chunk scores");
-    causal_chunk_mask_kernel<<<grid_for(blocks * kChunk * kChunk), 256, 0, stream>>>(scores.as<float>(), blocks);
+    causal_chunk_mask_kernel<<<stride_blocks(blocks * kChunk * kChunk), detail::kStrideThreads, 0, stream>>>(scores.as<float>(), blocks);
     check_cuda(cudaGetLastError(), "linear attention causal mask");
     detail::gemm_row_major(stream, DType::kFloat32, kChunk, width, kChunk, RowMajor{scores.get(), kChunk, kChunk * kChunk},
                            false, value_chunk, false, num.get(), width, kChunk * width, blocks, 1.0f, 1.0f,
                            "linear attention this chunk");
   }
-  const int blocks_out = grid_for(groups * seq_q * dv);
+  const int blocks_out = stride_blocks(groups * seq_q * dv);
   switch (dtype) {
     case DType::kFloat16:
-      finalize_kernel<<<blocks_out, 256, 0, stream>>>(num.as<float>(), rows_q, rank4(a.out), a.eps, static_cast<__half*>(a.out.data));
+      finalize_kernel<<<blocks_out, detail::kStrideThreads, 0, stream>>>(num.as<float>(), rows_q, rank4_of(a.out), a.eps, static_cast<__half*>(a.out.data));
       break;
     case DType::kBFloat16:
-      finalize_kernel<<<blocks_out, 256, 0, stream>>>(num.as<float>(), rows_q, rank4(a.out), a.eps,
+      finalize_kernel<<<blocks_out, detail::kStrideThreads, 0, stream>>>(num.as<float>(), rows_q, rank4_of(a.out), a.eps,
                                                       static_cast<__nv_bfloat16*>(a.out.data));
       break;
     default:
-      finalize_kernel<<<blocks_out, 256, 0, stream>>>(num.as<float>(), rows_q, rank4(a.out), a.eps, static_cast<float*>(a.out.data));
+      finalize_kernel<<<blocks_out, detail::kStrideThreads, 0, stream>>>(num.as<float>(), rows_q, rank4_of(a.out), a.eps, static_cast<float*>(a.out.data));
       break;
   }
   check_cuda(cudaGetLastError(), "linear attention output");

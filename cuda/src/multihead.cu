@@ -8,6 +8,7 @@
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "stream_buffer.h"
+#include "strided.cuh"
 #include "tensor_checks.h"
 
 namespace attn::cuda {
@@ -29,17 +30,17 @@ __global__ void add_bias_kernel(T* x, const T* bias, int64_t rows, int64_t cols)
 
 void add_bias(void* x, const TensorView& bias, int64_t rows, int64_t cols, cudaStream_t stream) {
   if (!bias.defined() || rows == 0) return;
-  const int blocks = static_cast<int>(std::min<int64_t>((rows * cols + 255) / 256, 65535));
+  const int blocks = detail::stride_blocks(rows * cols);
   switch (bias.dtype) {
     case DType::kFloat16:
-      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<__half*>(x), static_cast<const __half*>(bias.data), rows, cols);
+      add_bias_kernel<<<blocks, detail::kStrideThreads, 0, stream>>>(static_cast<__half*>(x), static_cast<const __half*>(bias.data), rows, cols);
       break;
     case DType::kBFloat16:
-      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<__nv_bfloat16*>(x),
+      add_bias_kernel<<<blocks, detail::kStrideThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(x),
                                                   static_cast<const __nv_bfloat16*>(bias.data), rows, cols);
       break;
     default:
-      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<float*>(x), static_cast<const float*>(bias.data), rows, cols);
+      add_bias_kernel<<<blocks, detail::kStrideThreads, 0, stream>>>(static_cast<float*>(x), static_cast<const float*>(bias.data), rows, cols);
       break;
   }
   check_cuda(cudaGetLastError(), "bias add");

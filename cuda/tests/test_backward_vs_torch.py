@@ -12,36 +12,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
 import attn_cuda_backward  # noqa: E402
-from checks import check, check_errors, finish, rand, rel  # noqa: E402
+from checks import check, check_errors, finish, rand, reference_attention, rel  # noqa: E402
 
 
 def rms(x):
     return (x.double().norm() / math.sqrt(x.numel())).item()
-
-
-def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=None):
-    """float64 attention on [b, s, h, d] tensors (differentiable); keep: bool [b, hkv, sq, sk]."""
-    b, sq, hq, d = q.shape
-    sk, hkv = k.shape[1], k.shape[2]
-    g = hq // hkv
-    qd, kd, vd = (x.transpose(1, 2) for x in (q, k, v))
-    kd, vd = kd.repeat_interleave(g, 1), vd.repeat_interleave(g, 1)
-    s = (qd @ kd.transpose(-1, -2)) * (scale or 1 / math.sqrt(d))
-    if softcap > 0:
-        s = softcap * torch.tanh(s / softcap)
-    if bias is not None:
-        s = s + bias.repeat_interleave(g, 1)
-    allowed = torch.ones(b, hq, sq, sk, dtype=torch.bool, device=q.device)
-    if keep is not None:
-        allowed &= keep.repeat_interleave(g, 1)
-    if causal:
-        off = sk - sq if causal == "bottom-right" else 0
-        i = torch.arange(sq, device=q.device)[:, None]
-        j = torch.arange(sk, device=q.device)[None, :]
-        allowed &= (j <= i + off)
-    s = s.masked_fill(~allowed, -math.inf)
-    p = torch.softmax(s, -1).nan_to_num(0.0)  # fully masked rows: zero weights, zero grads
-    return (p @ vd).transpose(1, 2)
 
 
 def ours(q, k, v, dout, bias=None, active=None, want_dbias=False, **kw):
@@ -56,10 +31,10 @@ def ours(q, k, v, dout, bias=None, active=None, want_dbias=False, **kw):
 
 
 def autograd(q, k, v, dout, bias=None, keep=None, **kw):
-    """float64 gradients of reference() through torch autograd."""
+    """float64 gradients of reference_attention() through torch autograd."""
     qd, kd, vd = (x.detach().double().requires_grad_() for x in (q, k, v))
     bd = bias.detach().double().requires_grad_() if bias is not None else None
-    out = reference(qd, kd, vd, bias=bd, keep=keep, **kw)
+    out, _, _ = reference_attention(qd, kd, vd, bias=bd, keep=keep, **kw)
     out.backward(dout.double())
     return qd.grad, kd.grad, vd.grad, (bd.grad if bd is not None else None)
 

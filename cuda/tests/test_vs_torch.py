@@ -9,33 +9,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
-from checks import check, check_errors, finish, rand, rel  # noqa: E402
-
-
-def reference(q, k, v, bias=None, keep=None, scale=None, softcap=0.0, causal=None):
-    """float64 attention on [b, s, h, d] tensors; keep: bool [b, hkv, sq, sk] or None."""
-    b, sq, hq, d = q.shape
-    sk, hkv = k.shape[1], k.shape[2]
-    g = hq // hkv
-    qd, kd, vd = (x.double().transpose(1, 2) for x in (q, k, v))
-    kd, vd = kd.repeat_interleave(g, 1), vd.repeat_interleave(g, 1)
-    s = (qd @ kd.transpose(-1, -2)) * (scale or 1 / math.sqrt(d))
-    if softcap > 0:
-        s = softcap * torch.tanh(s / softcap)
-    if bias is not None:
-        s = s + bias.double().repeat_interleave(g, 1)
-    allowed = torch.ones(b, hq, sq, sk, dtype=torch.bool, device=q.device)
-    if keep is not None:
-        allowed &= keep.repeat_interleave(g, 1)
-    if causal:
-        off = sk - sq if causal == "bottom-right" else 0
-        i = torch.arange(sq, device=q.device)[:, None]
-        j = torch.arange(sk, device=q.device)[None, :]
-        allowed &= (j <= i + off)
-    s = s.masked_fill(~allowed, -math.inf)
-    p = torch.softmax(s, -1).nan_to_num(0.0)
-    lse = torch.logsumexp(s, -1)
-    return (p @ vd).transpose(1, 2), lse, p
+from checks import check, check_errors, finish, rand, reference_attention, rel  # noqa: E402
 
 
 def main():
@@ -49,7 +23,7 @@ def main():
                     q, k, v = rand(2, sq, 8, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype)
                     lse = torch.empty(2, 8, sq, device="cuda")
                     out, _ = attn_cuda.flash_forward(q, k, v, lse=lse, causal=causal)
-                    want, want_lse, _ = reference(q, k, v, causal=causal)
+                    want, want_lse, _ = reference_attention(q, k, v, causal=causal)
                     e = rel(out, want)
                     finite_lse = torch.isfinite(want_lse)
                     lse_ok = bool(torch.equal(torch.isfinite(lse), finite_lse)) and (
@@ -65,7 +39,7 @@ def main():
             with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                 sd = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                     is_causal=causal).transpose(1, 2)
-            want, _, _ = reference(q, k, v, causal="top-left" if causal else None)
+            want, _, _ = reference_attention(q, k, v, causal="top-left" if causal else None)
             check(f"vs SDPA flash d{d} causal={causal}", rel(out, want) < 1e-2,
                   f"ours {rel(out, want):.1e}, SDPA flash {rel(sd, want):.1e} (vs float64)")
     # 3. seed 004 fwd: zoh + active_mask + keep_window + softcap + return_softmax.
@@ -82,7 +56,7 @@ def main():
         cand = zoh.float().masked_fill(~keep, -math.inf)
         kth = cand.topk(w, -1).values[..., -1:]
         keep &= (zoh.float() >= kth) | (kth == -math.inf)
-        want, want_lse, want_p = reference(q, k, v, bias=zoh, keep=keep, softcap=30.0)
+        want, want_lse, want_p = reference_attention(q, k, v, bias=zoh, keep=keep, softcap=30.0)
         check(f"fwd(zoh, active_mask, keep_window={w}, softcap, causal={causal})", rel(out, want) < 2e-2,
               f"out rel {rel(out, want):.1e}, p rel {rel(p, want_p):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
         check("  return_softmax p", rel(p, want_p) < 2e-2)

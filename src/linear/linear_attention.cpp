@@ -57,16 +57,18 @@ class LinearPass {
   LinearPass(const LinearShape& s, const LinearOptions& o, Workspace& w)
       : s_(s), o_(o), w_(w), features_(linear_feature_count(o.feature_map, s.head_dim)),
         width_(s.value_dim + 1) {
-    w_.phi_q.assign(size_t(kChunk) * features_, 0.0f);
-    w_.phi_k.assign(size_t(kChunk) * features_, 0.0f);
-    w_.values.assign(size_t(kChunk) * width_, 0.0f);
-    w_.state.assign(size_t(features_) * width_, 0.0f);
-    w_.scores.assign(size_t(kChunk) * kChunk, 0.0f);
-    w_.num.assign(size_t(kChunk) * width_, 0.0f);
+    // Sized once per worker and reused: every buffer is written before it is read (only the
+    // causal state must start at zero, see run_causal).
+    w_.phi_q.resize(size_t(kChunk) * features_);
+    w_.phi_k.resize(size_t(kChunk) * features_);
+    w_.values.resize(size_t(kChunk) * width_);
+    w_.scores.resize(size_t(kChunk) * kChunk);
+    w_.num.resize(size_t(kChunk) * width_);
   }
 
   // Causal: one (batch, head) from the first chunk to the last, the state carried along.
   void run_causal(int b, int h, const float* q, const float* k, const float* v, float* out) {
+    w_.state.assign(size_t(features_) * width_, 0.0f);
     for (int i0 = 0; i0 < s_.seq_q; i0 += kChunk) {
       const int rows = load_queries(b, h, i0, q);
       load_keys(b, h, i0, k, v);

@@ -57,8 +57,7 @@ int64_t mask_extent(const MaskView& m, int batch, int heads, int seq_q, int seq_
 
 }  // namespace
 
-MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(config) {
-  MultiHeadConfig& c = config_;
+MultiHeadConfig MultiHeadAttention::validated(MultiHeadConfig c) {
   if (c.model_dim < 1) throw_range("modelDim", "must be a positive integer, got " + std::to_string(c.model_dim));
   if (c.heads < 1) throw_range("heads", "must be a positive integer, got " + std::to_string(c.heads));
   if (c.model_dim % c.heads != 0) {
@@ -73,17 +72,22 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
   if (params * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
     throw_range("modelDim", "the weights are too large for this platform's memory");
   }
+  return c;
+}
+
+MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(validated(config)) {
+  const MultiHeadConfig& c = config_;
   // PyTorch: xavier_uniform_ on the input projections (one [3E, E] matrix when kdim = vdim
   // = E, else each its own), the output Linear's kaiming_uniform_(a = sqrt(5)) bound
   // 1/sqrt(E), zero biases.
   Uniform rng{c.seed};
   const int e = c.model_dim;
-  const bool packed = c.kdim == e && c.vdim == e;
+  const bool one_in_proj = c.kdim == e && c.vdim == e;  // PyTorch's in_proj_weight [3E, E]
   auto xavier = [&](int fan_in, int fan_out) { return std::sqrt(6.0f / float(fan_in + fan_out)); };
   Weights w;
-  w.q = rng.fill(size_t(e) * e, packed ? xavier(e, 3 * e) : xavier(e, e));
-  w.k = rng.fill(size_t(e) * c.kdim, packed ? xavier(e, 3 * e) : xavier(c.kdim, e));
-  w.v = rng.fill(size_t(e) * c.vdim, packed ? xavier(e, 3 * e) : xavier(c.vdim, e));
+  w.q = rng.fill(size_t(e) * e, one_in_proj ? xavier(e, 3 * e) : xavier(e, e));
+  w.k = rng.fill(size_t(e) * c.kdim, one_in_proj ? xavier(e, 3 * e) : xavier(c.kdim, e));
+  w.v = rng.fill(size_t(e) * c.vdim, one_in_proj ? xavier(e, 3 * e) : xavier(c.vdim, e));
   w.out = rng.fill(size_t(e) * e, 1.0f / std::sqrt(float(e)));
   if (c.bias) w.q_bias = w.k_bias = w.v_bias = w.out_bias = std::vector<float>(size_t(e), 0.0f);
   set_weights(std::move(w));

@@ -41,7 +41,11 @@ using NamedWeights = std::vector<std::pair<std::string, std::vector<float>>>;
 
 class MultiHeadAttention {
  public:
-  // Throws AttnError naming the option (modelDim, heads, kdim, vdim, dropout).
+  // The configuration with kdim / vdim defaults filled in; throws AttnError naming the bad
+  // option (modelDim, heads, kdim, vdim, dropout). Allocates nothing.
+  static MultiHeadConfig validated(MultiHeadConfig config);
+
+  // Throws as validated().
   explicit MultiHeadAttention(const MultiHeadConfig& config);
 
   const MultiHeadConfig& config() const { return config_; }
