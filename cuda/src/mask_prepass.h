@@ -10,8 +10,6 @@
 
 namespace attn::cuda::detail {
 
-// Shared memory the pre-pass needs for this shape (bounded by seq_k / 4 bytes per warp).
-size_t mask_prepass_smem_bytes(const FwdParams& p);
 
 // threshold: [batch][heads_kv][seq_q] floats (written only when keep_window applies);
 // tile_active: [batch][heads_kv][q_tiles][k_tiles] bytes.

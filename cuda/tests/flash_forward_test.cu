@@ -254,6 +254,29 @@ TEST(CudaFlashForward, KeepWindowSelectsTopKeysByBias) {
     }
 }
 
+// Rows long enough for every pre-pass shape: 256 threads x 4 chunks in registers (5000
+// keys), 1024 x 4 (20000) and the row read again at each step (40000).
+TEST(CudaFlashForward, KeepWindowOnLongRows) {
+  struct Long {
+    DType t;
+    int seq_k;
+    int64_t window;
+    Causal causal;
+    bool active;
+  };
+  for (const Long& l : {Long{DType::kBFloat16, 5000, 600, Causal::kNone, true},
+                        Long{DType::kFloat32, 5000, 17, Causal::kBottomRight, false},
+                        Long{DType::kFloat16, 20000, 2500, Causal::kNone, false},
+                        Long{DType::kBFloat16, 40000, 5000, Causal::kBottomRight, true}}) {
+    Case c = sized(l.t, 1, 3, l.seq_k, 2, 1);
+    c.bias = true;
+    c.active = l.active;
+    c.causal = l.causal;
+    c.keep_window = l.window;
+    run_case(c);
+  }
+}
+
 // --- argument checks: each names the parameter, nothing is launched ---------------------
 
 struct ValidArgs {
