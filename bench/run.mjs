@@ -4,9 +4,11 @@
 // `npm test` never downloads them.
 //
 //   node bench/run.mjs [--quick] [--no-ort] [--no-ruvector] [--no-native]
-//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE]
+//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear]
 //
 // --quick: n = 256 and 1024, d = 64 only, written to bench/build/results-quick/.
+// --only linear (or BENCH_ONLY=linear): that part alone, written as linear-bench.{json,md}
+// to bench/build/results-only/, never over a full run's files.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,7 +35,9 @@ const option = (name, fallback) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
 };
 const QUICK = flag('--quick');
-const OUT_DIR = option('--out', QUICK ? join(BENCH, 'build/results-quick') : join(BENCH, 'results'));
+const ONLY = option('--only', process.env.BENCH_ONLY || undefined);
+const OUT_DIR = option('--out', ONLY ? join(BENCH, 'build/results-only')
+  : QUICK ? join(BENCH, 'build/results-quick') : join(BENCH, 'results'));
 const WAIT_QUIET_S = Number(option('--wait-quiet', QUICK ? '0' : '240'));
 const DIMS = QUICK ? [64] : [64, 128];
 const SEQS = QUICK ? [256, 1024] : [256, 1024, 4096];
@@ -626,9 +630,38 @@ function rerender(file) {
   process.stdout.write(`${report}\n`);
 }
 
+// --only PART: one part of the run, with the same quiet-machine gate, in files of its own.
+const PARTS = {
+  linear: { label: 'linear attention', run: (lib) => benchLinear(lib, log), report: linearReport },
+};
+
+async function runOnly(name) {
+  const part = PARTS[name];
+  if (!part) throw new Error(`--only / BENCH_ONLY: unknown part "${name}" (known: ${Object.keys(PARTS).join(', ')})`);
+  ensureWasm();
+  const lib = await import('../js/index.js');
+  const data = {
+    schema: 1, only: name, when: new Date().toISOString(), machine: machineInfo(), git: gitInfo(),
+    load: { loadAverageStart: loadAverage() },
+  };
+  await quietGate(part.label);
+  log(`attnkit: ${part.label} only`);
+  data[name] = await part.run(lib);
+  data.load.loadAverageEnd = loadAverage();
+  data.load.quietGates = quiet.gates;
+  data.totalSeconds = Math.round((performance.now() - T0) / 1000);
+  const dirty = data.git.dirtyLibraryPaths.length ? ', library files modified' : '';
+  const report = [`# attnkit bench: ${part.label} only (${data.when}, commit ${data.git.commit}${dirty})`, '',
+    ...part.report(data[name], mdTable)].join('\n');
+  writeFileSync(join(OUT_DIR, `${name}-bench.json`), `${JSON.stringify(data, null, 1)}\n`);
+  writeFileSync(join(OUT_DIR, `${name}-bench.md`), `${report}\n`);
+  process.stdout.write(`\n${report}\nwrote ${relative(ROOT, OUT_DIR)}/${name}-bench.{json,md} in ${data.totalSeconds} s\n`);
+}
+
 async function main() {
   mkdirSync(OUT_DIR, { recursive: true });
   if (option('--from-json')) return rerender(option('--from-json'));
+  if (ONLY) return runOnly(ONLY);
   mkdirSync(join(BENCH, 'build'), { recursive: true });
   const notes = [];
   const skipped = [];

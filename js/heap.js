@@ -32,8 +32,13 @@ class HeapScope {
     return ptr;
   }
 
-  readF32(ptr, length) {
-    return this.module.heapF32().slice(ptr >>> 2, (ptr >>> 2) + length);
+  // `length` floats at ptr: copied into `target` when the caller supplied one (of that
+  // length), else into a new array.
+  readF32(ptr, length, target) {
+    const floats = this.module.heapF32().subarray(ptr >>> 2, (ptr >>> 2) + length);
+    if (target === undefined) return floats.slice();
+    target.set(floats);
+    return target;
   }
 
   release() {

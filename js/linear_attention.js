@@ -4,7 +4,9 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { currentRuntime, Runtime } from './runtime.js';
-import { boolean, finiteNumber, float32Array, oneOf, optionsObject, positiveInt, rowCount } from './validate.js';
+import {
+  boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount,
+} from './validate.js';
 
 const WHERE = 'WasmLinearAttention';
 const FEATURE_MAPS = ['elu', 'relu', 'dpfp'];
@@ -55,6 +57,9 @@ export class WasmLinearAttention {
     if (causal && seqQ !== seqK) {
       throw rangeError(where, 'causal', `needs as many queries as keys, got ${seqQ} and ${seqK}`);
     }
+    const outLength = batch * seqQ * heads * valueDim;
+    const out = outputArray(where, 'out', inputs.out, outLength,
+      `batch * seqQ * heads * valueDim = ${batch} * ${seqQ} * ${heads} * ${valueDim}`);
     const call = {
       batch, seqQ, seqK, heads, headDim: dim, valueDim,
       featureMap: FEATURE_MAPS.indexOf(this.featureMap), causal, eps: this.eps,
@@ -64,20 +69,23 @@ export class WasmLinearAttention {
       call.q = heap.copyIn(q);
       call.k = heap.copyIn(k);
       call.v = heap.copyIn(v);
-      const outLength = batch * seqQ * heads * valueDim;
       call.out = heap.alloc(outLength * 4);
       raiseStatus(module.linearAttention(call), where);
-      return heap.readF32(call.out, outLength);
+      return heap.readF32(call.out, outLength, out);
     });
   }
 
   // Q [seqQ][heads][dim], K [seqK][heads][dim], V [seqK][heads][valueDim] ->
   // [seqQ][heads][valueDim]. Time and memory grow linearly with the sequence.
-  forward(Q, K, V) {
-    return this.#run(`${WHERE}.forward`, { q: Q, k: K, v: V });
+  // options.out: a Float32Array of that size to write the result into (and return),
+  // sparing a new array per call.
+  forward(Q, K, V, options) {
+    const where = `${WHERE}.forward`;
+    const { out } = optionsObject(where, options);
+    return this.#run(where, { q: Q, k: K, v: V, out });
   }
 
-  // { q, k, v, batch?, causal? } with a leading batch dimension -> { output }.
+  // { q, k, v, batch?, causal?, out? } with a leading batch dimension -> { output }.
   forwardExtended(inputs) {
     const where = `${WHERE}.forwardExtended`;
     if (inputs === null || typeof inputs !== 'object') {

@@ -79,6 +79,17 @@ export function float32Array(where, name, value) {
   return value;
 }
 
+// An optional array the caller supplies to receive a result: absent (undefined or null)
+// or a Float32Array of exactly `length` floats.
+export function outputArray(where, name, value, length, lengthDescription) {
+  if (value === undefined || value === null) return undefined;
+  float32Array(where, name, value);
+  if (value.length !== length) {
+    throw rangeError(where, name, `length ${value.length} should be ${lengthDescription} = ${length}`);
+  }
+  return value;
+}
+
 // The number of rows an array of `rowSize`-float rows holds, or a RangeError.
 export function rowCount(where, name, array, rowSize, rowDescription) {
   if (array.length === 0 || array.length % rowSize !== 0) {

@@ -437,6 +437,22 @@ export interface LinearInputs {
   batch?: number | undefined;
   /** Overrides the constructor's `causal`. */
   causal?: boolean | undefined;
+  /**
+   * Receives the output, `[batch][seqQ][heads][valueDim]`, instead of a new array (and is
+   * returned as `output`). `null` or absent: a new array.
+   */
+  out?: Float32Array | null | undefined;
+}
+
+/** Per-call options of {@link WasmLinearAttention.forward}. */
+export interface LinearForwardOptions {
+  /**
+   * A `Float32Array` of exactly `seqQ * heads * valueDim` floats that receives the output
+   * and is returned, sparing a new array per call (worth it for long sequences: at
+   * n = 65536, 8 heads, d = 64 each new output is 128 MiB). It may be one of Q, K, V: the
+   * inputs are read before it is written. `null` or absent: a new array.
+   */
+  out?: Float32Array | null | undefined;
 }
 
 /**
@@ -475,16 +491,17 @@ export class WasmLinearAttention {
    * @param Q queries, `[seqQ][heads][dim]`.
    * @param K keys, `[seqK][heads][dim]`.
    * @param V values, `[seqK][heads][valueDim]` (`valueDim` inferred from the length).
-   * @returns a new `Float32Array`, `[seqQ][heads][valueDim]`.
-   * @throws {TypeError} if Q, K or V is not a `Float32Array`.
-   * @throws {RangeError} if a length does not fit the shapes (named `Q`, `K`, `V`), or the call
-   *   is causal with `seqQ != seqK` (named `causal`).
+   * @param options `{ out }`: an array to write the output into (see {@link LinearForwardOptions}).
+   * @returns `[seqQ][heads][valueDim]`: `options.out` when given, else a new `Float32Array`.
+   * @throws {TypeError} if Q, K, V or `out` is not a `Float32Array`, or `options` is not an object.
+   * @throws {RangeError} if a length does not fit the shapes (named `Q`, `K`, `V`, `out`), or
+   *   the call is causal with `seqQ != seqK` (named `causal`).
    * @throws {Error} if the object was disposed.
    */
-  forward(Q: Float32Array, K: Float32Array, V: Float32Array): Float32Array;
+  forward(Q: Float32Array, K: Float32Array, V: Float32Array, options?: LinearForwardOptions): Float32Array;
 
   /**
-   * The call with a batch dimension and a per-call `causal`.
+   * The call with a batch dimension, a per-call `causal` and an optional `out`.
    * @throws {TypeError} | {RangeError} as {@link forward}; also if `inputs` is not an object or
    *   `batch` is not a positive integer. @throws {Error} if disposed.
    */

@@ -13,9 +13,10 @@ for (const featureMap of ['elu', 'relu', 'dpfp']) {
     const linear = new WasmLinearAttention({ dim, heads, featureMap, causal });
     for (const n of [1024, 8192, 32768]) {
       const q = random(n * heads * dim), k = random(n * heads * dim), v = random(n * heads * dim);
-      linear.forward(q, k, v);  // warm-up
+      const out = new Float32Array(n * heads * dim);  // reused: no new output array per call
+      linear.forward(q, k, v, { out });  // warm-up
       const t0 = performance.now();
-      const out = linear.forward(q, k, v);
+      linear.forward(q, k, v, { out });
       const ms = performance.now() - t0;
       if (out.some(Number.isNaN)) throw new Error('NaN in the output');
       console.log(`${featureMap.padEnd(11)}  ${String(causal).padEnd(6)} ${String(n).padStart(6)} ${ms.toFixed(1).padStart(6)}   ${(ms * 1000 / n).toFixed(2).padStart(6)}`);

@@ -26,6 +26,7 @@ import type {
   FeatureMapName,
   InitOptions,
   LinearAttentionOptions,
+  LinearForwardOptions,
   LinearInputs,
   MultiHeadAttentionOptions,
   CrossAttentionOptions,
@@ -169,7 +170,9 @@ const latency: string = bench.latencyMs;
 const linearOptions: LinearAttentionOptions = { dim: 64, heads: 8, featureMap: 'dpfp', eps: 1e-6, causal: true };
 const linear = new WasmLinearAttention(linearOptions);
 const linearOut: Float32Array = linear.forward(Q, K, V);
-const linearInputs: LinearInputs = { q: Q, k: K, v: V, batch: 1, causal: false };
+const linearForwardOptions: LinearForwardOptions = { out: linearOut };
+const linearInto: Float32Array = linear.forward(Q, K, V, linearForwardOptions);
+const linearInputs: LinearInputs = { q: Q, k: K, v: V, batch: 1, causal: false, out: linearInto };
 const linearResult: Float32Array = linear.forwardExtended(linearInputs).output;
 const map: FeatureMapName = linear.featureMap;
 const linearMemory: number = linear.getMemoryUsage().heapUsed;
@@ -180,6 +183,8 @@ new WasmLinearAttention({ heads: 8 });
 new WasmLinearAttention({ dim: 64, featureMap: 'softmax' });
 // @ts-expect-error V is required
 linear.forward(Q, K);
+// @ts-expect-error out is a Float32Array
+linear.forward(Q, K, V, { out: new Float64Array(4) });
 // @ts-expect-error featureMap is read-only
 linear.featureMap = 'relu';
 
@@ -210,7 +215,7 @@ mha.loadWeights({ bias_k: new Float32Array(4) });
 
 export const used = [
   mhaOut, mhaResult, mhaWeights, params, crossDims,
-  linearOut, linearResult, map, linearMemory,
+  linearOut, linearInto, linearResult, map, linearMemory,
   counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
   memoryNumbers, disposed, heads, flags, numbers, noLse, latency, result,
 ];
