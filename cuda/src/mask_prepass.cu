@@ -122,6 +122,12 @@ struct RowView {
   }
 };
 
+// A pair of 16-bit floats and its 32 bits.
+template <typename T2>
+__device__ __forceinline__ T2 as2(uint32_t u) { return *reinterpret_cast<const T2*>(&u); }
+template <typename T2>
+__device__ __forceinline__ uint32_t bits2(T2 x) { return *reinterpret_cast<const uint32_t*>(&x); }
+
 // The keys of one chunk of 8, in the form the counting compares. Non-candidates (masked,
 // past the causal frontier or past seq_k) never count.
 //
@@ -153,7 +159,10 @@ struct Packed16 {
       if (!nan16(h)) ++s[0], s[1] &= ordered_key16(h), s[2] |= ordered_key16(h);
     }
   }
-  __device__ static bool nan16(uint32_t h);
+  __device__ static bool nan16(uint32_t h) {  // exponent all ones, mantissa not zero
+    constexpr uint32_t kInf = std::is_same_v<T2, __half2> ? 0x7c00u : 0x7f80u;
+    return (h & 0x7fffu) > kInf;
+  }
   // acc[x] += (number of keys >= trial[x]) in each half, for the first kTrials trials.
   __device__ void count(const uint32_t (&trial)[3], uint32_t (&acc)[3]) const {
 #pragma unroll
@@ -173,57 +182,15 @@ struct Packed16 {
     return b | (b << 16);
   }
   __device__ static uint32_t total(uint32_t acc) { return uint32_t(low_float(acc) + high_float(acc)); }
-  __device__ static uint32_t ge2(uint32_t a, uint32_t b);
-  __device__ static uint32_t add2(uint32_t a, uint32_t b);
-  __device__ static float low_float(uint32_t a);
-  __device__ static float high_float(uint32_t a);
+  __device__ static uint32_t ge2(uint32_t a, uint32_t b) { return bits2(__hge2(as2<T2>(a), as2<T2>(b))); }
+  __device__ static uint32_t add2(uint32_t a, uint32_t b) { return bits2(__hadd2(as2<T2>(a), as2<T2>(b))); }
+  __device__ static float low_float(uint32_t a) { return __low2float(as2<T2>(a)); }
+  __device__ static float high_float(uint32_t a) { return __high2float(as2<T2>(a)); }
   __device__ static float value(uint32_t key, int) {
     const uint32_t b = key16_bits(key);
     return low_float(b);
   }
 };
-
-template <typename T2>
-__device__ __forceinline__ T2 as2(uint32_t u) { return *reinterpret_cast<const T2*>(&u); }
-template <typename T2>
-__device__ __forceinline__ uint32_t bits2(T2 x) { return *reinterpret_cast<const uint32_t*>(&x); }
-
-template <>
-__device__ __forceinline__ bool Packed16<__nv_bfloat162>::nan16(uint32_t h) { return (h & 0x7fffu) > 0x7f80u; }
-template <>
-__device__ __forceinline__ bool Packed16<__half2>::nan16(uint32_t h) { return (h & 0x7fffu) > 0x7c00u; }
-template <>
-__device__ __forceinline__ uint32_t Packed16<__nv_bfloat162>::ge2(uint32_t a, uint32_t b) {
-  return bits2(__hge2(as2<__nv_bfloat162>(a), as2<__nv_bfloat162>(b)));
-}
-template <>
-__device__ __forceinline__ uint32_t Packed16<__half2>::ge2(uint32_t a, uint32_t b) {
-  return bits2(__hge2(as2<__half2>(a), as2<__half2>(b)));
-}
-template <>
-__device__ __forceinline__ uint32_t Packed16<__nv_bfloat162>::add2(uint32_t a, uint32_t b) {
-  return bits2(__hadd2(as2<__nv_bfloat162>(a), as2<__nv_bfloat162>(b)));
-}
-template <>
-__device__ __forceinline__ uint32_t Packed16<__half2>::add2(uint32_t a, uint32_t b) {
-  return bits2(__hadd2(as2<__half2>(a), as2<__half2>(b)));
-}
-template <>
-__device__ __forceinline__ float Packed16<__nv_bfloat162>::low_float(uint32_t a) {
-  return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(a & 0xffffu)));
-}
-template <>
-__device__ __forceinline__ float Packed16<__nv_bfloat162>::high_float(uint32_t a) {
-  return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(a >> 16)));
-}
-template <>
-__device__ __forceinline__ float Packed16<__half2>::low_float(uint32_t a) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(a & 0xffffu)));
-}
-template <>
-__device__ __forceinline__ float Packed16<__half2>::high_float(uint32_t a) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(a >> 16)));
-}
 
 // Float32 bias: order-preserving 32-bit keys, 0 for non-candidates (a candidate's key is
 // at least 1, NaN biases excluded like above).
