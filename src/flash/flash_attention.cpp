@@ -189,6 +189,49 @@ void for_each_query_block(const FlashShape& s, const Tiling& t, ThreadPool* pool
   });
 }
 
+// Calls visit(kb) for the key blocks below `blocks` that hold a key some row of the
+// query block selects: a list's blocks, the blocks the rows' ranges touch, or the blocks
+// a band spans less those wholly inside every row's hole (kBand with min_distance).
+template <typename Visit>
+void for_each_selected_block(const KeySelector& sel, const FlashShape& s, const Tiling& t,
+                             const QueryBlock& blk, int blocks, Visit&& visit) {
+  const int64_t bh = int64_t{blk.b} * s.heads_q + blk.h;
+  if (sel.kind == KeySelector::Kind::kBlockLists) {
+    const int64_t n = bh * ((s.seq_q + t.block_q - 1) / t.block_q) + blk.i0 / t.block_q;
+    for (int64_t at = sel.block_offsets[n]; at < sel.block_offsets[n + 1]; ++at) {
+      if (sel.blocks[at] < blocks) visit(sel.blocks[at]);
+    }
+    return;
+  }
+  if (sel.kind == KeySelector::Kind::kRowRanges) {  // the blocks some row's range touches
+    std::vector<char> touched(blocks, 0);
+    for (int r = 0; r < blk.rows; ++r) {
+      int64_t begin, end;
+      sel.row_span(blk.i0 + r, s.seq_k, bh * s.seq_q + blk.i0 + r, begin, end);
+      if (begin >= end) continue;
+      for (int64_t kb = begin / t.block_k; kb < blocks && kb * t.block_k < end; ++kb) touched[kb] = 1;
+    }
+    for (int kb = 0; kb < blocks; ++kb) {
+      if (touched[kb]) visit(kb);
+    }
+    return;
+  }
+  int64_t lo = s.seq_k, hi = 0;
+  for (int r = 0; r < blk.rows; ++r) {
+    int64_t begin, end;
+    sel.row_span(blk.i0 + r, s.seq_k, bh * s.seq_q + blk.i0 + r, begin, end);
+    if (begin < end) lo = std::min(lo, begin), hi = std::max(hi, end);
+  }
+  if (lo >= hi) return;
+  const int64_t i1 = blk.i0 + blk.rows - 1;
+  for (int kb = static_cast<int>(lo / t.block_k); kb < blocks && int64_t{kb} * t.block_k < hi; ++kb) {
+    const int64_t j0 = int64_t{kb} * t.block_k, j1 = j0 + t.keys_in_block(s, kb) - 1;
+    const bool in_every_hole = sel.kind == KeySelector::Kind::kBand && sel.min_distance > 0 &&
+                               j0 >= i1 - sel.min_distance + 1 && j1 <= blk.i0 + sel.min_distance - 1;
+    if (!in_every_hole) visit(kb);
+  }
+}
+
 }  // namespace
 
 void validate_flash(const FlashShape& s, const FlashOptions& o) {
@@ -222,6 +265,18 @@ void validate_flash(const FlashShape& s, const FlashOptions& o) {
   if (o.mask.present() && (o.mask.batch_stride < 0 || o.mask.head_stride < 0 ||
                            o.mask.row_stride < s.seq_k)) {
     throw_range("mask", "strides must be >= 0 and the row stride >= seq_k");
+  }
+  if (o.keys != nullptr) {
+    const KeySelector& k = *o.keys;
+    if (k.kind == KeySelector::Kind::kBand && !(k.min_distance >= 0 && k.max_distance >= 0)) {
+      throw_range("keys", "band distances must be >= 0");
+    }
+    if (k.kind == KeySelector::Kind::kRowRanges && (k.row_begin == nullptr || k.row_end == nullptr)) {
+      throw_type("keys", "row ranges need row_begin and row_end");
+    }
+    if (k.kind == KeySelector::Kind::kBlockLists && (k.block_offsets == nullptr || k.blocks == nullptr)) {
+      throw_type("keys", "block lists need block_offsets and blocks");
+    }
   }
   // Sizes must fit comfortably in 64-bit arithmetic and in this platform's size_t.
   const double largest = std::max({double(s.batch) * s.seq_q * s.heads_q * s.value_dim,
@@ -270,16 +325,20 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
     std::fill(acc, acc + int64_t{width} * dvp, 0.0f);
     std::fill(row_max, row_max + width, -std::numeric_limits<float>::infinity());
     std::fill(row_sum, row_sum + width, 0.0f);
-    // Key blocks wholly past the causal frontier of the block's last row are skipped.
+    // Key blocks wholly past the causal frontier of the block's last row are skipped, and
+    // with a key selector those that hold no selected key of any row of the block.
     const int visible = rules.visible_keys(i0 + rows - 1);
     const int blocks = (visible + t.block_k - 1) / t.block_k;
-    for (int kb = 0; kb < blocks; ++kb) {
+    int64_t visited = 0, scores = 0;
+    auto visit = [&](int kb) {
+      ++visited;
       const int j0 = kb * t.block_k;
       // On the causal diagonal only the keys the block's last row sees are computed.
       const int packed = t.keys_in_block(s, kb);
       const int count = std::min(packed, visible - j0);
+      scores += int64_t{rows} * count;
       key_block_scores(s, t, keys, kb, count, q_packed, width, st);
-      if (rules.needs_apply(j0, count, i0)) {
+      if (rules.needs_apply(j0, count, i0, rows)) {
         for (int l0 = 0; l0 < width; l0 += simd::kLanes) {
           rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
         }
@@ -308,6 +367,13 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
       // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
       gemm_panels(width, dvp, count, st, kTileRows, width,
                   values + int64_t{kb} * t.block_k * dvp, packed, acc, dvp, true);
+    };
+    if (o.keys == nullptr) {
+      for (int kb = 0; kb < blocks; ++kb) visit(kb);
+    } else {
+      for_each_selected_block(*o.keys, s, t, blk, blocks, visit);
+      if (o.keys->visited_tiles != nullptr) o.keys->visited_tiles->fetch_add(visited);
+      if (o.keys->computed_scores != nullptr) o.keys->computed_scores->fetch_add(scores);
     }
     for (int r = 0; r < rows; ++r) {
       const int i = i0 + r;
@@ -327,6 +393,9 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
 void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q, const float* k,
                       float* weights, ThreadPool* pool) {
   validate_flash(s, o);
+  if (o.keys != nullptr && o.keys->kind == KeySelector::Kind::kBlockLists) {
+    throw_type("keys", "attention_scores takes band or row-range selectors, not block lists");
+  }
   if (q == nullptr || k == nullptr || weights == nullptr) {
     throw_type("tensors", "q, k and weights must all be given");
   }

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "flash/key_selector.h"
+
 namespace attn {
 
 enum class CausalAlign {
@@ -53,6 +55,7 @@ struct FlashOptions {
   int block_q = 0;             // query rows per task; 0 = automatic
   int block_k = 0;             // keys per tile; 0 = automatic
   MaskView mask;
+  const KeySelector* keys = nullptr;  // block-sparse: the keys each row attends (else all)
 };
 
 struct FlashTensors {

@@ -26,6 +26,8 @@ struct ScoreRules {
   bool causal = false;
   int64_t causal_offset = 0;  // query i sees keys j <= i + causal_offset
   MaskView mask;
+  const KeySelector* keys = nullptr;
+  int heads_q = 1;
 
   // Number of leading keys query i may see at all (the causal frontier).
   int visible_keys(int i) const {
@@ -35,9 +37,26 @@ struct ScoreRules {
   }
 
   // True when a tile of keys [j0, j0+count) for queries [i0, i0+rows) needs any rule;
-  // tiles wholly inside the causal frontier with no mask or softcap skip apply().
-  bool needs_apply(int j0, int count, int i0) const {
-    return softcap > 0.0f || mask.present() || visible_keys(i0) < j0 + count;
+  // tiles wholly inside the causal frontier and the selected keys of every row, with no
+  // mask or softcap, skip apply().
+  bool needs_apply(int j0, int count, int i0, int rows) const {
+    return softcap > 0.0f || mask.present() || visible_keys(i0) < j0 + count ||
+           (keys != nullptr && selection_cuts(j0, count, i0, rows));
+  }
+  // Whether the selector drops some key of the tile for some row of the block.
+  bool selection_cuts(int64_t j0, int64_t count, int64_t i0, int64_t rows) const {
+    switch (keys->kind) {
+      case KeySelector::Kind::kBlockLists: return false;  // whole blocks
+      case KeySelector::Kind::kRowRanges: return true;
+      case KeySelector::Kind::kBand: {
+        const int64_t j1 = j0 + count - 1, i1 = i0 + rows - 1;
+        const bool inside = j0 >= i1 - keys->max_distance && j1 <= i0 + keys->max_distance;
+        const bool clear_of_hole = keys->min_distance == 0 || j0 >= i1 + keys->min_distance ||
+                                   j1 <= i0 - keys->min_distance;
+        return !(inside && clear_of_hole);
+      }
+    }
+    return true;
   }
 
   // Rewrites st[j * ld + l] for keys j0+j (j < count) and queries i0+l (l < kLanes)
@@ -63,6 +82,15 @@ struct ScoreRules {
         }
       }
       for (int j = valid; j < count; ++j) st[j * ld + l] = kNegInf;
+      if (keys != nullptr && keys->kind != KeySelector::Kind::kBlockLists) {
+        int64_t begin, end, hole_begin, hole_end;
+        keys->row_span(i, seq_k, (int64_t{batch} * heads_q + head) * seq_q + i, begin, end);
+        keys->row_hole(i, hole_begin, hole_end);
+        for (int j = 0; j < valid; ++j) {
+          const int64_t key = j0 + j;
+          if (key < begin || key >= end || (key >= hole_begin && key < hole_end)) st[j * ld + l] = kNegInf;
+        }
+      }
     }
   }
 };
@@ -76,6 +104,8 @@ inline ScoreRules make_score_rules(const FlashShape& shape, const FlashOptions& 
   rules.causal_offset =
       options.causal == CausalAlign::kBottomRight ? int64_t{shape.seq_k} - shape.seq_q : 0;
   rules.mask = options.mask;
+  rules.keys = options.keys;
+  rules.heads_q = shape.heads_q;
   return rules;
 }
 

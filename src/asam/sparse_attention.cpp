@@ -1,0 +1,387 @@
+#include "asam/sparse_attention.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "flash/flash_attention.h"
+#include "runtime/errors.h"
+
+namespace attn::asam {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Output and log-sum-exp of the whole pattern, built part by part: each part's softmax
+// over its own keys merges exactly into the running one (the parts' keys are disjoint).
+struct Merged {
+  const FlashShape& s;
+  float* out;               // [b][n][h][dv], the caller's
+  std::vector<float> lse;   // [b][h][n]
+
+  Merged(const FlashShape& shape, float* o)
+      : s(shape), out(o), lse(size_t(shape.batch) * shape.heads_q * shape.seq_q, kNegInf) {
+    std::fill(out, out + int64_t{s.batch} * s.seq_q * s.heads_q * s.value_dim, 0.0f);
+  }
+  // Row (b, i, h) of a part: its normalised output and log-sum-exp.
+  void add(int b, int i, int h, const float* part_out, float part_lse) {
+    if (part_lse == kNegInf) return;
+    float& total = lse[(int64_t{b} * s.heads_q + h) * s.seq_q + i];
+    float* dst = out + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * s.value_dim;
+    if (total == kNegInf) {
+      std::copy(part_out, part_out + s.value_dim, dst);
+      total = part_lse;
+      return;
+    }
+    const float merged = std::max(total, part_lse) + std::log1p(std::exp(-std::fabs(total - part_lse)));
+    const float keep = std::exp(total - merged), take = std::exp(part_lse - merged);
+    for (int c = 0; c < s.value_dim; ++c) dst[c] = dst[c] * keep + part_out[c] * take;
+    total = merged;
+  }
+};
+
+// Blocks and scores the parts computed.
+struct Counters {
+  std::atomic<int64_t> tiles{0};
+  std::atomic<int64_t> scores{0};
+};
+
+// One part: flash attention over gathered rows with a key selector. q_rows / k_rows hold,
+// per (batch, head), the sequence positions of the part's queries and keys in order
+// ([b][h][m_q] and [b][h][m_k]); null means the sequence itself.
+struct Part {
+  int m_q, m_k;
+  const std::vector<int32_t>* q_rows = nullptr;
+  const std::vector<int32_t>* k_rows = nullptr;
+  KeySelector keys;
+};
+
+void gather(const FlashShape& s, const float* x, int dim, int m, const std::vector<int32_t>& rows,
+            float* dst) {
+  for (int b = 0; b < s.batch; ++b)
+    for (int p = 0; p < m; ++p)
+      for (int h = 0; h < s.heads_q; ++h) {
+        const int32_t i = rows[(int64_t{b} * s.heads_q + h) * m + p];
+        const float* src = x + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * dim;
+        std::copy(src, src + dim, dst + ((int64_t{b} * m + p) * s.heads_q + h) * dim);
+      }
+}
+
+void run_part(const FlashShape& s, const PatternParams& params, std::optional<float> scale,
+              const float* q, const float* k, const float* v, Part& part,
+              Counters& counters, Merged& merged, ThreadPool* pool) {
+  if (part.m_q == 0 || part.m_k == 0) return;
+  FlashShape ps = s;
+  ps.seq_q = part.m_q;
+  ps.seq_k = part.m_k;
+  std::vector<float> gq, gk, gv;
+  if (part.q_rows != nullptr) {
+    gq.resize(size_t(s.batch) * part.m_q * s.heads_q * s.head_dim);
+    gather(s, q, s.head_dim, part.m_q, *part.q_rows, gq.data());
+    q = gq.data();
+  }
+  if (part.k_rows != nullptr) {
+    gk.resize(size_t(s.batch) * part.m_k * s.heads_q * s.head_dim);
+    gv.resize(size_t(s.batch) * part.m_k * s.heads_q * s.value_dim);
+    gather(s, k, s.head_dim, part.m_k, *part.k_rows, gk.data());
+    gather(s, v, s.value_dim, part.m_k, *part.k_rows, gv.data());
+    k = gk.data();
+    v = gv.data();
+  }
+  FlashOptions o;
+  o.scale = scale;
+  o.block_q = params.block_size;
+  o.block_k = params.block_size;
+  part.keys.visited_tiles = &counters.tiles;
+  part.keys.computed_scores = &counters.scores;
+  o.keys = &part.keys;
+  std::vector<float> out(size_t(s.batch) * part.m_q * s.heads_q * s.value_dim);
+  std::vector<float> lse(size_t(s.batch) * s.heads_q * part.m_q);
+  flash_forward(ps, o, FlashTensors{q, k, v, out.data(), lse.data()}, pool);
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads_q; ++h)
+      for (int p = 0; p < part.m_q; ++p) {
+        const int64_t bh = int64_t{b} * s.heads_q + h;
+        const int i = part.q_rows != nullptr ? (*part.q_rows)[bh * part.m_q + p] : p;
+        merged.add(b, i, h, out.data() + ((int64_t{b} * part.m_q + p) * s.heads_q + h) * s.value_dim,
+                   lse[bh * part.m_q + p]);
+      }
+}
+
+// Positions r, r + s, r + 2s, ... of an n-long sequence, for every (batch, head).
+std::vector<int32_t> residue_rows(const FlashShape& sh, int step, int r, int& m) {
+  m = static_cast<int>(ceil_div(sh.seq_q - r, step));
+  std::vector<int32_t> rows(size_t(sh.batch) * sh.heads_q * m);
+  for (size_t bh = 0; bh < size_t(sh.batch) * sh.heads_q; ++bh)
+    for (int p = 0; p < m; ++p) rows[bh * m + p] = r + p * step;
+  return rows;
+}
+
+// Keys j ≡ i (mod step) with min_distance <= |i - j| / step <= max_distance, one part per
+// residue class.
+void run_dilated(const FlashShape& s, const PatternParams& params, std::optional<float> scale,
+                 const float* q, const float* k, const float* v, int step, int64_t min_distance,
+                 int64_t max_distance, Counters& counters, Merged& merged, ThreadPool* pool) {
+  for (int r = 0; r < step && r < s.seq_q; ++r) {
+    int m = 0;
+    const std::vector<int32_t> rows = residue_rows(s, step, r, m);
+    Part part{m, m, &rows, &rows, {}};
+    part.keys.kind = KeySelector::Kind::kBand;
+    part.keys.min_distance = min_distance;
+    part.keys.max_distance = max_distance;
+    run_part(s, params, scale, q, k, v, part, counters, merged, pool);
+  }
+}
+
+void run_band(const FlashShape& s, const PatternParams& params, std::optional<float> scale,
+              const float* q, const float* k, const float* v, int64_t max_distance,
+              Counters& counters, Merged& merged, ThreadPool* pool) {
+  Part part{s.seq_q, s.seq_k, nullptr, nullptr, {}};
+  part.keys.kind = KeySelector::Kind::kBand;
+  part.keys.max_distance = max_distance;
+  run_part(s, params, scale, q, k, v, part, counters, merged, pool);
+}
+
+// Random: per (head, query block) its own key block and `count` others, ascending.
+struct BlockLists {
+  std::vector<int64_t> offsets;
+  std::vector<int32_t> blocks;
+};
+BlockLists random_blocks(const FlashShape& s, const PatternParams& p) {
+  const int nb = static_cast<int>(ceil_div(s.seq_q, p.block_size));
+  const int others = std::min<int64_t>(nb - 1, ceil_div(p.window_size, p.block_size));
+  BlockLists lists;
+  lists.offsets.push_back(0);
+  std::vector<int32_t> pool(nb);
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads_q; ++h)
+      for (int qb = 0; qb < nb; ++qb) {
+        uint64_t state = p.seed ^ (uint64_t(h) << 32) ^ uint64_t(qb) * 0x632BE59BD9B4E019ull;
+        for (int x = 0; x < nb; ++x) pool[x] = x;
+        std::swap(pool[0], pool[qb]);  // the diagonal block first, always kept
+        for (int x = 1; x <= others; ++x) {  // partial Fisher-Yates over the rest
+          const int pick = x + static_cast<int>(splitmix64(state) % uint64_t(nb - x));
+          std::swap(pool[x], pool[pick]);
+        }
+        std::vector<int32_t> chosen(pool.begin(), pool.begin() + others + 1);
+        std::sort(chosen.begin(), chosen.end());
+        lists.blocks.insert(lists.blocks.end(), chosen.begin(), chosen.end());
+        lists.offsets.push_back(static_cast<int64_t>(lists.blocks.size()));
+      }
+  return lists;
+}
+
+// Clustered: each row's cluster, [b][h][n] (the centroid with the largest dot product).
+std::vector<int32_t> assign_clusters(const FlashShape& s, const PatternParams& p, const float* x) {
+  std::vector<int32_t> cluster(size_t(s.batch) * s.heads_q * s.seq_q);
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.heads_q; ++h)
+      for (int i = 0; i < s.seq_q; ++i) {
+        const float* row = x + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * s.head_dim;
+        int best = 0;
+        float best_dot = -std::numeric_limits<float>::infinity();
+        for (int c = 0; c < p.num_clusters; ++c) {
+          const float* centroid = p.centroids + (int64_t{h} * p.num_clusters + c) * s.head_dim;
+          float dot = 0.0f;
+          for (int e = 0; e < s.head_dim; ++e) dot += row[e] * centroid[e];
+          if (dot > best_dot) best_dot = dot, best = c;
+        }
+        cluster[(int64_t{b} * s.heads_q + h) * s.seq_q + i] = best;
+      }
+  return cluster;
+}
+
+// Positions sorted by cluster (stable) per (b, h), and where each cluster starts.
+void sort_by_cluster(const FlashShape& s, int clusters, const std::vector<int32_t>& cluster,
+                     std::vector<int32_t>& order, std::vector<int32_t>& starts) {
+  const int n = s.seq_q;
+  order.resize(cluster.size());
+  starts.assign(size_t(s.batch) * s.heads_q * (clusters + 1), 0);
+  for (size_t bh = 0; bh < size_t(s.batch) * s.heads_q; ++bh) {
+    int32_t* start = starts.data() + bh * (clusters + 1);
+    for (int i = 0; i < n; ++i) ++start[cluster[bh * n + i] + 1];
+    for (int c = 0; c < clusters; ++c) start[c + 1] += start[c];
+    std::vector<int32_t> fill(start, start + clusters);
+    for (int i = 0; i < n; ++i) order[bh * n + fill[cluster[bh * n + i]]++] = i;
+  }
+}
+
+void run_clustered(const FlashShape& s, const PatternParams& p, std::optional<float> scale,
+                   const float* q, const float* k, const float* v, Counters& counters,
+                   Merged& merged, ThreadPool* pool) {
+  const int n = s.seq_q, C = p.num_clusters;
+  const std::vector<int32_t> cq = assign_clusters(s, p, q), ck = assign_clusters(s, p, k);
+  std::vector<int32_t> q_order, q_starts, k_order, k_starts;
+  sort_by_cluster(s, C, cq, q_order, q_starts);
+  sort_by_cluster(s, C, ck, k_order, k_starts);
+  // Query p (in cluster order) attends the keys of its cluster: one range in key order.
+  std::vector<int32_t> begin(cq.size()), end(cq.size());
+  for (size_t bh = 0; bh < size_t(s.batch) * s.heads_q; ++bh)
+    for (int x = 0; x < n; ++x) {
+      const int c = cq[bh * n + q_order[bh * n + x]];
+      begin[bh * n + x] = k_starts[bh * (C + 1) + c];
+      end[bh * n + x] = k_starts[bh * (C + 1) + c + 1];
+    }
+  Part part{n, n, &q_order, &k_order, {}};
+  part.keys.kind = KeySelector::Kind::kRowRanges;
+  part.keys.row_begin = begin.data();
+  part.keys.row_end = end.data();
+  run_part(s, p, scale, q, k, v, part, counters, merged, pool);
+}
+
+}  // namespace
+
+PatternType parse_pattern_type(const std::string& name) {
+  if (name == "local") return PatternType::kLocal;
+  if (name == "strided") return PatternType::kStrided;
+  if (name == "random") return PatternType::kRandom;
+  if (name == "clustered") return PatternType::kClustered;
+  if (name == "hierarchical") return PatternType::kHierarchical;
+  throw_range("pattern_type", "must be local, strided, random, clustered or hierarchical, got '" + name + "'");
+}
+
+const char* pattern_name(PatternType type) {
+  switch (type) {
+    case PatternType::kLocal: return "local";
+    case PatternType::kStrided: return "strided";
+    case PatternType::kRandom: return "random";
+    case PatternType::kClustered: return "clustered";
+    case PatternType::kHierarchical: return "hierarchical";
+  }
+  return "?";
+}
+
+void validate_sparse(const FlashShape& s, const PatternParams& p) {
+  FlashOptions o;
+  validate_flash(s, o);
+  if (s.seq_q != s.seq_k) throw_range("seq_k", "sparse patterns are self-attention: seq_k must equal seq_q");
+  if (s.heads_q != s.heads_kv) throw_range("heads_kv", "sparse patterns need heads_kv == heads_q");
+  require_positive("window_size", p.window_size);
+  require_positive("stride", p.stride);
+  // A multiple of every platform's query alignment (src/flash), so that the kernel's
+  // blocks are the pattern's blocks on every build.
+  if (p.block_size < 32 || p.block_size % 32 != 0 || p.block_size > 1024) {
+    throw_range("block_size", "must be a multiple of 32 in [32, 1024], got " + std::to_string(p.block_size));
+  }
+  if (p.type == PatternType::kHierarchical) {
+    int previous = 1;
+    for (int scale : p.scales) {
+      if (scale <= previous || scale % previous != 0) {
+        throw_range("scales", "must increase, each a multiple of the one before (and > 1)");
+      }
+      previous = scale;
+    }
+  }
+  if (p.type == PatternType::kClustered) {
+    require_positive("num_clusters", p.num_clusters);
+    if (p.centroids == nullptr) throw_type("centroids", "the clustered pattern needs centroids");
+  }
+}
+
+SparseStats sparse_attention(const FlashShape& s, const PatternParams& p, std::optional<float> scale,
+                             const float* q, const float* k, const float* v, float* out,
+                             ThreadPool* pool) {
+  validate_sparse(s, p);
+  if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
+    throw_type("tensors", "q, k, v and out must all be given");
+  }
+  Counters counters;
+  Merged merged(s, out);
+  const int64_t half = p.window_size / 2;
+  switch (p.type) {
+    case PatternType::kLocal:
+      run_band(s, p, scale, q, k, v, half, counters, merged, pool);
+      break;
+    case PatternType::kStrided: {
+      const int64_t local = p.stride / 2;
+      run_band(s, p, scale, q, k, v, local, counters, merged, pool);
+      run_dilated(s, p, scale, q, k, v, p.stride, local / p.stride + 1, s.seq_q, counters, merged, pool);
+      break;
+    }
+    case PatternType::kHierarchical: {
+      run_band(s, p, scale, q, k, v, half, counters, merged, pool);
+      int64_t previous = 1;
+      for (int step : p.scales) {
+        run_dilated(s, p, scale, q, k, v, step, previous * half / step + 1, half, counters, merged, pool);
+        previous = step;
+      }
+      break;
+    }
+    case PatternType::kRandom: {
+      const BlockLists lists = random_blocks(s, p);
+      Part part{s.seq_q, s.seq_k, nullptr, nullptr, {}};
+      part.keys.kind = KeySelector::Kind::kBlockLists;
+      part.keys.block_offsets = lists.offsets.data();
+      part.keys.blocks = lists.blocks.data();
+      run_part(s, p, scale, q, k, v, part, counters, merged, pool);
+      break;
+    }
+    case PatternType::kClustered:
+      run_clustered(s, p, scale, q, k, v, counters, merged, pool);
+      break;
+  }
+  SparseStats stats;
+  stats.visited_blocks = counters.tiles.load();
+  stats.computed_scores = counters.scores.load();
+  const int64_t blocks = ceil_div(s.seq_q, p.block_size);
+  stats.dense_blocks = int64_t{s.batch} * s.heads_q * blocks * blocks;
+  stats.dense_scores = int64_t{s.batch} * s.heads_q * s.seq_q * s.seq_q;
+  return stats;
+}
+
+std::vector<uint8_t> pattern_mask(const FlashShape& s, const PatternParams& p, const float* q,
+                                  const float* k) {
+  validate_sparse(s, p);
+  const int n = s.seq_q, H = s.heads_q;
+  std::vector<uint8_t> mask(size_t(s.batch) * H * n * n, 0);
+  const int64_t half = p.window_size / 2;
+  std::vector<int32_t> cq, ck;
+  BlockLists lists;
+  if (p.type == PatternType::kClustered) {
+    if (q == nullptr || k == nullptr) throw_type("tensors", "the clustered pattern's mask needs q and k");
+    cq = assign_clusters(s, p, q);
+    ck = assign_clusters(s, p, k);
+  }
+  if (p.type == PatternType::kRandom) lists = random_blocks(s, p);
+  const int nb = static_cast<int>(ceil_div(n, p.block_size));
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < H; ++h) {
+      const int64_t bh = int64_t{b} * H + h;
+      uint8_t* m = mask.data() + bh * n * n;
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+          const int64_t d = std::abs(int64_t{i} - j);
+          bool on = false;
+          switch (p.type) {
+            case PatternType::kLocal: on = d <= half; break;
+            case PatternType::kStrided: on = d <= p.stride / 2 || d % p.stride == 0; break;
+            case PatternType::kHierarchical:
+              on = d <= half;
+              for (int step : p.scales) on = on || (d % step == 0 && d <= int64_t{step} * half);
+              break;
+            case PatternType::kRandom: {
+              const int64_t at = bh * nb + i / p.block_size;
+              on = std::binary_search(lists.blocks.begin() + lists.offsets[at],
+                                      lists.blocks.begin() + lists.offsets[at + 1], j / p.block_size);
+              break;
+            }
+            case PatternType::kClustered: on = cq[bh * n + i] == ck[bh * n + j]; break;
+          }
+          m[int64_t{i} * n + j] = on ? 1 : 0;
+        }
+    }
+  return mask;
+}
+
+}  // namespace attn::asam
