@@ -9,6 +9,7 @@
 #include "gemm/gemm.h"
 #include "runtime/errors.h"
 #include "runtime/thread_pool.h"
+#include "runtime/uniform_rng.h"
 
 namespace attn {
 
@@ -17,24 +18,6 @@ namespace {
 constexpr char kMagic[4] = {'A', 'T', 'K', 'W'};
 constexpr uint32_t kVersion = 1;
 constexpr int64_t kRowsPerTask = 64;  // rows of a projection per parallel task
-
-// splitmix64: a small seeded generator, uniform floats in [-bound, bound).
-struct Uniform {
-  uint64_t state;
-  float next(float bound) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    const double u = double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
-    return static_cast<float>((2.0 * u - 1.0) * bound);
-  }
-  std::vector<float> fill(size_t n, float bound) {
-    std::vector<float> x(n);
-    for (auto& e : x) e = next(bound);
-    return x;
-  }
-};
 
 uint32_t fnv1a32(const uint8_t* data, size_t n) {
   uint32_t h = 2166136261u;
@@ -80,7 +63,7 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
   // PyTorch: xavier_uniform_ on the input projections (one [3E, E] matrix when kdim = vdim
   // = E, else each its own), the output Linear's kaiming_uniform_(a = sqrt(5)) bound
   // 1/sqrt(E), zero biases.
-  Uniform rng{c.seed};
+  UniformRng rng{c.seed};
   const int e = c.model_dim;
   const bool one_in_proj = c.kdim == e && c.vdim == e;  // PyTorch's in_proj_weight [3E, E]
   auto xavier = [&](int fan_in, int fan_out) { return std::sqrt(6.0f / float(fan_in + fan_out)); };
@@ -246,40 +229,32 @@ void MultiHeadAttention::load_named(const NamedWeights& named) {
   const size_t kd = size_t(config_.kdim), vd = size_t(config_.vdim);
   Weights fresh = w_;
   bool have_q = false, have_k = false, have_v = false, have_out = false, have_in_bias = false, have_out_bias = false;
-  auto expect = [](const std::string& name, const std::vector<float>& x, size_t n) {
-    if (x.size() != n) {
-      throw_range(name, "expected " + std::to_string(n) + " floats, got " + std::to_string(x.size()));
-    }
-    for (float v : x) {
-      if (!std::isfinite(v)) throw_range(name, "holds a value that is not finite");
-    }
-  };
   for (const auto& [name, x] : named) {
     if (name == "in_proj_weight") {
       if (kd != e || vd != e) throw_range(name, "exists only when kdim = vdim = modelDim; give q_proj_weight, k_proj_weight, v_proj_weight");
-      expect(name, x, 3 * e * e);
+      check_named_weight(name, x, 3 * e * e);
       fresh.q.assign(x.begin(), x.begin() + e * e);
       fresh.k.assign(x.begin() + e * e, x.begin() + 2 * e * e);
       fresh.v.assign(x.begin() + 2 * e * e, x.end());
       have_q = have_k = have_v = true;
     } else if (name == "q_proj_weight") {
-      expect(name, x, e * e), fresh.q = x, have_q = true;
+      check_named_weight(name, x, e * e), fresh.q = x, have_q = true;
     } else if (name == "k_proj_weight") {
-      expect(name, x, e * kd), fresh.k = x, have_k = true;
+      check_named_weight(name, x, e * kd), fresh.k = x, have_k = true;
     } else if (name == "v_proj_weight") {
-      expect(name, x, e * vd), fresh.v = x, have_v = true;
+      check_named_weight(name, x, e * vd), fresh.v = x, have_v = true;
     } else if (name == "out_proj.weight") {
-      expect(name, x, e * e), fresh.out = x, have_out = true;
+      check_named_weight(name, x, e * e), fresh.out = x, have_out = true;
     } else if (name == "in_proj_bias") {
       if (!config_.bias) throw_range(name, "given, but this object was made with bias = false");
-      expect(name, x, 3 * e);
+      check_named_weight(name, x, 3 * e);
       fresh.q_bias.assign(x.begin(), x.begin() + e);
       fresh.k_bias.assign(x.begin() + e, x.begin() + 2 * e);
       fresh.v_bias.assign(x.begin() + 2 * e, x.end());
       have_in_bias = true;
     } else if (name == "out_proj.bias") {
       if (!config_.bias) throw_range(name, "given, but this object was made with bias = false");
-      expect(name, x, e), fresh.out_bias = x, have_out_bias = true;
+      check_named_weight(name, x, e), fresh.out_bias = x, have_out_bias = true;
     } else {
       throw_range(name, "is not a weight of nn.MultiheadAttention (expected in_proj_weight or q/k/v_proj_weight, "
                         "in_proj_bias, out_proj.weight, out_proj.bias)");

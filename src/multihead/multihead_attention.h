@@ -19,6 +19,7 @@
 
 #include "flash/flash_params.h"
 #include "gemm/gemm.h"
+#include "runtime/named_weights.h"
 
 namespace attn {
 
@@ -33,11 +34,6 @@ struct MultiHeadConfig {
   float dropout = 0.0f;  // on the attention weights, in [0, 1)
   uint64_t seed = 0;     // initial weights (and dropout masks, seed + call number)
 };
-
-// Named float arrays in PyTorch's state-dict names: in_proj_weight (when kdim = vdim =
-// model_dim) or q_proj_weight / k_proj_weight / v_proj_weight, in_proj_bias,
-// out_proj.weight, out_proj.bias.
-using NamedWeights = std::vector<std::pair<std::string, std::vector<float>>>;
 
 class MultiHeadAttention {
  public:
@@ -65,6 +61,9 @@ class MultiHeadAttention {
 
   std::vector<uint8_t> save() const;
   void load(const uint8_t* data, size_t size);
+  // PyTorch's state-dict names: in_proj_weight (when kdim = vdim = model_dim) or
+  // q_proj_weight / k_proj_weight / v_proj_weight, in_proj_bias, out_proj.weight,
+  // out_proj.bias.
   void load_named(const NamedWeights& weights);
 
  private:
