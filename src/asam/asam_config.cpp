@@ -1,0 +1,64 @@
+#include "asam/asam_config.h"
+
+#include <cstddef>
+#include <limits>
+
+#include "runtime/errors.h"
+
+namespace attn::asam {
+
+namespace {
+
+constexpr const char* kPatternTypes[] = {"local", "strided", "random", "clustered", "hierarchical", "adaptive"};
+constexpr int kBlockQuantum = 16;  // the kernel's tiles are multiples of 16 rows
+constexpr int kMaxBlockSize = 256;
+
+}  // namespace
+
+bool is_asam_pattern_type(const std::string& name) {
+  for (const char* p : kPatternTypes) {
+    if (name == p) return true;
+  }
+  return false;
+}
+
+ASAMConfig validate_asam_config(ASAMConfig c) {
+  require_positive("dim", c.dim);
+  require_positive("numHeads", c.num_heads);
+  if (c.dim_head < 0) {
+    throw_range("dimHead", "must be a positive integer, or 0 for dim / numHeads, got " + std::to_string(c.dim_head));
+  }
+  if (c.dim_head == 0) {
+    if (c.dim % c.num_heads != 0) {
+      throw_range("numHeads", "must divide dim (" + std::to_string(c.dim) + ") when dimHead is 0 (automatic), got " +
+                                  std::to_string(c.num_heads));
+    }
+    c.dim_head = c.dim / c.num_heads;
+  }
+  if (int64_t{c.num_heads} * c.dim_head > std::numeric_limits<int>::max()) {
+    throw_range("dimHead", "numHeads * dimHead is too large");
+  }
+  if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
+  if (!is_asam_pattern_type(c.pattern_type)) {
+    throw_range("patternType",
+                "must be local, strided, random, clustered, hierarchical or adaptive, got '" + c.pattern_type + "'");
+  }
+  require_positive("windowSize", c.window_size);
+  require_positive("stride", c.stride);
+  require_positive("numClusters", c.num_clusters);
+  require_positive("gateHiddenDim", c.gate_hidden_dim);
+  if (c.block_size < kBlockQuantum || c.block_size > kMaxBlockSize || c.block_size % kBlockQuantum != 0) {
+    throw_range("blockSize", "must be a multiple of " + std::to_string(kBlockQuantum) + " in [" +
+                                 std::to_string(kBlockQuantum) + ", " + std::to_string(kMaxBlockSize) + "], got " +
+                                 std::to_string(c.block_size));
+  }
+  // The projections (Q, K, V in, one out: 4 * dim * inner floats) and the gate's first layer
+  // must be addressable on this platform (32-bit under WebAssembly).
+  const double floats = 4.0 * c.dim * c.inner_dim() + double(c.dim) * c.gate_hidden_dim;
+  if (floats * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
+    throw_range("dim", "the weights are too large for this platform's memory");
+  }
+  return c;
+}
+
+}  // namespace attn::asam
