@@ -41,6 +41,16 @@ class HeapScope {
     return target;
   }
 
+  // `length` bytes at ptr, into a new array.
+  readU8(ptr, length) {
+    return this.module.heapU8().slice(ptr, ptr + length);
+  }
+
+  // `length` doubles at ptr (8-byte aligned, as malloc returns), into a new array.
+  readF64(ptr, length) {
+    return new Float64Array(this.module.heapU8().buffer, ptr, length).slice();
+  }
+
   release() {
     for (const ptr of this.pointers) this.module._free(ptr);
     this.pointers.length = 0;

@@ -7,6 +7,7 @@ export { init, createRuntime, getRuntimeInfo, setNumThreads } from './runtime.js
 export { checkSIMDSupport, checkThreadSupport } from './features.js';
 export { WasmFlashAttention } from './flash_attention.js';
 export { WasmLinearAttention } from './linear_attention.js';
+export { WasmSparseAttention } from './sparse_attention.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
 export default init;

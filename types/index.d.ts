@@ -520,6 +520,165 @@ export class WasmLinearAttention {
   readonly disposed: boolean;
 }
 
+/**
+ * Pattern of {@link WasmSparseAttention} (query `i`, key `j`, block size `B`):
+ * - `'local'`: `|i - j| <= windowSize / 2`.
+ * - `'strided'`: `|i - j| <= stride / 2`, or `j ≡ i (mod stride)`.
+ * - `'hierarchical'`: the local window, plus for each scale `s` the keys `j ≡ i (mod s)` with
+ *   `|i - j| <= s · windowSize / 2` (dilated windows reaching further at coarser scales).
+ * - `'random'`: whole blocks: each query block attends its own key block and
+ *   `ceil(windowSize / B)` other key blocks drawn per head from `seed`.
+ * - `'clustered'`: queries and keys go to the nearest centroid of their head (largest dot
+ *   product); `i` attends `j` when their clusters match.
+ */
+export type SparsePatternName = 'local' | 'strided' | 'hierarchical' | 'random' | 'clustered';
+
+/** Options of the {@link WasmSparseAttention} constructor. */
+export interface SparseAttentionOptions {
+  /** Width of each head of Q and K. Positive integer. Required. */
+  headDim: number;
+  /** Heads. Positive integer. Default `8`. */
+  heads?: number | undefined;
+  /** The sparse pattern. Default `'hierarchical'`. */
+  pattern?: SparsePatternName | undefined;
+  /** Window of `'local'` and `'hierarchical'`; blocks drawn by `'random'`. Positive integer. Default `128`. */
+  windowSize?: number | undefined;
+  /** Stride of `'strided'`. Positive integer. Default `32`. */
+  stride?: number | undefined;
+  /** Queries and keys per block: a multiple of 32 in `[32, 1024]`. Default `64`. */
+  blockSize?: number | undefined;
+  /**
+   * Dilations of `'hierarchical'`: increasing integers `> 1`, each a multiple of the one before.
+   * Default `[4, 16, 64]`.
+   */
+  scales?: readonly number[] | undefined;
+  /** Seed of `'random'`: a non-negative safe integer. Default `0`. */
+  seed?: number | undefined;
+  /** Centroids per head of `'clustered'`. Positive integer. Default `32`. */
+  numClusters?: number | undefined;
+  /** Score scale, a finite number. Default `1 / sqrt(headDim)`. */
+  scale?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Per-call options of {@link WasmSparseAttention.forward}. */
+export interface SparseForwardOptions {
+  /** Batch size (the leading dimension of Q, K, V). Positive integer. Default `1`. */
+  batch?: number | undefined;
+  /**
+   * `'clustered'` only (required there, ignored by the other patterns): `[heads][numClusters][headDim]`.
+   */
+  centroids?: Float32Array | null | undefined;
+  /**
+   * A `Float32Array` of exactly `batch * seq * heads * valueDim` floats that receives the
+   * output and is returned. `null` or absent: a new array.
+   */
+  out?: Float32Array | null | undefined;
+}
+
+/** Options of {@link WasmSparseAttention.getPatternMask}. */
+export interface SparseMaskOptions {
+  /** Batch size. Positive integer. Default `1`. */
+  batch?: number | undefined;
+  /** `'clustered'` only: queries, `[batch][seqLen][heads][headDim]`. */
+  Q?: Float32Array | null | undefined;
+  /** `'clustered'` only: keys, `[batch][seqLen][heads][headDim]`. */
+  K?: Float32Array | null | undefined;
+  /** `'clustered'` only: `[heads][numClusters][headDim]`. */
+  centroids?: Float32Array | null | undefined;
+}
+
+/**
+ * What one {@link WasmSparseAttention.forward} computed, measured by the kernel, against dense
+ * attention over the same batch, heads and sequence.
+ */
+export interface SparseStats {
+  /**
+   * The fraction of the dense scores the kernel did not compute: `1 - computedScores / denseScores`
+   * (whole blocks are skipped; the blocks it visits count in full). Below 1 whenever anything is
+   * attended; it can be negative on short sequences, where the dilated patterns' blocks overlap
+   * more than the pattern saves.
+   */
+  readonly sparseRatio: number;
+  /** Blocks of scores (at most `blockSize × blockSize`) the kernel computed. */
+  readonly visitedBlocks: number;
+  /** Blocks dense attention would compute: `batch · heads · ceil(seq / blockSize)²`. */
+  readonly denseBlocks: number;
+  /** Query-key scores the kernel computed. */
+  readonly computedScores: number;
+  /** Scores dense attention would compute: `batch · heads · seq²`. */
+  readonly denseScores: number;
+}
+
+/**
+ * ASAM block-sparse self-attention: softmax(Q Kᵀ · scale, restricted to the pattern) V, where the
+ * kernel visits only the key blocks the pattern selects, so the work is proportional to the
+ * active blocks. A query row the pattern leaves empty gets a zero output.
+ *
+ * @example
+ * const sparse = new WasmSparseAttention({ heads: 8, headDim: 64, pattern: 'local', windowSize: 128 });
+ * const out = sparse.forward(Q, K, V);        // Float32Array, [seqLen][8][64]
+ * console.log(sparse.lastStats?.sparseRatio); // 0.66 at seqLen 512: a third of the scores
+ * sparse.dispose();
+ */
+export class WasmSparseAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, `headDim` is missing, or an option has the
+   *   wrong type (`runtime` not from {@link createRuntime} included).
+   * @throws {RangeError} if a size is not a positive integer, `pattern` is an unknown name,
+   *   `blockSize` is not a multiple of 32 in `[32, 1024]`, `scales` do not increase by multiples,
+   *   `seed` is not a non-negative safe integer, or `scale` is not finite.
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options: SparseAttentionOptions);
+
+  readonly heads: number;
+  readonly headDim: number;
+  readonly pattern: SparsePatternName;
+  readonly windowSize: number;
+  readonly stride: number;
+  readonly blockSize: number;
+  readonly scales: readonly number[];
+  readonly seed: number;
+  readonly numClusters: number;
+  readonly scale: number;
+
+  /** What the last successful {@link forward} computed; `null` before the first. */
+  readonly lastStats: SparseStats | null;
+
+  /**
+   * @param Q queries, `[batch][seq][heads][headDim]`.
+   * @param K keys, the same shape (self-attention).
+   * @param V values, `[batch][seq][heads][valueDim]` (`valueDim` inferred from the length).
+   * @returns `[batch][seq][heads][valueDim]`: `options.out` when given, else a new `Float32Array`.
+   * @throws {TypeError} if Q, K, V, `centroids` or `out` is not a `Float32Array`, `options` is
+   *   not an object, or `'clustered'` lacks `centroids`.
+   * @throws {RangeError} if a length does not fit the shapes (named `Q`, `K`, `V`, `centroids`,
+   *   `out`) or `batch` is not a positive integer.
+   * @throws {Error} if the object was disposed.
+   */
+  forward(Q: Float32Array, K: Float32Array, V: Float32Array, options?: SparseForwardOptions): Float32Array;
+
+  /**
+   * The pattern's boolean mask (1 = attends), `[batch][heads][seqLen][seqLen]`, for inspection:
+   * {@link forward} equals dense attention under it. Costs O(seqLen²) time and memory.
+   * @throws {TypeError} if `seqLen` is not a number or `'clustered'` lacks Q, K or `centroids`.
+   * @throws {RangeError} if `seqLen` or `batch` is not a positive integer or a length does not fit.
+   * @throws {Error} if the object was disposed.
+   */
+  getPatternMask(seqLen: number, options?: SparseMaskOptions): Uint8Array;
+
+  /** Heap figures of this object's runtime. @throws {Error} if the object was disposed. */
+  getMemoryUsage(): MemoryInfo;
+
+  /** Releases the object (idempotent); every other method afterwards throws an `Error`. */
+  dispose(): void;
+
+  /** Whether {@link dispose} was called. */
+  readonly disposed: boolean;
+}
+
 /** Options of the {@link WasmMultiHeadAttention} constructor (PyTorch `nn.MultiheadAttention`). */
 export interface MultiHeadAttentionOptions {
   /** Width of the query, the projections and the output (`embed_dim`). Positive integer. Required. */

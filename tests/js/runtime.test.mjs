@@ -24,7 +24,7 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'checkSIMDSupport',
+    'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
@@ -38,7 +38,8 @@ test('the module exports exactly the documented API', () => {
     'FlashInputs', 'FlashResult', 'RuntimeInfo', 'InitOptions', 'MaskLayout', 'CausalMode', 'AttentionMask',
     'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName', 'WasmMultiHeadAttention',
     'WasmCrossAttention', 'MultiHeadAttentionOptions', 'CrossAttentionOptions', 'MultiHeadInputs',
-    'MultiHeadNamedWeights']) {
+    'MultiHeadNamedWeights', 'WasmSparseAttention', 'SparseAttentionOptions', 'SparseForwardOptions', 'SparseMaskOptions',
+    'SparseStats', 'SparsePatternName']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

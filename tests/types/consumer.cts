@@ -10,11 +10,15 @@ async function main(): Promise<number> {
   const info: ReturnType<typeof attnkit.getRuntimeInfo> = attnkit.getRuntimeInfo();
   const threads: number = info.threads;
   attn.dispose();
+  const sparse = new attnkit.WasmSparseAttention({ heads: 1, headDim: 2, pattern: 'local' });
+  const sparseOut: Float32Array = sparse.forward(new Float32Array(4), new Float32Array(4), new Float32Array(4));
+  const ratio: number = sparse.lastStats?.sparseRatio ?? 0;
+  sparse.dispose();
   // @ts-expect-error load takes no number
   await attnkitCjs.load(5);
   // @ts-expect-error the CommonJS entry exports load() only
   attnkitCjs.WasmFlashAttention;
-  return out.length + threads;
+  return out.length + threads + sparseOut.length + ratio;
 }
 
 export = main;

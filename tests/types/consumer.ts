@@ -11,6 +11,7 @@ import init, {
   createMask,
   WasmFlashAttention,
   WasmLinearAttention,
+  WasmSparseAttention,
   WasmMultiHeadAttention,
   WasmCrossAttention,
 } from 'attnkit';
@@ -37,6 +38,11 @@ import type {
   MemoryInfo,
   PositionList,
   RuntimeInfo,
+  SparseAttentionOptions,
+  SparseForwardOptions,
+  SparseMaskOptions,
+  SparsePatternName,
+  SparseStats,
   WasmVariant,
 } from 'attnkit';
 
@@ -188,6 +194,43 @@ linear.forward(Q, K, V, { out: new Float64Array(4) });
 // @ts-expect-error featureMap is read-only
 linear.featureMap = 'relu';
 
+// Sparse (ASAM) attention.
+const sparseOptions: SparseAttentionOptions = {
+  heads: 8, headDim: 64, pattern: 'clustered', windowSize: 128, stride: 32, blockSize: 64, scales: [4, 16, 64], seed: 3,
+  numClusters: 16, scale: 0.125, runtime: single,
+};
+const sparse = new WasmSparseAttention(sparseOptions);
+const centroids = new Float32Array(8 * 16 * 64);
+const sparseForward: SparseForwardOptions = { batch: 1, centroids, out: null };
+const sparseOut: Float32Array = sparse.forward(Q, K, V, sparseForward);
+sparse.forward(Q, K, V, { out: sparseOut, centroids });
+const sparseStats: SparseStats | null = sparse.lastStats;
+const sparseRatio: number | undefined = sparseStats?.sparseRatio;
+const sparseCounts: number[] = sparseStats ? [sparseStats.visitedBlocks, sparseStats.denseBlocks, sparseStats.computedScores, sparseStats.denseScores] : [];
+const maskOptions: SparseMaskOptions = { Q, K, centroids, batch: 1 };
+const patternMask: Uint8Array = sparse.getPatternMask(16, maskOptions);
+new WasmSparseAttention({ headDim: 32 }).getPatternMask(8);
+const patternName: SparsePatternName = sparse.pattern;
+const sparseScales: readonly number[] = sparse.scales;
+const sparseMemory: number = sparse.getMemoryUsage().heapUsed;
+sparse.dispose();
+// @ts-expect-error headDim is required
+new WasmSparseAttention({ heads: 8 });
+// @ts-expect-error unknown pattern
+new WasmSparseAttention({ headDim: 64, pattern: 'dilated' });
+// @ts-expect-error scales are numbers
+new WasmSparseAttention({ headDim: 64, scales: ['4'] });
+// @ts-expect-error centroids are a Float32Array
+sparse.forward(Q, K, V, { centroids: [1, 2] });
+// @ts-expect-error the mask is a Uint8Array
+const floatMask: Float32Array = sparse.getPatternMask(16);
+// @ts-expect-error lastStats may be null
+const ratioNow: number = sparse.lastStats.sparseRatio;
+// @ts-expect-error the statistics are read-only
+sparseStats!.sparseRatio = 0;
+// @ts-expect-error pattern is read-only
+sparse.pattern = 'local';
+
 // Multi-head and cross attention.
 const mhaOptions: MultiHeadAttentionOptions = { modelDim: 64, heads: 8, kdim: 32, vdim: 48, bias: true, dropout: 0, seed: 1 };
 const mha = new WasmMultiHeadAttention(mhaOptions);
@@ -214,6 +257,7 @@ mha.loadWeights([1, 2, 3]);
 mha.loadWeights({ bias_k: new Float32Array(4) });
 
 export const used = [
+  sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,
   linearOut, linearInto, linearResult, map, linearMemory,
   counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
