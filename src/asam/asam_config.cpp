@@ -10,8 +10,8 @@ namespace attn::asam {
 namespace {
 
 constexpr const char* kPatternTypes[] = {"local", "strided", "random", "clustered", "hierarchical", "adaptive"};
-constexpr int kBlockQuantum = 16;  // the kernel's tiles are multiples of 16 rows
-constexpr int kMaxBlockSize = 256;
+constexpr int kBlockQuantum = 32;  // the sparse kernel's rule (src/asam/sparse_attention.cpp)
+constexpr int kMaxBlockSize = 1024;
 
 }  // namespace
 

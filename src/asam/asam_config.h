@@ -33,8 +33,8 @@ struct ASAMConfig {
   // Accepted for the seed's sake; has no effect: this core runs inference only, so there
   // are no activations kept for a backward pass to trade for recomputation.
   bool use_gradient_checkpointing = false;
-  // Queries and keys per block of the block-sparse kernel: a positive multiple of 16, at
-  // most 256. The unit in which sparse_ratio counts skipped work.
+  // Queries and keys per block of the block-sparse kernel: a multiple of 32 in [32, 1024]
+  // (as src/asam/sparse_attention.h requires), the unit of its block layouts.
   int block_size = 64;
   // Initial weights and the random pattern: the same seed gives the same layer.
   uint64_t seed = 0;

@@ -61,8 +61,8 @@ TEST(ASAMConfig, AcceptsEveryPatternTypeAndBoundaryValue) {
   }
   const std::function<void(ASAMConfig&)> fine[] = {
       [](ASAMConfig& c) { c.dropout = 0.0f; },        [](ASAMConfig& c) { c.dropout = 0.999f; },
-      [](ASAMConfig& c) { c.block_size = 16; },       [](ASAMConfig& c) { c.block_size = 256; },
-      [](ASAMConfig& c) { c.block_size = 48; },       [](ASAMConfig& c) { c.window_size = 1; },
+      [](ASAMConfig& c) { c.block_size = 32; },       [](ASAMConfig& c) { c.block_size = 1024; },
+      [](ASAMConfig& c) { c.block_size = 96; },       [](ASAMConfig& c) { c.window_size = 1; },
       [](ASAMConfig& c) { c.stride = 1; },            [](ASAMConfig& c) { c.num_clusters = 1; },
       [](ASAMConfig& c) { c.gate_hidden_dim = 1; },   [](ASAMConfig& c) { c.use_adaptive_gate = false; },
       [](ASAMConfig& c) { c.use_gradient_checkpointing = true; },
@@ -103,6 +103,7 @@ TEST(ASAMConfig, EachBadOptionIsRefusedByName) {
       {[](ASAMConfig& c) { c.block_size = 8; }, "blockSize"},
       {[](ASAMConfig& c) { c.block_size = 40; }, "blockSize"},
       {[](ASAMConfig& c) { c.block_size = 272; }, "blockSize"},
+      {[](ASAMConfig& c) { c.block_size = 1056; }, "blockSize"},
       {[](ASAMConfig& c) { c.block_size = -64; }, "blockSize"},
       {[](ASAMConfig& c) { c.dim = 1 << 30, c.dim_head = 0, c.num_heads = 1; }, "dim"},
   };
