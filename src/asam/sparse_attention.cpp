@@ -1,6 +1,7 @@
 #include "asam/sparse_attention.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -57,24 +58,27 @@ struct Counters {
   std::atomic<int64_t> scores{0};
 };
 
-// One part: flash attention over gathered rows with a key selector. q_rows / k_rows hold,
-// per (batch, head), the sequence positions of the part's queries and keys in order
-// ([b][h][m_q] and [b][h][m_k]); null means the sequence itself.
+// One part: flash attention over gathered rows with a key selector. The part holds
+// `groups` gathered sequences per batch element (flash runs them as batch * groups);
+// q_rows / k_rows give, per (batch, group, head), the sequence positions of the part's
+// queries and keys in order ([b][g][h][m_q] and [b][g][h][m_k]); null means the sequence
+// itself (groups = 1).
 struct Part {
   int m_q, m_k;
   const std::vector<int32_t>* q_rows = nullptr;
   const std::vector<int32_t>* k_rows = nullptr;
   KeySelector keys;
+  int groups = 1;
 };
 
-void gather(const FlashShape& s, const float* x, int dim, int m, const std::vector<int32_t>& rows,
-            float* dst) {
-  for (int b = 0; b < s.batch; ++b)
+void gather(const FlashShape& s, const float* x, int dim, int groups, int m,
+            const std::vector<int32_t>& rows, float* dst) {
+  for (int64_t bg = 0; bg < int64_t{s.batch} * groups; ++bg)
     for (int p = 0; p < m; ++p)
       for (int h = 0; h < s.heads_q; ++h) {
-        const int32_t i = rows[(int64_t{b} * s.heads_q + h) * m + p];
-        const float* src = x + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * dim;
-        std::copy(src, src + dim, dst + ((int64_t{b} * m + p) * s.heads_q + h) * dim);
+        const int32_t i = rows[(bg * s.heads_q + h) * m + p];
+        const float* src = x + ((bg / groups * s.seq_q + i) * s.heads_q + h) * dim;
+        std::copy(src, src + dim, dst + ((bg * m + p) * s.heads_q + h) * dim);
       }
 }
 
@@ -83,19 +87,20 @@ void run_part(const FlashShape& s, const PatternParams& params, std::optional<fl
               Counters& counters, Merged& merged, ThreadPool* pool) {
   if (part.m_q == 0 || part.m_k == 0) return;
   FlashShape ps = s;
+  ps.batch = s.batch * part.groups;
   ps.seq_q = part.m_q;
   ps.seq_k = part.m_k;
   std::vector<float> gq, gk, gv;
   if (part.q_rows != nullptr) {
-    gq.resize(size_t(s.batch) * part.m_q * s.heads_q * s.head_dim);
-    gather(s, q, s.head_dim, part.m_q, *part.q_rows, gq.data());
+    gq.resize(size_t(ps.batch) * part.m_q * s.heads_q * s.head_dim);
+    gather(s, q, s.head_dim, part.groups, part.m_q, *part.q_rows, gq.data());
     q = gq.data();
   }
   if (part.k_rows != nullptr) {
-    gk.resize(size_t(s.batch) * part.m_k * s.heads_q * s.head_dim);
-    gv.resize(size_t(s.batch) * part.m_k * s.heads_q * s.value_dim);
-    gather(s, k, s.head_dim, part.m_k, *part.k_rows, gk.data());
-    gather(s, v, s.value_dim, part.m_k, *part.k_rows, gv.data());
+    gk.resize(size_t(ps.batch) * part.m_k * s.heads_q * s.head_dim);
+    gv.resize(size_t(ps.batch) * part.m_k * s.heads_q * s.value_dim);
+    gather(s, k, s.head_dim, part.groups, part.m_k, *part.k_rows, gk.data());
+    gather(s, v, s.value_dim, part.groups, part.m_k, *part.k_rows, gv.data());
     k = gk.data();
     v = gv.data();
   }
@@ -106,37 +111,40 @@ void run_part(const FlashShape& s, const PatternParams& params, std::optional<fl
   part.keys.visited_tiles = &counters.tiles;
   part.keys.computed_scores = &counters.scores;
   o.keys = &part.keys;
-  std::vector<float> out(size_t(s.batch) * part.m_q * s.heads_q * s.value_dim);
-  std::vector<float> lse(size_t(s.batch) * s.heads_q * part.m_q);
+  std::vector<float> out(size_t(ps.batch) * part.m_q * s.heads_q * s.value_dim);
+  std::vector<float> lse(size_t(ps.batch) * s.heads_q * part.m_q);
   flash_forward(ps, o, FlashTensors{q, k, v, out.data(), lse.data()}, pool);
-  for (int b = 0; b < s.batch; ++b)
+  for (int64_t bg = 0; bg < ps.batch; ++bg)
     for (int h = 0; h < s.heads_q; ++h)
       for (int p = 0; p < part.m_q; ++p) {
-        const int64_t bh = int64_t{b} * s.heads_q + h;
-        const int i = part.q_rows != nullptr ? (*part.q_rows)[bh * part.m_q + p] : p;
-        merged.add(b, i, h, out.data() + ((int64_t{b} * part.m_q + p) * s.heads_q + h) * s.value_dim,
-                   lse[bh * part.m_q + p]);
+        const int64_t row = (bg * s.heads_q + h) * part.m_q + p;
+        const int i = part.q_rows != nullptr ? (*part.q_rows)[row] : p;
+        merged.add(static_cast<int>(bg / part.groups), i, h,
+                   out.data() + ((bg * part.m_q + p) * s.heads_q + h) * s.value_dim, lse[row]);
       }
 }
 
-// Positions r, r + s, r + 2s, ... of an n-long sequence, for every (batch, head).
-std::vector<int32_t> residue_rows(const FlashShape& sh, int step, int r, int& m) {
-  m = static_cast<int>(ceil_div(sh.seq_q - r, step));
-  std::vector<int32_t> rows(size_t(sh.batch) * sh.heads_q * m);
-  for (size_t bh = 0; bh < size_t(sh.batch) * sh.heads_q; ++bh)
-    for (int p = 0; p < m; ++p) rows[bh * m + p] = r + p * step;
-  return rows;
-}
-
-// Keys j ≡ i (mod step) with min_distance <= |i - j| / step <= max_distance, one part per
-// residue class.
+// Keys j ≡ i (mod step) with min_distance <= |i - j| / step <= max_distance. Residue class
+// r is the sequence r, r + step, ...; the classes of equal length run as one batch (at
+// most two flash calls per step: ceil(n / step) and floor(n / step) long).
 void run_dilated(const FlashShape& s, const PatternParams& params, std::optional<float> scale,
                  const float* q, const float* k, const float* v, int step, int64_t min_distance,
                  int64_t max_distance, Counters& counters, Merged& merged, ThreadPool* pool) {
-  for (int r = 0; r < step && r < s.seq_q; ++r) {
-    int m = 0;
-    const std::vector<int32_t> rows = residue_rows(s, step, r, m);
-    Part part{m, m, &rows, &rows, {}};
+  const int n = s.seq_q, longer = n % step, classes = std::min(step, n);
+  const int long_len = static_cast<int>(ceil_div(n, step));
+  // [first, last) residues of each length.
+  const int split = longer == 0 ? classes : longer;
+  for (const auto [first, last, m] : {std::array<int, 3>{0, split, long_len},
+                                      std::array<int, 3>{split, classes, long_len - 1}}) {
+    if (first >= last || m == 0) continue;
+    const int groups = last - first;
+    std::vector<int32_t> rows(size_t(s.batch) * groups * s.heads_q * m);
+    for (int b = 0; b < s.batch; ++b)
+      for (int g = 0; g < groups; ++g)
+        for (int h = 0; h < s.heads_q; ++h)
+          for (int p = 0; p < m; ++p)
+            rows[((int64_t{b} * groups + g) * s.heads_q + h) * m + p] = first + g + p * step;
+    Part part{m, m, &rows, &rows, {}, groups};
     part.keys.kind = KeySelector::Kind::kBand;
     part.keys.min_distance = min_distance;
     part.keys.max_distance = max_distance;
