@@ -4,10 +4,10 @@
 // `npm test` never downloads them.
 //
 //   node bench/run.mjs [--quick] [--no-ort] [--no-ruvector] [--no-native]
-//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear]
+//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear|sparse]
 //
 // --quick: n = 256 and 1024, d = 64 only, written to bench/build/results-quick/.
-// --only linear (or BENCH_ONLY=linear): that part alone, written as linear-bench.{json,md}
+// --only linear|sparse (or BENCH_ONLY=...): that part alone, written as <part>-bench.{json,md}
 // to bench/build/results-only/, never over a full run's files.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import {
 } from './common.mjs';
 import { benchLinear, linearReport } from './linear.mjs';
 import { benchMultiHead, multiHeadReport } from './multihead.mjs';
+import { benchSparse, sparseReport } from './sparse.mjs';
 import { buildProbe, runProbe } from './peak.mjs';
 import { chartSvg } from './svg.mjs';
 
@@ -530,6 +531,7 @@ function buildReport(data) {
   lines.push('');
   if (data.multihead) lines.push(...multiHeadReport(data.multihead, mdTable));
   if (data.linear) lines.push(...linearReport(data.linear, mdTable));
+  if (data.sparse) lines.push(...sparseReport(data.sparse, mdTable));
   lines.push('## Targets (issue 3)');
   lines.push('');
   lines.push(mdTable(['target', 'measured', 'result'], data.targets.map((t) => [t.target, t.measured, t.result])));
@@ -633,6 +635,7 @@ function rerender(file) {
 // --only PART: one part of the run, with the same quiet-machine gate, in files of its own.
 const PARTS = {
   linear: { label: 'linear attention', run: (lib) => benchLinear(lib, log), report: linearReport },
+  sparse: { label: 'ASAM sparse attention', run: (lib) => benchSparse(lib, log), report: sparseReport },
 };
 
 async function runOnly(name) {
@@ -711,6 +714,12 @@ async function main() {
     await quietGate('linear attention');
     log('attnkit: linear attention');
     data.linear = await benchLinear(lib, log);
+  }
+
+  if (!QUICK) {
+    await quietGate('ASAM sparse attention');
+    log('attnkit: ASAM sparse attention');
+    data.sparse = await benchSparse(lib, log);
   }
 
   if (!QUICK) {

@@ -1,0 +1,116 @@
+// The ASAM part of `npm run bench`: WasmSparseAttention's patterns against dense
+// WasmFlashAttention on the same inputs (2 threads, 8 heads, d = 64, n = 4096, the seed's
+// defaults: window 128, stride 32, block 64, scales 4/16/64), and the local pattern at
+// n = 65536 on a fresh runtime for its heap. Issue 6's targets: local ≥ 8x faster than dense
+// flash, strided and hierarchical ≥ 3x; heap at n = 65536 a few times the inputs.
+//
+// Each figure is the median of trials of ≥ 1 s of calls; the trials go round dense and the
+// patterns in turn, so a slow spell of the shared machine lands on all of them. A time is
+// one forward call, copies of Q, K, V into the heap and a new output array included, for
+// dense and sparse alike.
+import { HEADS, cpuMeter, engineWarmup, fillRandom, makeInputs, median, startRuntime } from './common.mjs';
+
+const DIM = 64;
+const SEQ = 4096;
+const BIG_SEQ = 65536;
+const TRIALS = 5;
+const TRIAL_MS = 1000;
+const PATTERNS = ['local', 'strided', 'hierarchical', 'random', 'clustered'];
+const NUM_CLUSTERS = 32;
+const TARGETS = { local: 8, strided: 3, hierarchical: 3 };
+
+function trial(call) {
+  const t0 = performance.now();
+  let calls = 0;
+  let elapsed = 0;
+  while (elapsed < TRIAL_MS) {
+    call();
+    calls += 1;
+    elapsed = performance.now() - t0;
+  }
+  return elapsed / calls;
+}
+
+export async function benchSparse(lib, log) {
+  const runtime = await startRuntime(lib, 'simd-threads', 2);
+  const { q, k, v } = makeInputs(SEQ, DIM);
+  const centroids = new Float32Array(HEADS * NUM_CLUSTERS * DIM);
+  fillRandom(centroids, 99);
+  const dense = new lib.WasmFlashAttention({ heads: HEADS, dim: DIM, runtime });
+  const sparse = Object.fromEntries(PATTERNS.map((pattern) => [pattern,
+    new lib.WasmSparseAttention({ heads: HEADS, headDim: DIM, pattern, numClusters: NUM_CLUSTERS, runtime })]));
+  const plan = [
+    { name: 'dense flash', call: () => dense.forward(q, k, v) },
+    ...PATTERNS.map((pattern) => ({ name: pattern, call: () => sparse[pattern].forward(q, k, v, { centroids }) })),
+  ].map((p) => ({ ...p, times: [], load: [] }));
+  await engineWarmup(plan[1].call, 1500);
+  for (const p of plan) p.call();
+  for (let t = 0; t < TRIALS; ++t) {
+    for (const p of plan) {
+      const meter = cpuMeter();
+      p.times.push(trial(p.call));
+      p.load.push(meter());
+    }
+  }
+  const denseMs = median(plan[0].times);
+  const rows = plan.map((p) => {
+    const ms = median(p.times);
+    const stats = p.name === 'dense flash' ? null : sparse[p.name].lastStats;
+    const row = {
+      name: p.name, medianMs: ms, trialMs: p.times, speedup: denseMs / ms, target: TARGETS[p.name] ?? null,
+      sparseRatio: stats?.sparseRatio ?? null, visitedBlocks: stats?.visitedBlocks ?? null,
+      denseBlocks: stats?.denseBlocks ?? null, otherLoadCores: p.load,
+    };
+    log(`sparse ${p.name.padEnd(12)} n=${SEQ} ${ms.toFixed(1)} ms, ${row.speedup.toFixed(2)}x dense` +
+        (stats ? `, sparseRatio ${stats.sparseRatio.toFixed(3)} (${stats.visitedBlocks}/${stats.denseBlocks} blocks)` : ''));
+    return row;
+  });
+  dense.dispose();
+  for (const s of Object.values(sparse)) s.dispose();
+
+  // Local at n = 65536 on a fresh runtime: its heap after the call is what the call needed.
+  let big;
+  try {
+    const fresh = await startRuntime(lib, 'simd-threads', 2);
+    const inputs = makeInputs(BIG_SEQ, DIM);
+    const bigOut = new Float32Array(inputs.q.length);
+    const attn = new lib.WasmSparseAttention({ heads: HEADS, headDim: DIM, pattern: 'local', runtime: fresh });
+    const t0 = performance.now();
+    attn.forward(inputs.q, inputs.k, inputs.v, { out: bigOut });
+    const ms = performance.now() - t0;
+    const heapBytes = fresh.module.heapU8().byteLength;
+    const qkvoBytes = 4 * inputs.q.byteLength;
+    big = { ok: true, seq: BIG_SEQ, ms, heapBytes, qkvoBytes, heapOverQkvo: heapBytes / qkvoBytes,
+      sparseRatio: attn.lastStats.sparseRatio };
+    attn.dispose();
+    log(`sparse local n=${BIG_SEQ}: ${ms.toFixed(0)} ms, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB = ` +
+        `${big.heapOverQkvo.toFixed(2)}x Q+K+V+O, sparseRatio ${big.sparseRatio.toFixed(4)}`);
+  } catch (err) {
+    big = { ok: false, seq: BIG_SEQ, error: String(err.message ?? err) };
+    log(`sparse local n=${BIG_SEQ}: failed: ${big.error}`);
+  }
+  return { seq: SEQ, dim: DIM, heads: HEADS, threads: 2, trials: TRIALS, minTrialMs: TRIAL_MS, rows, big };
+}
+
+export function sparseReport(sparse, mdTable) {
+  const lines = [`## ASAM sparse attention (WasmSparseAttention vs WasmFlashAttention, 2 threads, ${sparse.heads} heads, ` +
+    `d = ${sparse.dim}, n = ${sparse.seq})`, ''];
+  lines.push(mdTable(['pattern', 'median ms', 'speed-up vs dense', 'target', 'sparseRatio', 'blocks visited / dense'],
+    sparse.rows.map((r) => [r.name, r.medianMs.toFixed(1), r.name === 'dense flash' ? '1.00x' : `${r.speedup.toFixed(2)}x`,
+      r.target ? `≥ ${r.target}x: ${r.speedup >= r.target ? 'PASS' : 'FAIL'}` : '',
+      r.sparseRatio === null ? '' : r.sparseRatio.toFixed(3),
+      r.visitedBlocks === null ? '' : `${r.visitedBlocks} / ${r.denseBlocks}`])));
+  lines.push('');
+  lines.push(`Each time is the median of ${sparse.trials} trials of ≥ ${sparse.minTrialMs / 1000} s of calls, the trials ` +
+    'going round dense and the patterns in turn; a call includes copying Q, K, V into the heap and the output into a ' +
+    'new array. Seed defaults: window 128, stride 32, block 64, scales 4/16/64; clustered with 32 random centroids ' +
+    'per head. sparseRatio = 1 − scores computed / n² per head (what the kernel skipped; visited blocks count in full).');
+  const b = sparse.big;
+  lines.push('');
+  lines.push(b.ok
+    ? `Local at n = ${b.seq} (fresh runtime, one call): ${b.ms.toFixed(0)} ms, heap ${(b.heapBytes / 2 ** 20).toFixed(0)} MiB = ` +
+      `${b.heapOverQkvo.toFixed(2)}x the size of Q, K, V and the output; sparseRatio ${b.sparseRatio.toFixed(4)}.`
+    : `Local at n = ${b.seq}: failed (${b.error}).`);
+  lines.push('');
+  return lines;
+}
