@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "flash/flash_attention.h"
+#include "gemm/gemm.h"
+#include "runtime/thread_pool.h"
 #include "runtime/errors.h"
 
 namespace attn::asam {
@@ -190,23 +192,33 @@ BlockLists random_blocks(const FlashShape& s, const PatternParams& p) {
   return lists;
 }
 
-// Clustered: each row's cluster, [b][h][n] (the centroid with the largest dot product).
-std::vector<int32_t> assign_clusters(const FlashShape& s, const PatternParams& p, const float* x) {
-  std::vector<int32_t> cluster(size_t(s.batch) * s.heads_q * s.seq_q);
-  for (int b = 0; b < s.batch; ++b)
-    for (int h = 0; h < s.heads_q; ++h)
-      for (int i = 0; i < s.seq_q; ++i) {
-        const float* row = x + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * s.head_dim;
-        int best = 0;
-        float best_dot = -std::numeric_limits<float>::infinity();
-        for (int c = 0; c < p.num_clusters; ++c) {
-          const float* centroid = p.centroids + (int64_t{h} * p.num_clusters + c) * s.head_dim;
-          float dot = 0.0f;
-          for (int e = 0; e < s.head_dim; ++e) dot += row[e] * centroid[e];
-          if (dot > best_dot) best_dot = dot, best = c;
-        }
-        cluster[(int64_t{b} * s.heads_q + h) * s.seq_q + i] = best;
+// Clustered: each row's cluster, [b][h][n] (the centroid with the largest dot product;
+// the lowest index on ties). The dot products of one (batch, head) are one GEMM, rows of x
+// (stride heads * head_dim) times the head's centroids transposed; (b, h) pairs in parallel.
+std::vector<int32_t> assign_clusters(const FlashShape& s, const PatternParams& p, const float* x,
+                                     ThreadPool* pool) {
+  const int n = s.seq_q, d = s.head_dim, C = p.num_clusters;
+  std::vector<int32_t> cluster(size_t(s.batch) * s.heads_q * n);
+  const int64_t pairs = int64_t{s.batch} * s.heads_q;
+  auto body = [&](int64_t begin, int64_t end, int) {
+    GemmScratch scratch;
+    std::vector<float> dots(size_t(n) * C);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / s.heads_q, h = bh % s.heads_q;
+      const MatrixView rows{x + (b * n * s.heads_q + h) * d, int64_t{s.heads_q} * d, false};
+      const MatrixView centroids_t{p.centroids + h * C * d, d, true};  // [d][C] as Cᵀ
+      gemm(n, C, d, rows, centroids_t, dots.data(), C, false, scratch);
+      for (int i = 0; i < n; ++i) {
+        const float* row = dots.data() + int64_t{i} * C;
+        cluster[bh * n + i] = static_cast<int32_t>(std::max_element(row, row + C) - row);
       }
+    }
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(pairs, 1, body);
+  } else {
+    body(0, pairs, 0);
+  }
   return cluster;
 }
 
@@ -229,7 +241,7 @@ void run_clustered(const FlashShape& s, const PatternParams& p, std::optional<fl
                    const float* q, const float* k, const float* v, Counters& counters,
                    Merged& merged, ThreadPool* pool) {
   const int n = s.seq_q, C = p.num_clusters;
-  const std::vector<int32_t> cq = assign_clusters(s, p, q), ck = assign_clusters(s, p, k);
+  const std::vector<int32_t> cq = assign_clusters(s, p, q, pool), ck = assign_clusters(s, p, k, pool);
   std::vector<int32_t> q_order, q_starts, k_order, k_starts;
   sort_by_cluster(s, C, cq, q_order, q_starts);
   sort_by_cluster(s, C, ck, k_order, k_starts);
@@ -358,8 +370,8 @@ std::vector<uint8_t> pattern_mask(const FlashShape& s, const PatternParams& p, c
   BlockLists lists;
   if (p.type == PatternType::kClustered) {
     if (q == nullptr || k == nullptr) throw_type("tensors", "the clustered pattern's mask needs q and k");
-    cq = assign_clusters(s, p, q);
-    ck = assign_clusters(s, p, k);
+    cq = assign_clusters(s, p, q, nullptr);
+    ck = assign_clusters(s, p, k, nullptr);
   }
   if (p.type == PatternType::kRandom) lists = random_blocks(s, p);
   const int nb = static_cast<int>(ceil_div(n, p.block_size));
