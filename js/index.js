@@ -10,6 +10,7 @@ export { WasmLinearAttention } from './linear_attention.js';
 export { WasmSparseAttention } from './sparse_attention.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
+export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';
 export default init;
 
 if (IS_NODE) await init();

@@ -679,6 +679,99 @@ export class WasmSparseAttention {
   readonly disposed: boolean;
 }
 
+/**
+ * The fraction of (query, key) pairs a mask blocks (the ASAM seed's
+ * `compute_attention_sparsity`): `0` = dense, `1` = completely sparse. A boolean `Uint8Array`
+ * blocks where it holds `0`; an additive `Float32Array` where it holds `-Infinity` (finite
+ * values, however negative, are biases and still attend). Any layout: every element counts.
+ * @throws {TypeError} if `mask` is neither a `Float32Array` nor a `Uint8Array`.
+ * @throws {RangeError} if `mask` is empty.
+ */
+export function computeAttentionSparsity(mask: AttentionMask): number;
+
+/** Options of {@link measureAttentionEfficiency}. */
+export interface AttentionEfficiencyOptions {
+  /** Untimed calls first: a non-negative integer. Default `3`. */
+  numWarmup?: number | undefined;
+  /** Timed calls: a positive integer. Default `10`. */
+  numRuns?: number | undefined;
+  /** Floating-point operations of one call, reported back as `flops`: a finite number `>= 0`. */
+  flops?: number | null | undefined;
+  /** The runtime whose heap is reported (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** What {@link measureAttentionEfficiency} measured. */
+export interface AttentionEfficiency {
+  /** Mean wall-clock time of one timed call (`performance.now()`), in milliseconds. */
+  avgTimeMs: number;
+  /**
+   * The size of the runtime's WebAssembly memory after the runs, in MiB (2²⁰ bytes). That memory
+   * only grows, so this bounds from above what the calls held in the heap at once; it also counts
+   * whatever earlier work grew it, and JS-side arrays are not included.
+   */
+  peakMemoryMb: number;
+  /** The `flops` option as given, or `null`: `attnFn` is opaque, so nothing is derived from it. */
+  flops: number | null;
+}
+
+/**
+ * Times `attnFn(q, k, v)` (the ASAM seed's `measure_attention_efficiency`): `numWarmup`
+ * untimed calls, then `numRuns` timed one by one. `q`, `k`, `v` are passed as given.
+ * Errors thrown by `attnFn` propagate.
+ * @example
+ * const attn = new WasmFlashAttention({ heads: 8, dim: 64 });
+ * const { avgTimeMs } = measureAttentionEfficiency((q, k, v) => attn.forward(q, k, v), Q, K, V,
+ *   { flops: 4 * n * n * 64 * 8 });
+ * @throws {TypeError} if `attnFn` is not a function or returns a Promise (only synchronous
+ *   functions are timed), `options` is not an object, or an option has the wrong type.
+ * @throws {RangeError} if `numWarmup`, `numRuns` or `flops` is out of range.
+ * @throws {Error} if no `runtime` is given and the default runtime is not initialised.
+ */
+export function measureAttentionEfficiency<Q, K, V>(
+  attnFn: (q: Q, k: K, v: V) => unknown, q: Q, k: K, v: V, options?: AttentionEfficiencyOptions,
+): AttentionEfficiency;
+
+/** Options of {@link memoryEfficientAttention}. */
+export interface MemoryEfficientAttentionOptions {
+  /** Heads. Positive integer. Required. */
+  heads: number;
+  /** Width of each head of Q and K. Positive integer. Required. */
+  headDim: number;
+  /** If given, checked against the rows of Q. */
+  seqLen?: number | undefined;
+  /** Query rows per flash call: a positive integer. Default `1024`. */
+  chunkSize?: number | undefined;
+  /** `[seqQ][seqK]` or per head `[heads][seqQ][seqK]`, additive or boolean. */
+  mask?: AttentionMask | null | undefined;
+  /** Query `i` sees keys `j <= i` (top-left). Default `false`. */
+  causal?: boolean | undefined;
+  /** Score scale. Default `1 / sqrt(headDim)`. */
+  scale?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/**
+ * Attention computed `chunkSize` query rows at a time (the ASAM seed's
+ * `memory_efficient_attention`): one {@link WasmFlashAttention} call per chunk, so the heap holds
+ * K, V and one chunk of Q, mask and output at a time, never the whole `[seqQ][seqK]` mask. The
+ * result equals one flash call over the whole sequence. Causal chunks read only the keys their
+ * rows can see.
+ * @param Q queries, `[seqQ][heads][headDim]`.
+ * @param K keys, `[seqK][heads][headDim]`.
+ * @param V values, `[seqK][heads][valueDim]` (`valueDim` inferred from the length).
+ * @returns a new `Float32Array`, `[seqQ][heads][valueDim]`.
+ * @throws {TypeError} if Q, K or V is not a `Float32Array`, `options`, `heads` or `headDim` is
+ *   missing, the mask has the wrong type, or an option has the wrong type.
+ * @throws {RangeError} if a size is not a positive integer, a length does not fit the shapes
+ *   (named `Q`, `K`, `V`, `mask`), `seqLen` differs from Q's rows, or `scale` is not finite.
+ * @throws {Error} if no `runtime` is given and the default runtime is not initialised.
+ */
+export function memoryEfficientAttention(
+  Q: Float32Array, K: Float32Array, V: Float32Array, options: MemoryEfficientAttentionOptions,
+): Float32Array;
+
 /** Options of the {@link WasmMultiHeadAttention} constructor (PyTorch `nn.MultiheadAttention`). */
 export interface MultiHeadAttentionOptions {
   /** Width of the query, the projections and the output (`embed_dim`). Positive integer. Required. */

@@ -25,7 +25,8 @@ function smallProblem() {
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
     'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
-    'checkThreadSupport', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init', 'setNumThreads',
+    'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
+    'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
@@ -39,7 +40,7 @@ test('the module exports exactly the documented API', () => {
     'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName', 'WasmMultiHeadAttention',
     'WasmCrossAttention', 'MultiHeadAttentionOptions', 'CrossAttentionOptions', 'MultiHeadInputs',
     'MultiHeadNamedWeights', 'WasmSparseAttention', 'SparseAttentionOptions', 'SparseForwardOptions', 'SparseMaskOptions',
-    'SparseStats', 'SparsePatternName']) {
+    'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

@@ -9,6 +9,9 @@ import init, {
   checkSIMDSupport,
   checkThreadSupport,
   createMask,
+  computeAttentionSparsity,
+  measureAttentionEfficiency,
+  memoryEfficientAttention,
   WasmFlashAttention,
   WasmLinearAttention,
   WasmSparseAttention,
@@ -16,6 +19,8 @@ import init, {
   WasmCrossAttention,
 } from 'attnkit';
 import type {
+  AttentionEfficiency,
+  AttentionEfficiencyOptions,
   AttentionMask,
   AttnRuntime,
   BenchmarkOptions,
@@ -35,6 +40,7 @@ import type {
   MultiHeadNamedWeights,
   MaskLayout,
   MaskType,
+  MemoryEfficientAttentionOptions,
   MemoryInfo,
   PositionList,
   RuntimeInfo,
@@ -231,6 +237,26 @@ sparseStats!.sparseRatio = 0;
 // @ts-expect-error pattern is read-only
 sparse.pattern = 'local';
 
+// ASAM utilities.
+const sparsity: number = computeAttentionSparsity(booleanMask) + computeAttentionSparsity(causalMask);
+const chunkOptions: MemoryEfficientAttentionOptions = { heads: 8, headDim: 64, chunkSize: 4, causal: true, mask: causalMask, runtime: single };
+const chunked: Float32Array = memoryEfficientAttention(Q, K, V, chunkOptions);
+memoryEfficientAttention(Q, K, V, { heads: 8, headDim: 64, seqLen: 16, mask: null, scale: 0.1 });
+const efficiencyOptions: AttentionEfficiencyOptions = { numWarmup: 1, numRuns: 5, flops: 1e6, runtime: single };
+const efficiency: AttentionEfficiency = measureAttentionEfficiency((a, b, c) => attn.forward(a, b, c), Q, K, V, efficiencyOptions);
+const efficiencyNumbers: number[] = [efficiency.avgTimeMs, efficiency.peakMemoryMb];
+const maybeFlops: number | null = measureAttentionEfficiency(() => 0, 'q', 'k', 'v').flops;
+// @ts-expect-error flops may be null
+const flopsNow: number = efficiency.flops;
+// @ts-expect-error heads and headDim are required
+memoryEfficientAttention(Q, K, V, { chunkSize: 4 });
+// @ts-expect-error causal is a boolean here
+memoryEfficientAttention(Q, K, V, { heads: 8, headDim: 64, causal: 'bottom-right' });
+// @ts-expect-error attnFn's parameters follow q, k, v
+measureAttentionEfficiency((a: Float32Array) => a, 'q', 'k', 'v');
+// @ts-expect-error a Float64Array is no mask
+computeAttentionSparsity(new Float64Array(4));
+
 // Multi-head and cross attention.
 const mhaOptions: MultiHeadAttentionOptions = { modelDim: 64, heads: 8, kdim: 32, vdim: 48, bias: true, dropout: 0, seed: 1 };
 const mha = new WasmMultiHeadAttention(mhaOptions);
@@ -257,6 +283,7 @@ mha.loadWeights([1, 2, 3]);
 mha.loadWeights({ bias_k: new Float32Array(4) });
 
 export const used = [
+  sparsity, chunked, efficiencyNumbers, maybeFlops, flopsNow,
   sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,
   linearOut, linearInto, linearResult, map, linearMemory,
