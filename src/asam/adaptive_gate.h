@@ -52,12 +52,7 @@ struct GateOutput {
   std::vector<float> pattern_logits;  // [batch][kGatePatternCount]
 };
 
-// A weight by its PyTorch-style name, row-major with the given shape.
-struct GateParameter {
-  std::string name;
-  std::vector<int> shape;
-  const float* data;
-};
+using GateParameter = ParameterView;
 
 class AdaptiveGate {
  public:

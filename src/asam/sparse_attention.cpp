@@ -39,18 +39,8 @@ struct Merged {
   }
   // Row (b, i, h) of a part: its normalised output and log-sum-exp.
   void add(int b, int i, int h, const float* part_out, float part_lse) {
-    if (part_lse == kNegInf) return;
-    float& total = lse[(int64_t{b} * s.heads_q + h) * s.seq_q + i];
-    float* dst = out + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * s.value_dim;
-    if (total == kNegInf) {
-      std::copy(part_out, part_out + s.value_dim, dst);
-      total = part_lse;
-      return;
-    }
-    const float merged = std::max(total, part_lse) + std::log1p(std::exp(-std::fabs(total - part_lse)));
-    const float keep = std::exp(total - merged), take = std::exp(part_lse - merged);
-    for (int c = 0; c < s.value_dim; ++c) dst[c] = dst[c] * keep + part_out[c] * take;
-    total = merged;
+    merge_attention_row(out + ((int64_t{b} * s.seq_q + i) * s.heads_q + h) * s.value_dim,
+                        lse[(int64_t{b} * s.heads_q + h) * s.seq_q + i], part_out, part_lse, s.value_dim);
   }
 };
 
@@ -262,6 +252,19 @@ void run_clustered(const FlashShape& s, const PatternParams& p, std::optional<fl
 
 }  // namespace
 
+void merge_attention_row(float* dst, float& dst_lse, const float* part, float part_lse, int value_dim) {
+  if (part_lse == kNegInf) return;
+  if (dst_lse == kNegInf) {
+    std::copy(part, part + value_dim, dst);
+    dst_lse = part_lse;
+    return;
+  }
+  const float merged = std::max(dst_lse, part_lse) + std::log1p(std::exp(-std::fabs(dst_lse - part_lse)));
+  const float keep = std::exp(dst_lse - merged), take = std::exp(part_lse - merged);
+  for (int c = 0; c < value_dim; ++c) dst[c] = dst[c] * keep + part[c] * take;
+  dst_lse = merged;
+}
+
 PatternType parse_pattern_type(const std::string& name) {
   if (name == "local") return PatternType::kLocal;
   if (name == "strided") return PatternType::kStrided;
@@ -311,7 +314,7 @@ void validate_sparse(const FlashShape& s, const PatternParams& p) {
 
 SparseStats sparse_attention(const FlashShape& s, const PatternParams& p, std::optional<float> scale,
                              const float* q, const float* k, const float* v, float* out,
-                             ThreadPool* pool) {
+                             ThreadPool* pool, float* lse) {
   validate_sparse(s, p);
   if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
     throw_type("tensors", "q, k, v and out must all be given");
@@ -351,6 +354,7 @@ SparseStats sparse_attention(const FlashShape& s, const PatternParams& p, std::o
       run_clustered(s, p, scale, q, k, v, counters, merged, pool);
       break;
   }
+  if (lse != nullptr) std::copy(merged.lse.begin(), merged.lse.end(), lse);
   SparseStats stats;
   stats.visited_blocks = counters.tiles.load();
   stats.computed_scores = counters.scores.load();

@@ -73,9 +73,16 @@ void validate_sparse(const FlashShape& shape, const PatternParams& params);
 
 // out [b][n][h][value_dim] = softmax(q kᵀ · scale, restricted to the pattern) v.
 // options: scale only (no mask, causal, softcap or dropout: the pattern is the mask).
+// lse [b][h][n], when given: the log-sum-exp of each row's scaled scores over its pattern
+// (-inf for rows that attend nothing), so that callers can merge more keys in exactly.
 SparseStats sparse_attention(const FlashShape& shape, const PatternParams& params,
                              std::optional<float> scale, const float* q, const float* k,
-                             const float* v, float* out, ThreadPool* pool);
+                             const float* v, float* out, ThreadPool* pool, float* lse = nullptr);
+
+// Merges one row of attention over more keys, disjoint from the row's, into it: dst
+// (value_dim floats) and dst_lse become the softmax over both sets of keys. A part with
+// lse -inf (no keys) changes nothing.
+void merge_attention_row(float* dst, float& dst_lse, const float* part, float part_lse, int value_dim);
 
 // The pattern's boolean mask [b][h][n][n] (1 = attends), for inspection and tests. O(n²).
 // Clustered needs q and k (the assignment depends on them); the others ignore them.

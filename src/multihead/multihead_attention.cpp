@@ -2,35 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "flash/flash_attention.h"
-#include "gemm/gemm.h"
+#include "gemm/projection.h"
 #include "runtime/errors.h"
 #include "runtime/thread_pool.h"
 #include "runtime/uniform_rng.h"
+#include "runtime/weights_format.h"
 
 namespace attn {
+
+using namespace weights_format;
 
 namespace {
 
 constexpr char kMagic[4] = {'A', 'T', 'K', 'W'};
 constexpr uint32_t kVersion = 1;
-constexpr int64_t kRowsPerTask = 64;  // rows of a projection per parallel task
-
-uint32_t fnv1a32(const uint8_t* data, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 16777619u;
-  return h;
-}
-
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-uint32_t get_u32(const uint8_t* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
 
 // Elements a mask view spans for this call (its strides may broadcast).
 int64_t mask_extent(const MaskView& m, int batch, int heads, int seq_q, int seq_k) {
@@ -78,9 +66,8 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
 
 void MultiHeadAttention::set_weights(Weights w) {
   const int e = config_.model_dim;
-  // The projection y = x . W^T reads B[in][out] = W[out][in]: W seen transposed.
-  Packed p{pack_b(e, e, {w.q.data(), e, true}), pack_b(config_.kdim, e, {w.k.data(), config_.kdim, true}),
-           pack_b(config_.vdim, e, {w.v.data(), config_.vdim, true}), pack_b(e, e, {w.out.data(), e, true})};
+  Packed p{pack_weight(e, e, w.q), pack_weight(e, config_.kdim, w.k), pack_weight(e, config_.vdim, w.v),
+           pack_weight(e, e, w.out)};
   w_ = std::move(w);
   packed_ = std::move(p);
 }
@@ -88,32 +75,6 @@ void MultiHeadAttention::set_weights(Weights w) {
 int64_t MultiHeadAttention::param_count() const {
   return int64_t(w_.q.size() + w_.k.size() + w_.v.size() + w_.out.size() + w_.q_bias.size() + w_.k_bias.size() +
                  w_.v_bias.size() + w_.out_bias.size());
-}
-
-void MultiHeadAttention::project(const PackedB& w, const std::vector<float>& b, int64_t rows, const float* x,
-                                 float* y, ThreadPool* pool) const {
-  const int e = config_.model_dim, in = w.k;
-  const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-  const int workers = pool != nullptr ? pool->size() : 1;
-  std::vector<GemmScratch> scratch(static_cast<size_t>(workers));
-  auto body = [&](int64_t begin, int64_t end, int worker) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t r0 = t * kRowsPerTask;
-      const int n_rows = static_cast<int>(std::min(kRowsPerTask, rows - r0));
-      float* dst = y + r0 * e;
-      gemm(n_rows, {x + r0 * in, in, false}, w, dst, e, false, scratch[static_cast<size_t>(worker)]);
-      if (!b.empty()) {
-        for (int r = 0; r < n_rows; ++r) {
-          for (int c = 0; c < e; ++c) dst[int64_t{r} * e + c] += b[size_t(c)];
-        }
-      }
-    }
-  };
-  if (pool != nullptr) {
-    pool->parallel_for(tasks, 1, body);
-  } else {
-    body(0, tasks, 0);
-  }
 }
 
 void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* query, const float* key,
@@ -132,11 +93,11 @@ void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* q
   }
   std::vector<float> q(size_t(batch) * seq_q * e), k(size_t(batch) * seq_k * e), v(size_t(batch) * seq_k * e);
   std::vector<float> heads(size_t(batch) * seq_q * e);
-  project(packed_.q, w_.q_bias, int64_t{batch} * seq_q, query, q.data(), pool);
-  project(packed_.k, w_.k_bias, int64_t{batch} * seq_k, key, k.data(), pool);
-  project(packed_.v, w_.v_bias, int64_t{batch} * seq_k, value, v.data(), pool);
+  project_rows(packed_.q, w_.q_bias, int64_t{batch} * seq_q, query, q.data(), pool);
+  project_rows(packed_.k, w_.k_bias, int64_t{batch} * seq_k, key, k.data(), pool);
+  project_rows(packed_.v, w_.v_bias, int64_t{batch} * seq_k, value, v.data(), pool);
   flash_forward(shape, options, {q.data(), k.data(), v.data(), heads.data(), nullptr}, pool);
-  project(packed_.out, w_.out_bias, int64_t{batch} * seq_q, heads.data(), out, pool);
+  project_rows(packed_.out, w_.out_bias, int64_t{batch} * seq_q, heads.data(), out, pool);
   if (config_.dropout > 0.0f) ++calls_;
 
   // What attention_weights() needs to recompute this call's weights.
@@ -177,26 +138,16 @@ std::vector<uint8_t> MultiHeadAttention::save() const {
   put_u32(out, kVersion);
   for (int dim : {config_.model_dim, config_.heads, config_.kdim, config_.vdim}) put_u32(out, uint32_t(dim));
   put_u32(out, config_.bias ? 1u : 0u);
-  const std::vector<float>* parts[] = {&w_.q, &w_.k, &w_.v, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out, &w_.out_bias};
-  for (const auto* part : parts) {
-    const size_t at = out.size();
-    out.resize(at + part->size() * sizeof(float));
-    if (!part->empty()) std::memcpy(out.data() + at, part->data(), part->size() * sizeof(float));  // little-endian hosts
+  for (const auto* part : {&w_.q, &w_.k, &w_.v, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out, &w_.out_bias}) {
+    put_floats(out, *part);
   }
-  put_u32(out, fnv1a32(out.data(), out.size()));
+  seal(out);
   return out;
 }
 
 void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   constexpr size_t kHeader = 4 + 4 * 6;
-  if (data == nullptr || size < kHeader + 4) {
-    throw_range("weights", "buffer of " + std::to_string(size) + " bytes is too short for attnkit weights");
-  }
-  if (std::memcmp(data, kMagic, 4) != 0) throw_range("weights", "not attnkit weights (bad magic)");
-  if (get_u32(data + 4) != kVersion) {
-    throw_range("weights", "format version " + std::to_string(get_u32(data + 4)) + " is not supported (expected " +
-                               std::to_string(kVersion) + ")");
-  }
+  check_prefix(data, size, kMagic, kVersion, kHeader, "attnkit weights");
   const uint32_t dims[] = {get_u32(data + 8), get_u32(data + 12), get_u32(data + 16), get_u32(data + 20)};
   const bool bias = get_u32(data + 24) != 0;
   const int expect[] = {config_.model_dim, config_.heads, config_.kdim, config_.vdim};
@@ -209,18 +160,11 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   }
   if (bias != config_.bias) throw_range("weights", bias ? "have biases, this object has none" : "have no biases, this object has them");
   const size_t floats = size_t(param_count());
-  if (size != kHeader + floats * sizeof(float) + 4) {
-    throw_range("weights", "buffer of " + std::to_string(size) + " bytes, expected " +
-                               std::to_string(kHeader + floats * sizeof(float) + 4));
-  }
-  if (fnv1a32(data, size - 4) != get_u32(data + size - 4)) throw_range("weights", "checksum mismatch (corrupted buffer)");
+  check_size_and_checksum(data, size, kHeader + floats * sizeof(float) + 4);
   Weights fresh = w_;
   std::vector<float>* parts[] = {&fresh.q, &fresh.k, &fresh.v, &fresh.q_bias, &fresh.k_bias, &fresh.v_bias, &fresh.out, &fresh.out_bias};
   size_t at = kHeader;
-  for (auto* part : parts) {
-    if (!part->empty()) std::memcpy(part->data(), data + at, part->size() * sizeof(float));
-    at += part->size() * sizeof(float);
-  }
+  for (auto* part : parts) at = get_floats(data, at, *part);
   set_weights(std::move(fresh));
 }
 

@@ -5,7 +5,7 @@
 // query [batch][seq_q][model_dim], key [batch][seq_k][kdim], value [batch][seq_k][vdim],
 // out [batch][seq_q][model_dim]; Wq [model_dim][model_dim], Wk [model_dim][kdim],
 // Wv [model_dim][vdim], Wo [model_dim][model_dim] (PyTorch's [out_features][in_features]).
-// The projections run on gemm/gemm.h, row blocks in parallel on the pool.
+// The projections run on gemm/projection.h, row blocks in parallel on the pool.
 //
 // Weights start as PyTorch initialises them (xavier-uniform projections, kaiming-uniform
 // output, zero biases), drawn from a seeded generator, so the same seed gives the same
@@ -76,8 +76,6 @@ class MultiHeadAttention {
     PackedB q, k, v, out;
   };
   void set_weights(Weights w);
-  void project(const PackedB& w, const std::vector<float>& b, int64_t rows, const float* x, float* y,
-               ThreadPool* pool) const;
 
   MultiHeadConfig config_;
   Weights w_;

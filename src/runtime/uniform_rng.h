@@ -24,4 +24,14 @@ struct UniformRng {
   }
 };
 
+// An independent seed for stream `stream` of `seed` (a layer's sub-module, an encoder's
+// layer): the splitmix64 finaliser of a distinct state, so streams do not overlap as
+// seed + k would (UniformRng steps its state by the same constant).
+inline uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed ^ ((stream + 1) * 0xd1b54a32d192ed03ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 }  // namespace attn
