@@ -47,6 +47,9 @@ ASAMConfig validate_asam_config(ASAMConfig c) {
   require_positive("stride", c.stride);
   require_positive("numClusters", c.num_clusters);
   require_positive("gateHiddenDim", c.gate_hidden_dim);
+  if (!(c.confidence_threshold >= 0.0f && c.confidence_threshold <= 1.0f)) {
+    throw_range("confidenceThreshold", "must be in [0, 1], got " + std::to_string(c.confidence_threshold));
+  }
   if (c.block_size < kBlockQuantum || c.block_size > kMaxBlockSize || c.block_size % kBlockQuantum != 0) {
     throw_range("blockSize", "must be a multiple of " + std::to_string(kBlockQuantum) + " in [" +
                                  std::to_string(kBlockQuantum) + ", " + std::to_string(kMaxBlockSize) + "], got " +

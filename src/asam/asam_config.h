@@ -30,6 +30,11 @@ struct ASAMConfig {
   int num_clusters = 32;  // clustered
   bool use_adaptive_gate = true;
   int gate_hidden_dim = 128;
+  // The gate's routing (SPEC.md): a head whose confidence is at least this runs the sparse
+  // path only; below it the head runs dense attention too and mixes the two per token.
+  // In [0, 1]: 0 never runs the dense path, 1 runs it unless every gate value is exactly
+  // 0 or 1. Not in the seed, whose layer leaves the threshold implicit.
+  float confidence_threshold = 0.5f;
   // Accepted for the seed's sake; has no effect: this core runs inference only, so there
   // are no activations kept for a backward pass to trade for recomputation.
   bool use_gradient_checkpointing = false;
@@ -45,7 +50,7 @@ struct ASAMConfig {
 
 // The config with dim_head resolved (0 -> dim / num_heads). Throws AttnError naming the first
 // bad option: dim, numHeads, dimHead, dropout, patternType, windowSize, stride, numClusters,
-// gateHiddenDim, blockSize. Allocates nothing.
+// gateHiddenDim, confidenceThreshold, blockSize. Allocates nothing.
 ASAMConfig validate_asam_config(ASAMConfig config);
 
 // Whether `name` is a pattern_type ASAMConfig accepts.

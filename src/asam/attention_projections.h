@@ -1,0 +1,53 @@
+// The four linear maps of an ASAM layer, as the seed's layer has them (nn.Linear with bias):
+//   q_proj, k_proj, v_proj  dim -> inner (weight [inner][dim], bias [inner])
+//   out_proj                inner -> dim (weight [dim][inner], bias [dim])
+// with inner = num_heads * dim_head, so Q, K, V come out as [rows][heads][dim_head], the
+// layout of the flash and sparse kernels. Weights start as nn.Linear's (weight and bias
+// uniform in ±1/sqrt(fan_in)), drawn in the order above; they are packed for the GEMM once
+// per change (gemm/projection.h). The same seed gives the same weights.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "gemm/gemm.h"
+#include "runtime/named_weights.h"
+
+namespace attn {
+class ThreadPool;
+}
+
+namespace attn::asam {
+
+class AttentionProjections {
+ public:
+  struct Weights {
+    std::vector<float> q, q_bias, k, k_bias, v, v_bias, out, out_bias;
+  };
+
+  AttentionProjections(int dim, int inner, uint64_t seed);
+
+  int dim() const { return dim_; }
+  int inner() const { return inner_; }
+  const Weights& weights() const { return w_; }
+  void set_weights(Weights w);
+
+  // x [rows][dim] -> q, k, v [rows][inner].
+  void qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const;
+  // heads [rows][inner] -> y [rows][dim].
+  void out(int64_t rows, const float* heads, float* y, ThreadPool* pool) const;
+
+  // q_proj.weight, q_proj.bias, k_proj.*, v_proj.*, out_proj.* (the order of Weights).
+  std::vector<ParameterView> named_parameters() const;
+  // The same arrays of `w` by name, for load_named (same order).
+  static std::vector<std::vector<float>*> slots(Weights& w);
+
+ private:
+  struct Packed {
+    PackedB q, k, v, out;
+  };
+  int dim_, inner_;
+  Weights w_;
+  Packed packed_;
+};
+
+}  // namespace attn::asam
