@@ -918,3 +918,128 @@ export class WasmCrossAttention extends WasmMultiHeadAttention {
   readonly queryDim: number;
   readonly keyDim: number;
 }
+
+/** `patternType` of {@link WasmASAMLayer}: a fixed pattern, or `'adaptive'` (the gate's logits pick). */
+export type ASAMPatternType = 'local' | 'strided' | 'random' | 'clustered' | 'hierarchical' | 'adaptive';
+
+/** Options of {@link WasmASAMLayer} (the seed's `ASAMConfig`, camelCase, with its defaults). */
+export interface ASAMLayerOptions {
+  /** Model width. Default `512`. */
+  dim?: number | undefined;
+  /** Heads. Default `8`. */
+  numHeads?: number | undefined;
+  /** Width per head; `0` (default) = `dim / numHeads`. */
+  dimHead?: number | undefined;
+  /** Accepted and not applied: the layer runs inference only. Default `0.1`. */
+  dropout?: number | undefined;
+  /** Default `'hierarchical'`. */
+  patternType?: ASAMPatternType | undefined;
+  /** Local window (keys per query). Default `128`. */
+  windowSize?: number | undefined;
+  /** Stride of the strided pattern. Default `32`. */
+  stride?: number | undefined;
+  /** Centroids of the clustered pattern. Default `32`. */
+  numClusters?: number | undefined;
+  /** Route per head by the adaptive gate (sparse only when confident, else mix dense). Default `true`. */
+  useAdaptiveGate?: boolean | undefined;
+  /** Width of the gate's hidden layer. Default `128`. */
+  gateHiddenDim?: number | undefined;
+  /** A head with confidence at least this runs the sparse path only; in `[0, 1]`. Default `0.5`. */
+  confidenceThreshold?: number | undefined;
+  /** Queries and keys per block of the sparse kernel: a multiple of 32 in `[32, 1024]`. Default `64`. */
+  blockSize?: number | undefined;
+  /** Initial weights and the random pattern: a non-negative safe integer. Default `0`. */
+  seed?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Options of {@link WasmASAMEncoder}: a layer's options plus the number of layers. */
+export interface ASAMEncoderOptions extends ASAMLayerOptions {
+  /** Layers applied in sequence, each with its own seed derived from `seed`. Default `6`. */
+  numLayers?: number | undefined;
+}
+
+/** Per-call options of {@link WasmASAMLayer.forward} and {@link WasmASAMEncoder.forward}. */
+export interface ASAMForwardOptions {
+  /** Batch size: `x` is `[batch][seq][dim]`. Default `1`. */
+  batch?: number | undefined;
+  /** Also return what the layer did (the info object). Default `false`. */
+  returnInfo?: boolean | undefined;
+  /** A `Float32Array` of `batch · seq · dim` floats to write the output into (and return). */
+  out?: Float32Array | null | undefined;
+  /** Not supported: the sparse pattern is the attention mask (passing one throws). */
+  mask?: null | undefined;
+}
+
+/** What one ASAM layer did in a call (the seed's `info`, camelCase, measured). */
+export interface ASAMInfo {
+  /** The gate's per-token sparse weight, `[batch][heads][seq]` (empty when the gate did not run). */
+  readonly gateValues: Float32Array;
+  /** The gate's confidence per head, `[batch][heads]`. */
+  readonly confidence: Float32Array;
+  /** The gate's pattern logits, `[batch][4]`: local, strided, clustered, hierarchical. */
+  readonly patternLogits: Float32Array;
+  /** The pattern each batch element ran. */
+  readonly patterns: readonly string[];
+  /** `[batch][heads]`: 1 where the head also ran dense attention and mixed it in per token. */
+  readonly mixedHeads: Uint8Array;
+  /**
+   * The fraction of the dense layer's score computations this call skipped:
+   * `1 - (computedScores + densePathScores) / denseScores`; negative when mixing many heads
+   * did more work than dense attention would have.
+   */
+  readonly sparseRatio: number;
+  readonly visitedBlocks: number;
+  readonly denseBlocks: number;
+  readonly computedScores: number;
+  readonly denseScores: number;
+  readonly densePathScores: number;
+}
+
+/**
+ * The ASAM seed's attention layer: Q/K/V projections, block-sparse attention under the
+ * pattern, the adaptive gate's routing, the output projection. Inference only.
+ */
+export class WasmASAMLayer {
+  /**
+   * @throws {TypeError} if `options` is not an object or an option has the wrong type.
+   * @throws {RangeError} if an option is out of range (named, e.g. `numHeads`, `blockSize`).
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options?: ASAMLayerOptions);
+  readonly config: Readonly<Required<Omit<ASAMLayerOptions, 'runtime'>>>;
+  /**
+   * @param x `[batch][seq][dim]`.
+   * @returns the output `[batch][seq][dim]`, or `{ output, info }` with `returnInfo`.
+   * @throws {TypeError} | {RangeError} naming `x`, `batch`, `out` or `mask`; {Error} if disposed.
+   */
+  forward(x: Float32Array, options?: ASAMForwardOptions & { returnInfo?: false | undefined }): Float32Array;
+  forward(x: Float32Array, options: ASAMForwardOptions & { returnInfo: true }): { output: Float32Array; info: ASAMInfo };
+  /** The weights in attnkit's versioned, checksummed binary format. */
+  saveWeights(): Uint8Array;
+  /** A Uint8Array from {@link saveWeights}, or every weight by name (see {@link parameterSizes}). Old weights stay on error. */
+  loadWeights(weights: Uint8Array | Readonly<Record<string, Float32Array>>): void;
+  /** `{ name: number of floats }` of each weight. */
+  parameterSizes(): Record<string, number>;
+  getMemoryUsage(): MemoryInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+/** `numLayers` {@link WasmASAMLayer}s applied in sequence (the seed's `ASAMEncoder`). */
+export class WasmASAMEncoder {
+  /** @throws as {@link WasmASAMLayer}, or naming `numLayers`. */
+  constructor(options?: ASAMEncoderOptions);
+  readonly config: Readonly<Required<Omit<ASAMLayerOptions, 'runtime'>>>;
+  readonly numLayers: number;
+  forward(x: Float32Array, options?: ASAMForwardOptions & { returnInfo?: false | undefined }): Float32Array;
+  forward(x: Float32Array, options: ASAMForwardOptions & { returnInfo: true }): { output: Float32Array; infos: ASAMInfo[] };
+  /** The weights of layer `layer` (default 0). */
+  saveWeights(layer?: number): Uint8Array;
+  loadWeights(layer: number, weights: Uint8Array | Readonly<Record<string, Float32Array>>): void;
+  parameterSizes(): Record<string, number>;
+  getMemoryUsage(): MemoryInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}

@@ -24,7 +24,8 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
+    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention',
+    'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
     'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
   ]);
@@ -40,7 +41,9 @@ test('the module exports exactly the documented API', () => {
     'WasmLinearAttention', 'LinearAttentionOptions', 'LinearInputs', 'FeatureMapName', 'WasmMultiHeadAttention',
     'WasmCrossAttention', 'MultiHeadAttentionOptions', 'CrossAttentionOptions', 'MultiHeadInputs',
     'MultiHeadNamedWeights', 'WasmSparseAttention', 'SparseAttentionOptions', 'SparseForwardOptions', 'SparseMaskOptions',
-    'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency']) {
+    'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency',
+    'WasmASAMLayer', 'WasmASAMEncoder', 'ASAMLayerOptions', 'ASAMEncoderOptions', 'ASAMForwardOptions', 'ASAMInfo',
+    'ASAMPatternType']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

@@ -15,10 +15,15 @@ import init, {
   WasmFlashAttention,
   WasmLinearAttention,
   WasmSparseAttention,
+  WasmASAMLayer,
+  WasmASAMEncoder,
   WasmMultiHeadAttention,
   WasmCrossAttention,
 } from 'attnkit';
 import type {
+  ASAMEncoderOptions,
+  ASAMInfo,
+  ASAMLayerOptions,
   AttentionEfficiency,
   AttentionEfficiencyOptions,
   AttentionMask,
@@ -282,7 +287,32 @@ mha.loadWeights([1, 2, 3]);
 // @ts-expect-error unknown weight name
 mha.loadWeights({ bias_k: new Float32Array(4) });
 
+// ASAM layer and encoder.
+const asamOptions: ASAMLayerOptions = {
+  dim: 64, numHeads: 4, dimHead: 0, dropout: 0, patternType: 'adaptive', windowSize: 32, stride: 8, numClusters: 4,
+  useAdaptiveGate: true, gateHiddenDim: 16, confidenceThreshold: 0.5, blockSize: 32, seed: 1, runtime: single,
+};
+const asam = new WasmASAMLayer(asamOptions);
+const asamX = new Float32Array(10 * 64);
+const asamOut: Float32Array = asam.forward(asamX);
+const asamResult: { output: Float32Array; info: ASAMInfo } = asam.forward(asamX, { returnInfo: true, batch: 1 });
+const asamRatio: number = asamResult.info.sparseRatio;
+const asamPatterns: readonly string[] = asamResult.info.patterns;
+asam.loadWeights(asam.saveWeights());
+const asamSizes: Record<string, number> = asam.parameterSizes();
+const encoderOptions: ASAMEncoderOptions = { ...asamOptions, numLayers: 2 };
+const encoder = new WasmASAMEncoder(encoderOptions);
+const encoderInfos: ASAMInfo[] = encoder.forward(asamX, { returnInfo: true }).infos;
+encoder.loadWeights(1, encoder.saveWeights(0));
+encoder.dispose();
+asam.dispose();
+// @ts-expect-error unknown pattern type
+new WasmASAMLayer({ patternType: 'diagonal' });
+// @ts-expect-error masks are not supported
+asam.forward(asamX, { mask: new Uint8Array(4) });
+
 export const used = [
+  asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos,
   sparsity, chunked, efficiencyNumbers, maybeFlops, flopsNow,
   sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,

@@ -1,0 +1,227 @@
+// WasmASAMLayer and WasmASAMEncoder: the seed's ASAMLayer / ASAMEncoder on the core's
+// src/asam/asam_layer.h (projections on the SIMD GEMM, block-sparse attention under the
+// pattern, the adaptive gate's routing). x is [batch][seq][dim]; inference only (dropout
+// is accepted and not applied). The weights live in the WebAssembly heap inside a C++
+// object: dispose() frees them, and a FinalizationRegistry frees those never disposed.
+import { raiseStatus, rangeError, typeError } from './errors.js';
+import { withHeap } from './heap.js';
+import { currentRuntime, Runtime } from './runtime.js';
+import {
+  boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount,
+  seedValue,
+} from './validate.js';
+
+const PATTERN_TYPES = ['local', 'strided', 'random', 'clustered', 'hierarchical', 'adaptive'];
+
+const forgotten = new FinalizationRegistry((handle) => {
+  try {
+    handle.delete();
+  } catch {
+    // the runtime itself is gone
+  }
+});
+
+// The configuration in the seed's fields (camelCase), with the seed's defaults.
+function readConfig(where, opts) {
+  return {
+    dim: positiveInt(where, 'dim', opts.dim, 512),
+    numHeads: positiveInt(where, 'numHeads', opts.numHeads, 8),
+    dimHead: nonNegativeInt(where, 'dimHead', opts.dimHead, 0),
+    dropout: finiteNumber(where, 'dropout', opts.dropout, 0.1, { min: 0, max: 1, maxExclusive: true }),
+    patternType: oneOf(where, 'patternType', opts.patternType, PATTERN_TYPES, 'hierarchical'),
+    windowSize: positiveInt(where, 'windowSize', opts.windowSize, 128),
+    stride: positiveInt(where, 'stride', opts.stride, 32),
+    numClusters: positiveInt(where, 'numClusters', opts.numClusters, 32),
+    useAdaptiveGate: boolean(where, 'useAdaptiveGate', opts.useAdaptiveGate, true),
+    gateHiddenDim: positiveInt(where, 'gateHiddenDim', opts.gateHiddenDim, 128),
+    confidenceThreshold: finiteNumber(where, 'confidenceThreshold', opts.confidenceThreshold, 0.5, { min: 0, max: 1 }),
+    blockSize: positiveInt(where, 'blockSize', opts.blockSize, 64),
+    seed: seedValue(where, opts.seed, 0),
+  };
+}
+
+// The info of one layer, copied out of the handle: camelCase, typed arrays of this call.
+function copyInfo(raw) {
+  return {
+    gateValues: new Float32Array(raw.gateValues),
+    confidence: new Float32Array(raw.confidence),
+    patternLogits: new Float32Array(raw.patternLogits),
+    patterns: raw.patterns,
+    mixedHeads: new Uint8Array(raw.mixed),
+    sparseRatio: raw.sparseRatio,
+    visitedBlocks: raw.visitedBlocks,
+    denseBlocks: raw.denseBlocks,
+    computedScores: raw.computedScores,
+    denseScores: raw.denseScores,
+    densePathScores: raw.densePathScores,
+  };
+}
+
+class ASAMBase {
+  #runtime;
+  #config;
+  #handle;
+  #where;
+  #layers;
+
+  constructor(where, options, numLayers) {
+    this.#where = where;
+    const opts = optionsObject(where, options);
+    this.#config = Object.freeze(readConfig(where, opts));
+    this.#layers = numLayers;
+    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
+      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
+    }
+    this.#runtime = opts.runtime ?? currentRuntime(where);
+    const init = { ...this.#config, numLayers };
+    raiseStatus(this.#runtime.module.validateASAM(init), where);
+    this.#handle = new this.#runtime.module.ASAMHandle(init);
+    forgotten.register(this, this.#handle, this);
+  }
+
+  get config() { return this.#config; }
+
+  #live(method) {
+    if (this.#handle === null) throw new Error(`${this.#where}.${method}: this object was disposed; create a new one`);
+    return this.#runtime.module;
+  }
+
+  // x [batch][seq][dim] -> { output [batch][seq][dim], infos (one per layer, when asked) }.
+  run(method, x, options) {
+    const where = `${this.#where}.${method}`;
+    const module = this.#live(method);
+    const opts = optionsObject(where, options);
+    const input = float32Array(where, 'x', x);
+    const batch = positiveInt(where, 'batch', opts.batch, 1);
+    if (opts.mask !== undefined && opts.mask !== null) {
+      throw typeError(where, 'mask', 'is not supported: the sparse pattern is the attention mask');
+    }
+    const returnInfo = boolean(where, 'returnInfo', opts.returnInfo, false);
+    const { dim } = this.#config;
+    const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
+    const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
+    return withHeap(module, where, (heap) => {
+      const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
+      raiseStatus(this.#handle.forward(call), where);
+      const output = heap.readF32(call.out, batch * seq * dim, out);
+      let infos = null;
+      if (returnInfo) {
+        infos = [];
+        for (let i = 0; i < this.#handle.infoCount(); ++i) infos.push(copyInfo(this.#handle.info(i)));
+      }
+      return { output, infos };
+    });
+  }
+
+  // The weights of layer `layer` (0 for a single layer) in attnkit's versioned, checksummed
+  // binary format.
+  saveWeightsOf(method, layer) {
+    const where = `${this.#where}.${method}`;
+    const module = this.#live(method);
+    const bytes = this.#handle.savedBytes(layer);
+    return withHeap(module, where, (heap) => {
+      const ptr = heap.alloc(bytes);
+      raiseStatus(this.#handle.saveInto(layer, ptr, bytes), where);
+      return module.heapU8().slice(ptr, ptr + bytes);
+    });
+  }
+
+  // A Uint8Array from saveWeights(), or every named Float32Array (q_proj.weight, ...,
+  // centroids, gate.*). On any error the old weights stay.
+  loadWeightsOf(method, layer, weights) {
+    const where = `${this.#where}.${method}`;
+    const module = this.#live(method);
+    if (weights instanceof Uint8Array) {
+      return withHeap(module, where, (heap) => {
+        raiseStatus(this.#handle.load(layer, heap.copyIn(weights), weights.length), where);
+      });
+    }
+    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
+      throw typeError(where, 'weights', 'expected a Uint8Array from saveWeights() or an object of named Float32Arrays');
+    }
+    const sizes = this.parameterSizes();
+    const entries = Object.entries(weights);
+    for (const [name, array] of entries) {
+      if (!(name in sizes)) throw rangeError(where, name, `is not a weight of this layer (expected ${Object.keys(sizes).join(', ')})`);
+      float32Array(where, name, array);
+    }
+    return withHeap(module, where, (heap) => {
+      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
+      raiseStatus(this.#handle.commitNamed(layer), where);
+    });
+  }
+
+  // { name: number of floats } of each weight of a layer (all layers of an encoder alike).
+  parameterSizes() {
+    this.#live('parameterSizes');
+    return Object.fromEntries(this.#handle.parameterSizes().split(',').map((entry) => {
+      const at = entry.lastIndexOf(':');
+      return [entry.slice(0, at), Number(entry.slice(at + 1))];
+    }));
+  }
+
+  getMemoryUsage() {
+    const module = this.#live('getMemoryUsage');
+    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount() };
+  }
+
+  dispose() {
+    if (this.#handle === null) return;
+    forgotten.unregister(this);
+    this.#handle.delete();
+    this.#handle = null;
+  }
+
+  get disposed() {
+    return this.#handle === null;
+  }
+}
+
+export class WasmASAMLayer extends ASAMBase {
+  constructor(options) {
+    super('WasmASAMLayer', options, 0);
+  }
+
+  // forward(x, { batch = 1, returnInfo = false, out }) -> output, or { output, info } with
+  // returnInfo: info = { gateValues [batch][heads][seq], confidence [batch][heads],
+  // patternLogits [batch][4] (local, strided, clustered, hierarchical), patterns (per batch
+  // element), mixedHeads [batch][heads], sparseRatio, visitedBlocks, ... }.
+  forward(x, options) {
+    const { output, infos } = this.run('forward', x, options);
+    return infos ? { output, info: infos[0] } : output;
+  }
+
+  saveWeights() { return this.saveWeightsOf('saveWeights', 0); }
+  loadWeights(weights) { return this.loadWeightsOf('loadWeights', 0, weights); }
+}
+
+export class WasmASAMEncoder extends ASAMBase {
+  #numLayers;
+
+  // options: the layer's options plus numLayers (default 6).
+  constructor(options) {
+    const opts = optionsObject('WasmASAMEncoder', options);
+    const numLayers = positiveInt('WasmASAMEncoder', 'numLayers', opts.numLayers, 6);
+    super('WasmASAMEncoder', opts, numLayers);
+    this.#numLayers = numLayers;
+  }
+
+  get numLayers() { return this.#numLayers; }
+
+  // forward(x, { batch, returnInfo, out }) -> output, or { output, infos } (one per layer).
+  forward(x, options) {
+    const { output, infos } = this.run('forward', x, options);
+    return infos ? { output, infos } : output;
+  }
+
+  #layerIndex(where, layer) {
+    const i = nonNegativeInt(where, 'layer', layer, 0);
+    if (i >= this.#numLayers) throw rangeError(where, 'layer', `must be below numLayers (${this.#numLayers}), got ${i}`);
+    return i;
+  }
+
+  saveWeights(layer) { return this.saveWeightsOf('saveWeights', this.#layerIndex('WasmASAMEncoder.saveWeights', layer)); }
+  loadWeights(layer, weights) {
+    return this.loadWeightsOf('loadWeights', this.#layerIndex('WasmASAMEncoder.loadWeights', layer), weights);
+  }
+}
