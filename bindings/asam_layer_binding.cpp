@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "asam/asam_layer.h"
+#include "asam/hybrid_asam.h"
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
@@ -64,6 +65,18 @@ std::string validate_asam(const ASAMInit& init) {
     asam::validate_asam_config(to_config(init));
     if (init.numLayers < 0) throw_range("numLayers", "must be a positive integer");
   });
+}
+
+// "name:count,..." of named weights.
+std::string sizes_string(const std::vector<ParameterView>& params) {
+  std::string all;
+  for (const auto& p : params) {
+    int64_t count = 1;
+    for (int d : p.shape) count *= d;
+    if (!all.empty()) all += ',';
+    all += p.name + ':' + std::to_string(count);
+  }
+  return all;
 }
 
 template <typename T>
@@ -142,16 +155,7 @@ class ASAMHandle {
     return guarded([&] { target(layer).load_named(staged); });
   }
   // "name:count,..." of each weight of a layer, for JS to check names and sizes.
-  std::string parameterSizes() const {
-    std::string all;
-    for (const auto& p : target(0).named_parameters()) {
-      int64_t count = 1;
-      for (int d : p.shape) count *= d;
-      if (!all.empty()) all += ',';
-      all += p.name + ':' + std::to_string(count);
-    }
-    return all;
-  }
+  std::string parameterSizes() const { return sizes_string(target(0).named_parameters()); }
 
   double paramCount() const {
     if (layer_) return static_cast<double>(layer_->param_count());
@@ -167,6 +171,56 @@ class ASAMHandle {
   std::unique_ptr<ASAMLayer> layer_;
   std::unique_ptr<ASAMEncoder> encoder_;
   std::vector<ASAMInfo> infos_;
+  NamedWeights staged_;
+};
+
+// HybridASAM: a sliding window plus global tokens with the layer's projections.
+struct HybridInit {
+  ASAMInit layer;
+  int localWindowSize = 512, numGlobalTokens = 1;
+};
+
+std::string validate_hybrid(const HybridInit& init) {
+  return guarded([&] { asam::HybridASAM(to_config(init.layer), init.localWindowSize, init.numGlobalTokens); });
+}
+
+class HybridHandle {
+ public:
+  explicit HybridHandle(const HybridInit& init)
+      : h_(to_config(init.layer), init.localWindowSize, init.numGlobalTokens) {}
+
+  std::string forward(const ASAMCall& c) {
+    return guarded([&] {
+      asam::HybridInfo info;
+      h_.forward(c.batch, c.seq, address<const float>(c.x), MaskView{}, address<float>(c.out), &info, shared_pool());
+      last_ = info;
+    });
+  }
+  // { sparseRatio, visitedBlocks, denseBlocks, computedScores, denseScores, globalScores }
+  val info() const {
+    val o = val::object();
+    o.set("sparseRatio", last_.sparse_ratio);
+    o.set("visitedBlocks", double(last_.local_stats.visited_blocks));
+    o.set("denseBlocks", double(last_.local_stats.dense_blocks));
+    o.set("computedScores", double(last_.local_stats.computed_scores));
+    o.set("denseScores", double(last_.local_stats.dense_scores));
+    o.set("globalScores", double(last_.global_scores));
+    return o;
+  }
+  void stageNamed(const std::string& name, double src, double count) {
+    const float* p = address<const float>(src);
+    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
+  }
+  std::string commitNamed() {
+    NamedWeights staged = std::move(staged_);
+    staged_.clear();
+    return guarded([&] { h_.load_named(staged); });
+  }
+  std::string parameterSizes() const { return sizes_string(h_.named_parameters()); }
+
+ private:
+  asam::HybridASAM h_;
+  asam::HybridInfo last_;
   NamedWeights staged_;
 };
 
@@ -200,6 +254,20 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .field("x", &ASAMCall::x)
       .field("out", &ASAMCall::out);
   emscripten::function("validateASAM", &attn::bindings::validate_asam);
+  using attn::bindings::HybridHandle;
+  using attn::bindings::HybridInit;
+  emscripten::value_object<HybridInit>("HybridInit")
+      .field("layer", &HybridInit::layer)
+      .field("localWindowSize", &HybridInit::localWindowSize)
+      .field("numGlobalTokens", &HybridInit::numGlobalTokens);
+  emscripten::function("validateHybridASAM", &attn::bindings::validate_hybrid);
+  emscripten::class_<HybridHandle>("HybridASAMHandle")
+      .constructor<const HybridInit&>()
+      .function("forward", &HybridHandle::forward)
+      .function("info", &HybridHandle::info)
+      .function("stageNamed", &HybridHandle::stageNamed)
+      .function("commitNamed", &HybridHandle::commitNamed)
+      .function("parameterSizes", &HybridHandle::parameterSizes);
   emscripten::class_<ASAMHandle>("ASAMHandle")
       .constructor<const ASAMInit&>()
       .function("forward", &ASAMHandle::forward)

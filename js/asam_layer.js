@@ -1,6 +1,6 @@
-// WasmASAMLayer and WasmASAMEncoder: the seed's ASAMLayer / ASAMEncoder on the core's
-// src/asam/asam_layer.h (projections on the SIMD GEMM, block-sparse attention under the
-// pattern, the adaptive gate's routing). x is [batch][seq][dim]; inference only (dropout
+// WasmASAMLayer, WasmASAMEncoder and WasmHybridASAM: the seed's ASAMLayer, ASAMEncoder and
+// HybridASAM on the core's src/asam (projections on the SIMD GEMM, block-sparse attention
+// under the pattern, the adaptive gate's routing). x is [batch][seq][dim]; inference only (dropout
 // is accepted and not applied). The weights live in the WebAssembly heap inside a C++
 // object: dispose() frees them, and a FinalizationRegistry frees those never disposed.
 import { raiseStatus, rangeError, typeError } from './errors.js';
@@ -38,6 +38,14 @@ function readConfig(where, opts) {
     blockSize: positiveInt(where, 'blockSize', opts.blockSize, 64),
     seed: seedValue(where, opts.seed, 0),
   };
+}
+
+// "name:count,..." from a handle -> { name: count }.
+function parseSizes(text) {
+  return Object.fromEntries(text.split(',').map((entry) => {
+    const at = entry.lastIndexOf(':');
+    return [entry.slice(0, at), Number(entry.slice(at + 1))];
+  }));
 }
 
 // The info of one layer, copied out of the handle: camelCase, typed arrays of this call.
@@ -154,10 +162,7 @@ class ASAMBase {
   // { name: number of floats } of each weight of a layer (all layers of an encoder alike).
   parameterSizes() {
     this.#live('parameterSizes');
-    return Object.fromEntries(this.#handle.parameterSizes().split(',').map((entry) => {
-      const at = entry.lastIndexOf(':');
-      return [entry.slice(0, at), Number(entry.slice(at + 1))];
-    }));
+    return parseSizes(this.#handle.parameterSizes());
   }
 
   getMemoryUsage() {
@@ -223,5 +228,105 @@ export class WasmASAMEncoder extends ASAMBase {
   saveWeights(layer) { return this.saveWeightsOf('saveWeights', this.#layerIndex('WasmASAMEncoder.saveWeights', layer)); }
   loadWeights(layer, weights) {
     return this.loadWeightsOf('loadWeights', this.#layerIndex('WasmASAMEncoder.loadWeights', layer), weights);
+  }
+}
+
+// HybridASAM: a sliding window of localWindowSize plus numGlobalTokens global tokens (they
+// attend to, and are attended by, every token), with the layer's projections; one softmax
+// over exactly those keys (src/asam/hybrid_asam.h). Named weights only (no binary format).
+export class WasmHybridASAM {
+  #runtime;
+  #config;
+  #handle;
+
+  constructor(options) {
+    const where = 'WasmHybridASAM';
+    const opts = optionsObject(where, options);
+    this.#config = Object.freeze({
+      ...readConfig(where, opts),
+      localWindowSize: positiveInt(where, 'localWindowSize', opts.localWindowSize, 512),
+      numGlobalTokens: nonNegativeInt(where, 'numGlobalTokens', opts.numGlobalTokens, 1),
+    });
+    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
+      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
+    }
+    this.#runtime = opts.runtime ?? currentRuntime(where);
+    const { localWindowSize, numGlobalTokens, ...layer } = this.#config;
+    const init = { layer: { ...layer, numLayers: 0 }, localWindowSize, numGlobalTokens };
+    raiseStatus(this.#runtime.module.validateHybridASAM(init), where);
+    this.#handle = new this.#runtime.module.HybridASAMHandle(init);
+    forgotten.register(this, this.#handle, this);
+  }
+
+  get config() { return this.#config; }
+
+  #live(method) {
+    if (this.#handle === null) throw new Error(`WasmHybridASAM.${method}: this object was disposed; create a new one`);
+    return this.#runtime.module;
+  }
+
+  // forward(x [batch][seq][dim], { batch, returnInfo, out }) -> output, or { output, info }
+  // with info = { sparseRatio, visitedBlocks, denseBlocks, computedScores, denseScores,
+  // globalScores } (sparseRatio counts every score computed, the global parts' included).
+  forward(x, options) {
+    const where = 'WasmHybridASAM.forward';
+    const module = this.#live('forward');
+    const opts = optionsObject(where, options);
+    const input = float32Array(where, 'x', x);
+    const batch = positiveInt(where, 'batch', opts.batch, 1);
+    if (opts.mask !== undefined && opts.mask !== null) {
+      throw typeError(where, 'mask', 'is not supported: the window and the global tokens are the attention mask');
+    }
+    const returnInfo = boolean(where, 'returnInfo', opts.returnInfo, false);
+    const { dim } = this.#config;
+    const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
+    const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
+    return withHeap(module, where, (heap) => {
+      const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
+      raiseStatus(this.#handle.forward(call), where);
+      const output = heap.readF32(call.out, batch * seq * dim, out);
+      return returnInfo ? { output, info: { ...this.#handle.info() } } : output;
+    });
+  }
+
+  // Every named Float32Array (q_proj.weight, q_proj.bias, ..., out_proj.bias); on any error
+  // the old weights stay.
+  loadWeights(weights) {
+    const where = 'WasmHybridASAM.loadWeights';
+    const module = this.#live('loadWeights');
+    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
+      throw typeError(where, 'weights', 'expected an object of named Float32Arrays');
+    }
+    const sizes = this.parameterSizes();
+    const entries = Object.entries(weights);
+    for (const [name, array] of entries) {
+      if (!(name in sizes)) throw rangeError(where, name, `is not a weight of this layer (expected ${Object.keys(sizes).join(', ')})`);
+      float32Array(where, name, array);
+    }
+    return withHeap(module, where, (heap) => {
+      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
+      raiseStatus(this.#handle.commitNamed(), where);
+    });
+  }
+
+  parameterSizes() {
+    this.#live('parameterSizes');
+    return parseSizes(this.#handle.parameterSizes());
+  }
+
+  getMemoryUsage() {
+    const module = this.#live('getMemoryUsage');
+    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength };
+  }
+
+  dispose() {
+    if (this.#handle === null) return;
+    forgotten.unregister(this);
+    this.#handle.delete();
+    this.#handle = null;
+  }
+
+  get disposed() {
+    return this.#handle === null;
   }
 }

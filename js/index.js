@@ -8,7 +8,7 @@ export { checkSIMDSupport, checkThreadSupport } from './features.js';
 export { WasmFlashAttention } from './flash_attention.js';
 export { WasmLinearAttention } from './linear_attention.js';
 export { WasmSparseAttention } from './sparse_attention.js';
-export { WasmASAMEncoder, WasmASAMLayer } from './asam_layer.js';
+export { WasmASAMEncoder, WasmASAMLayer, WasmHybridASAM } from './asam_layer.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
 export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';

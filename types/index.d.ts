@@ -1043,3 +1043,41 @@ export class WasmASAMEncoder {
   dispose(): void;
   readonly disposed: boolean;
 }
+
+/** Options of {@link WasmHybridASAM}: the layer's options (the projections' sizes, `blockSize`, `seed`) plus the window and the global tokens. */
+export interface HybridASAMOptions extends ASAMLayerOptions {
+  /** The sliding window: query `i` attends keys with `|i − j| ≤ localWindowSize / 2`. Default `512`. */
+  localWindowSize?: number | undefined;
+  /** The first `numGlobalTokens` tokens attend to, and are attended by, every token. Default `1`. */
+  numGlobalTokens?: number | undefined;
+}
+
+/** What one {@link WasmHybridASAM.forward} computed. */
+export interface HybridASAMInfo {
+  /** `1 − (local and global scores computed) / denseScores`. */
+  readonly sparseRatio: number;
+  readonly visitedBlocks: number;
+  readonly denseBlocks: number;
+  readonly computedScores: number;
+  readonly denseScores: number;
+  readonly globalScores: number;
+}
+
+/**
+ * The ASAM seed's `HybridASAM`: a sliding window plus global tokens (the Longformer
+ * arrangement) with an ASAM layer's projections; one softmax over exactly those keys, no
+ * score computed twice. Inference only.
+ */
+export class WasmHybridASAM {
+  /** @throws as {@link WasmASAMLayer}, or naming `localWindowSize` or `numGlobalTokens`. */
+  constructor(options?: HybridASAMOptions);
+  readonly config: Readonly<Required<Omit<HybridASAMOptions, 'runtime'>>>;
+  forward(x: Float32Array, options?: ASAMForwardOptions & { returnInfo?: false | undefined }): Float32Array;
+  forward(x: Float32Array, options: ASAMForwardOptions & { returnInfo: true }): { output: Float32Array; info: HybridASAMInfo };
+  /** Every weight by name (see {@link parameterSizes}): q_proj.*, k_proj.*, v_proj.*, out_proj.*. Old weights stay on error. */
+  loadWeights(weights: Readonly<Record<string, Float32Array>>): void;
+  parameterSizes(): Record<string, number>;
+  getMemoryUsage(): Pick<MemoryInfo, 'heapUsed' | 'heapTotal'>;
+  dispose(): void;
+  readonly disposed: boolean;
+}

@@ -4,7 +4,7 @@
 // as its layers in sequence, bad input.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WasmASAMEncoder, WasmASAMLayer, createRuntime } from '../../js/index.js';
+import { WasmASAMEncoder, WasmASAMLayer, WasmHybridASAM, createRuntime } from '../../js/index.js';
 import { assertClose, freshSeed, makeRandom, randomF32 } from './helpers.mjs';
 
 const simdRuntime = await createRuntime({ variant: 'simd' });
@@ -26,8 +26,9 @@ function linear(x, rows, inDim, w, b, outDim) {
   return y;
 }
 
-// The layer without gate under the local pattern: |i - j| <= window / 2.
-function referenceLocalLayer(x, { batch, seq, dim, heads, dimHead, window }, w) {
+// The layer without gate, query i attending key j where attends(i, j) (default: the local
+// pattern, |i - j| <= window / 2).
+function referenceLocalLayer(x, { batch, seq, dim, heads, dimHead, window, attends }, w) {
   const inner = heads * dimHead;
   const rows = batch * seq;
   const q = linear(x, rows, dim, w['q_proj.weight'], w['q_proj.bias'], inner);
@@ -36,11 +37,13 @@ function referenceLocalLayer(x, { batch, seq, dim, heads, dimHead, window }, w) 
   const attended = new Float64Array(rows * inner);
   const scale = 1 / Math.sqrt(dimHead);
   const half = Math.floor(window / 2);
+  const allowed = attends ?? ((i, j) => Math.abs(i - j) <= half);
   for (let b = 0; b < batch; ++b) {
     for (let h = 0; h < heads; ++h) {
       for (let i = 0; i < seq; ++i) {
         const logits = [];
-        for (let j = Math.max(0, i - half); j <= Math.min(seq - 1, i + half); ++j) {
+        for (let j = 0; j < seq; ++j) {
+          if (!allowed(i, j)) continue;
           let s = 0;
           for (let c = 0; c < dimHead; ++c) s += q[(b * seq + i) * inner + h * dimHead + c] * k[(b * seq + j) * inner + h * dimHead + c];
           logits.push([j, s * scale]);
@@ -142,6 +145,29 @@ for (const { name, runtime } of RUNTIMES) {
       assert.equal(layer.forward(new Float32Array(32)).length, 32);
       layer.dispose();
       assert.throws(() => layer.forward(new Float32Array(16)), /disposed/);
+    });
+  });
+
+  describe(`WasmHybridASAM (${name})`, () => {
+    test('window plus global tokens equals a float64 layer under the same rule', () => {
+      const seed = freshSeed();
+      const rand = makeRandom(seed);
+      for (const [seq, window, globals] of [[1, 4, 1], [17, 4, 0], [70, 6, 3], [130, 16, 5]]) {
+        const hybrid = new WasmHybridASAM({ dim: 16, numHeads: 2, blockSize: 32, localWindowSize: window,
+          numGlobalTokens: globals, runtime });
+        const w = randomWeights(hybrid, rand);
+        hybrid.loadWeights(w);
+        const x = randomF32(rand, 2 * seq * 16);
+        const g = Math.min(globals, seq);
+        const attends = (i, j) => Math.abs(i - j) <= Math.floor(window / 2) || i < g || j < g;
+        const { output, info } = hybrid.forward(x, { batch: 2, returnInfo: true });
+        assertClose(output, referenceLocalLayer(x, { batch: 2, seq, dim: 16, heads: 2, dimHead: 8, window, attends }, w),
+          `seed ${seed} seq ${seq} window ${window} globals ${globals}`, 1e-4);
+        assert.ok(info.sparseRatio <= 1 && Number.isFinite(info.sparseRatio));
+        hybrid.dispose();
+      }
+      assert.throws(() => new WasmHybridASAM({ localWindowSize: 0, runtime }), /localWindowSize/);
+      assert.throws(() => new WasmHybridASAM({ numGlobalTokens: -1, runtime }), /numGlobalTokens/);
     });
   });
 

@@ -24,8 +24,8 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmCrossAttention', 'WasmFlashAttention', 'WasmLinearAttention',
-    'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
+    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmCrossAttention', 'WasmFlashAttention', 'WasmHybridASAM',
+    'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
     'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
   ]);
@@ -43,7 +43,7 @@ test('the module exports exactly the documented API', () => {
     'MultiHeadNamedWeights', 'WasmSparseAttention', 'SparseAttentionOptions', 'SparseForwardOptions', 'SparseMaskOptions',
     'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency',
     'WasmASAMLayer', 'WasmASAMEncoder', 'ASAMLayerOptions', 'ASAMEncoderOptions', 'ASAMForwardOptions', 'ASAMInfo',
-    'ASAMPatternType']) {
+    'ASAMPatternType', 'WasmHybridASAM', 'HybridASAMOptions', 'HybridASAMInfo']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

@@ -17,6 +17,7 @@ import init, {
   WasmSparseAttention,
   WasmASAMLayer,
   WasmASAMEncoder,
+  WasmHybridASAM,
   WasmMultiHeadAttention,
   WasmCrossAttention,
 } from 'attnkit';
@@ -306,13 +307,19 @@ const encoderInfos: ASAMInfo[] = encoder.forward(asamX, { returnInfo: true }).in
 encoder.loadWeights(1, encoder.saveWeights(0));
 encoder.dispose();
 asam.dispose();
+const hybrid = new WasmHybridASAM({ dim: 64, numHeads: 4, localWindowSize: 32, numGlobalTokens: 2, blockSize: 32 });
+const hybridRatio: number = hybrid.forward(asamX, { returnInfo: true }).info.sparseRatio;
+hybrid.loadWeights({ 'q_proj.weight': new Float32Array(64 * 64) });
+hybrid.dispose();
+// @ts-expect-error the hybrid has no binary weights format
+hybrid.loadWeights(new Uint8Array(4));
 // @ts-expect-error unknown pattern type
 new WasmASAMLayer({ patternType: 'diagonal' });
 // @ts-expect-error masks are not supported
 asam.forward(asamX, { mask: new Uint8Array(4) });
 
 export const used = [
-  asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos,
+  asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos, hybridRatio,
   sparsity, chunked, efficiencyNumbers, maybeFlops, flopsNow,
   sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,
