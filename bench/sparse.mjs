@@ -68,6 +68,34 @@ export async function benchSparse(lib, log) {
   dense.dispose();
   for (const s of Object.values(sparse)) s.dispose();
 
+  // The layer (dim 512, 8 heads, projections included) with the local pattern and no gate,
+  // against a dense multi-head layer of the same size; its reported sparseRatio against the
+  // kernel's own count for the same pattern and shape (WasmSparseAttention above).
+  const x = new Float32Array(SEQ * HEADS * DIM);
+  fillRandom(x, 7);
+  const layer = new lib.WasmASAMLayer({ dim: HEADS * DIM, numHeads: HEADS, patternType: 'local', useAdaptiveGate: false,
+    runtime });
+  const mha = new lib.WasmMultiHeadAttention({ modelDim: HEADS * DIM, heads: HEADS, runtime });
+  const layerPlan = [
+    { name: 'multi-head layer (dense)', call: () => mha.forward(x, x, x) },
+    { name: 'ASAM layer (local, no gate)', call: () => layer.forward(x) },
+  ].map((p) => ({ ...p, times: [] }));
+  for (const p of layerPlan) p.call();
+  for (let t = 0; t < 3; ++t) for (const p of layerPlan) p.times.push(trial(p.call));
+  const { info } = layer.forward(x, { returnInfo: true });
+  const kernelRatio = rows.find((r) => r.name === 'local').sparseRatio;
+  const counted = 1 - (info.computedScores + info.densePathScores) / info.denseScores;
+  const layerRows = layerPlan.map((p) => ({ name: p.name, medianMs: median(p.times), trialMs: p.times }));
+  const layerSummary = {
+    rows: layerRows, speedup: layerRows[0].medianMs / layerRows[1].medianMs,
+    reportedSparseRatio: info.sparseRatio, kernelSparseRatio: kernelRatio, countedSparseRatio: counted,
+    difference: Math.abs(info.sparseRatio - kernelRatio),
+  };
+  log(`sparse layer: ASAM local ${layerRows[1].medianMs.toFixed(1)} ms vs dense multi-head ${layerRows[0].medianMs.toFixed(1)} ms ` +
+      `(${layerSummary.speedup.toFixed(2)}x); sparseRatio reported ${info.sparseRatio.toFixed(4)}, kernel ${kernelRatio.toFixed(4)}`);
+  layer.dispose();
+  mha.dispose();
+
   // Local at n = 65536 on a fresh runtime: its heap after the call is what the call needed.
   let big;
   try {
@@ -89,7 +117,7 @@ export async function benchSparse(lib, log) {
     big = { ok: false, seq: BIG_SEQ, error: String(err.message ?? err) };
     log(`sparse local n=${BIG_SEQ}: failed: ${big.error}`);
   }
-  return { seq: SEQ, dim: DIM, heads: HEADS, threads: 2, trials: TRIALS, minTrialMs: TRIAL_MS, rows, big };
+  return { seq: SEQ, dim: DIM, heads: HEADS, threads: 2, trials: TRIALS, minTrialMs: TRIAL_MS, rows, layer: layerSummary, big };
 }
 
 export function sparseReport(sparse, mdTable) {
@@ -105,6 +133,14 @@ export function sparseReport(sparse, mdTable) {
     'going round dense and the patterns in turn; a call includes copying Q, K, V into the heap and the output into a ' +
     'new array. Seed defaults: window 128, stride 32, block 64, scales 4/16/64; clustered with 32 random centroids ' +
     'per head. sparseRatio = 1 − scores computed / n² per head (what the kernel skipped; visited blocks count in full).');
+  if (sparse.layer) {
+    const l = sparse.layer;
+    lines.push('');
+    lines.push(`Layer (dim ${sparse.heads * sparse.dim}, ${sparse.heads} heads, projections included, n = ${sparse.seq}): ` +
+      `${l.rows.map((r) => `${r.name} ${r.medianMs.toFixed(1)} ms`).join(', ')} (${l.speedup.toFixed(2)}x). The layer's ` +
+      `reported sparseRatio ${l.reportedSparseRatio.toFixed(4)} vs the kernel's own count for the same pattern and shape ` +
+      `${l.kernelSparseRatio.toFixed(4)}: difference ${l.difference.toExponential(1)} (issue 6: within 0.01).`);
+  }
   const b = sparse.big;
   lines.push('');
   lines.push(b.ok
