@@ -22,7 +22,7 @@ class _FwdArgs(ctypes.Structure):
                 ("q", "k", "v", "out", "bias", "active_mask", "lse", "softmax")] + [
         ("scale", ctypes.c_float), ("softcap", ctypes.c_float), ("dropout", ctypes.c_float),
         ("causal", ctypes.c_int32), ("seed", ctypes.c_uint64), ("keep_window_size", ctypes.c_int64),
-        ("stream", ctypes.c_void_p)]
+        ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64), ("stream", ctypes.c_void_p)]
 
 
 class AttnCudaError(RuntimeError):
@@ -76,8 +76,10 @@ CAUSAL = {False: 0, None: 0, "none": 0, True: 1, "top-left": 1, "bottom-right": 
 
 
 def flash_forward(q, k, v, out=None, bias=None, active_mask=None, lse=None, softmax=None,
-                  scale=0.0, softcap=0.0, dropout=0.0, causal=False, seed=0, keep_window_size=0):
-    """The C++ flash_forward on torch tensors (see cuda/include/attn_cuda/flash.h)."""
+                  scale=0.0, softcap=0.0, dropout=0.0, causal=False, seed=0, keep_window_size=0,
+                  window=(-1, -1)):
+    """The C++ flash_forward on torch tensors (see cuda/include/attn_cuda/flash.h).
+    window = (left, right): a sliding window around the diagonal, -1 = unlimited."""
     if out is None:
         out = torch.empty_like(q)
     args = _FwdArgs()
@@ -88,6 +90,7 @@ def flash_forward(q, k, v, out=None, bias=None, active_mask=None, lse=None, soft
     args.causal = CAUSAL[causal]
     args.seed = seed
     args.keep_window_size = keep_window_size
+    args.window_left, args.window_right = window  # ctypes zero-fills: 0 would be a real window
     args.stream = torch.cuda.current_stream().cuda_stream
     rng = (ctypes.c_uint64 * 2)()
     err = ctypes.create_string_buffer(512)

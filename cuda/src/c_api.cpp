@@ -28,6 +28,8 @@ extern "C" int attn_cuda_flash_forward(const attn_fwd_args* a, uint64_t* rng_sta
     args.causal = static_cast<attn::cuda::Causal>(a->causal);
     args.seed = a->seed;
     args.keep_window_size = a->keep_window_size;
+    args.window_left = a->window_left;
+    args.window_right = a->window_right;
     args.stream = static_cast<cudaStream_t>(a->stream);
     const attn::cuda::RngState rng = attn::cuda::flash_forward(args);
     if (rng_state_out != nullptr) {

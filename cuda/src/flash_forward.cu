@@ -64,6 +64,8 @@ Checked check(const FlashForwardArgs& a) {
 
   detail::check_attention_options(a.scale, a.softcap, a.dropout, a.causal);
   if (a.keep_window_size < 0) throw_range("keep_window_size", "must be >= 0 (0 = off)");
+  if (a.window_left < -1) throw_range("window_left", "must be >= 0, or -1 for no limit");
+  if (a.window_right < -1) throw_range("window_right", "must be >= 0, or -1 for no limit");
   if (a.keep_window_size > 0 && !a.bias.defined()) {
     throw_range("keep_window_size", "ranks keys by the bias (zoh): pass a bias");
   }
@@ -83,6 +85,8 @@ Checked check(const FlashForwardArgs& a) {
   p.k_tiles = static_cast<int>((seq_k + detail::kBlockN - 1) / detail::kBlockN);
   p.causal = a.causal != Causal::kNone;
   p.causal_offset = a.causal == Causal::kBottomRight ? seq_k - seq_q : 0;
+  p.window_left = a.window_left;
+  p.window_right = a.window_right;
   p.scale = a.scale > 0 ? a.scale : static_cast<float>(1.0 / std::sqrt(double(dim)));
   p.scale_log2 = p.scale * 1.4426950408889634f;
   p.softcap = a.softcap;

@@ -215,8 +215,10 @@ struct ScoreRules {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int i = row_g + half * 8;
-      const int64_t last = p.causal ? i + p.causal_offset : p.seq_k - 1;
+      int64_t last = p.causal ? i + p.causal_offset : p.seq_k - 1;
+      if (p.window_right >= 0 && i + p.causal_offset + p.window_right < last) last = i + p.causal_offset + p.window_right;
       const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
+      const int64_t first = p.window_left >= 0 ? i + p.causal_offset - p.window_left : 0;  // keys j >= first
       const float* add_row = addend != nullptr ? addend + (i - m0) * AddendTile::kPitch : nullptr;
 #pragma unroll
       for (int nt = 0; nt < kBlockN / 8; ++nt) {
@@ -226,14 +228,15 @@ struct ScoreRules {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           float& x = s[nt][half * 2 + e];
-          if (!any_rules) {  // only the causal diagonal or the end of the keys
-            if (j0 + c + e > limit) x = -CUDART_INF_F;
+          if (!any_rules) {  // only the causal diagonal, the window or the end of the keys
+            if (j0 + c + e > limit || j0 + c + e < first) x = -CUDART_INF_F;
             continue;
           }
           float y = x * p.scale;
           if (p.softcap > 0.0f) y = p.softcap * tanhf(y / p.softcap);
           const float a = e == 0 ? add.x : add.y;
-          x = (j0 + c + e <= limit && a != -CUDART_INF_F) ? (y + a) * kLog2e : -CUDART_INF_F;
+          x = (j0 + c + e <= limit && j0 + c + e >= first && a != -CUDART_INF_F) ? (y + a) * kLog2e
+                                                                                : -CUDART_INF_F;
         }
       }
     }
@@ -283,6 +286,19 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const int64_t tiles = visible <= 0 ? 0 : (visible + kBlockN - 1) / kBlockN;
     n_end = static_cast<int>(tiles < n_end ? tiles : n_end);
   }
+  // A sliding window bounds the tiles on both sides: the block's last row sees keys up to
+  // last_row + offset + window_right, its first row from m0 + offset - window_left.
+  int n_begin = 0;
+  if (p.window_right >= 0) {
+    const int64_t last_row = min(m0 + kBlockM, p.seq_q) - 1;
+    const int64_t visible = last_row + p.causal_offset + p.window_right + 1;
+    const int64_t tiles = visible <= 0 ? 0 : (visible + kBlockN - 1) / kBlockN;
+    n_end = static_cast<int>(tiles < n_end ? tiles : n_end);
+  }
+  if (p.window_left >= 0) {
+    const int64_t first_key = int64_t{m0} + p.causal_offset - p.window_left;
+    n_begin = static_cast<int>(first_key <= 0 ? 0 : first_key / kBlockN);
+  }
   auto next_active = [&](int nb) {
     if constexpr (kGeneral) {
       while (nb < n_end && !tile_is_active(p, b, hk, m_block, nb)) ++nb;
@@ -314,7 +330,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const int64_t bias_offset = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
   const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
 
-  int nb = next_active(0);
+  int nb = next_active(n_begin);
   load_tile<T, kHeadDim, kBlockM>(sQ, q, p.q_stride.row, m0, p.seq_q);
   if (nb < n_end) {
     load_tile<T, kHeadDim, kBlockN>(sK, k, p.k_stride.row, nb * kBlockN, p.seq_k);
@@ -362,7 +378,12 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     const int j0 = nb * kBlockN;
     const bool crosses_diagonal = p.causal && j0 + kBlockN - 1 > m0 + p.causal_offset;
-    const bool elementwise = any_rules || crosses_diagonal || j0 + kBlockN > p.seq_k;
+    // Some row's window leaves out some key of the tile (its last row's first key, its first
+    // row's last key).
+    const bool crosses_window =
+        (p.window_left >= 0 && j0 < int64_t{min(m0 + kBlockM, p.seq_q) - 1} + p.causal_offset - p.window_left) ||
+        (p.window_right >= 0 && j0 + kBlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
+    const bool elementwise = any_rules || crosses_diagonal || crosses_window || j0 + kBlockN > p.seq_k;
     if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend
       if (stage_rules) cp_async_wait<1>();
       __syncthreads();
@@ -489,7 +510,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   if (!kGeneral || p.softmax == nullptr) return;
   T* prob = static_cast<T*>(p.softmax) + b * p.softmax_stride[0] + h * p.softmax_stride[1];
   for (int tile = 0; tile < p.k_tiles; ++tile) {
-    const bool visited = tile < n_end && tile_is_active(p, b, hk, m_block, tile);
+    const bool visited = tile >= n_begin && tile < n_end && tile_is_active(p, b, hk, m_block, tile);
     float s[kRowTiles][kTilesN][4];
     if (visited) {
       __syncthreads();

@@ -50,6 +50,9 @@ struct FwdParams {
   int q_tiles = 0, k_tiles = 0;
   bool causal = false;
   int64_t causal_offset = 0;  // query i sees keys j <= i + causal_offset
+  // Sliding window around the diagonal j = i + causal_offset: keys from i + causal_offset -
+  // window_left to i + causal_offset + window_right; -1 = unlimited on that side.
+  int64_t window_left = -1, window_right = -1;
   float scale = 1.0f;         // natural units
   float scale_log2 = 1.0f;    // scale * log2(e), for the fast path
   float softcap = 0.0f;

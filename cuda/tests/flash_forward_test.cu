@@ -38,6 +38,7 @@ struct Case {
   float active_density = 0.7f;  // fraction of active pairs
   bool empty_rows = false;      // some query rows with no active key at all
   int64_t keep_window = 0;
+  int64_t window_left = -1, window_right = -1;  // sliding window; -1 = unlimited
   bool softmax = false;
   DType mask_dtype = DType::kUInt8;
 
@@ -47,6 +48,8 @@ struct Case {
            "/" + std::to_string(heads_kv) + " d" + std::to_string(dim) + " causal" +
            std::to_string(int(causal)) + (bias ? " bias" : "") + (active ? " active" : "") +
            (keep_window ? " keep" + std::to_string(keep_window) : "") +
+           (window_left >= 0 || window_right >= 0
+                ? " window" + std::to_string(window_left) + "/" + std::to_string(window_right) : "") +
            (softcap > 0 ? " softcap" : "") + (dropout > 0 ? " dropout" : "");
   }
 };
@@ -115,6 +118,8 @@ void run_case(const Case& c) {
   args.seed = rng()();
   args.causal = c.causal;
   args.keep_window_size = c.keep_window;
+  args.window_left = c.window_left;
+  args.window_right = c.window_right;
   ASSERT_NO_THROW(attn::cuda::flash_forward(args));
   CUDA_OK(cudaDeviceSynchronize());
 
@@ -123,7 +128,14 @@ void run_case(const Case& c) {
   const int group = c.heads_q / c.heads_kv;
   const size_t nqpair = size_t(c.batch) * c.heads_q * c.seq_q * c.seq_k;
   std::vector<float> add(c.bias ? nqpair : 0);
-  std::vector<uint8_t> allowed((c.active || c.keep_window) ? nqpair : 0, 1);
+  const bool windowed = c.window_left >= 0 || c.window_right >= 0;
+  std::vector<uint8_t> allowed((c.active || c.keep_window || windowed) ? nqpair : 0, 1);
+  // The window is around the diagonal j = i + d (d = seq_k - seq_q under bottom-right causal).
+  const int64_t diagonal = c.causal == Causal::kBottomRight ? int64_t{c.seq_k} - c.seq_q : 0;
+  auto in_window = [&](int64_t i, int64_t j) {
+    return (c.window_left < 0 || j >= i + diagonal - c.window_left) &&
+           (c.window_right < 0 || j <= i + diagonal + c.window_right);
+  };
   ref::Config rc;
   rc.causal = c.causal == Causal::kNone ? ref::Causal::kNone
               : c.causal == Causal::kTopLeft ? ref::Causal::kTopLeft : ref::Causal::kBottomRight;
@@ -137,7 +149,7 @@ void run_case(const Case& c) {
         std::vector<float> cand;
         for (int j = 0; j < c.seq_k; ++j) {
           if (c.bias) add[dst + j] = bias[src + j];
-          const bool on = (!c.active || active[src + j] != 0.0f) && ref::causal_visible(rc, i, j);
+          const bool on = (!c.active || active[src + j] != 0.0f) && ref::causal_visible(rc, i, j) && in_window(i, j);
           if (!allowed.empty()) allowed[dst + j] = on;
           if (on && c.bias) cand.push_back(bias[src + j]);
         }
@@ -277,6 +289,29 @@ TEST(CudaFlashForward, KeepWindowOnLongRows) {
   }
 }
 
+// ASAM's local pattern on the GPU: a sliding window, alone and with causal, bias, softcap;
+// windows narrower and wider than a tile, one-sided, and rows whose window is empty.
+TEST(CudaFlashForward, SlidingWindow) {
+  struct W {
+    int64_t left, right;
+    Causal causal;
+  };
+  for (const W& w : {W{64, 64, Causal::kNone}, W{0, 0, Causal::kNone}, W{5, 200, Causal::kNone},
+                     W{-1, 3, Causal::kNone}, W{100, -1, Causal::kTopLeft}, W{17, 0, Causal::kBottomRight}})
+    for (int d : {64, 128}) {
+      Case c = sized(DType::kBFloat16, 2, 300, 333, 4, 2);
+      c.dim = d;
+      c.window_left = w.left;
+      c.window_right = w.right;
+      c.causal = w.causal;
+      run_case(c);
+      c.bias = true;
+      c.softcap = 20.0f;
+      c.dtype = DType::kFloat16;
+      run_case(c);
+    }
+}
+
 // --- argument checks: each names the parameter, nothing is launched ---------------------
 
 struct ValidArgs {
@@ -306,6 +341,7 @@ TEST(CudaFlashForward, RefusesBadArgumentsNamingTheParameter) {
           {"k", [](attn::cuda::FlashForwardArgs& a) { a.k.shape[2] = a.v.shape[2] = 3; }},
           {"out", [&](attn::cuda::FlashForwardArgs& a) { a.out.data = host.data(); }},
           {"dropout", [](attn::cuda::FlashForwardArgs& a) { a.dropout = 1.0f; }},
+          {"window_left", [](attn::cuda::FlashForwardArgs& a) { a.window_left = -2; }},
           {"softcap", [](attn::cuda::FlashForwardArgs& a) { a.softcap = NAN; }},
           {"keep_window_size", [](attn::cuda::FlashForwardArgs& a) { a.keep_window_size = 4; }},
           {"bias", [&](attn::cuda::FlashForwardArgs& a) { a.bias = va.q.view({2, 4, 8, 9}); }},

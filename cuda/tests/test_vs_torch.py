@@ -61,7 +61,24 @@ def main():
               f"out rel {rel(out, want):.1e}, p rel {rel(p, want_p):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
         check("  return_softmax p", rel(p, want_p) < 2e-2)
         check("  rng_state", rng_state.shape == (2,))
-    # 4. errors name the parameter.
+    # 4. a sliding window (ASAM's local pattern), alone and with causal, against float64.
+    for d in (64, 128):
+        for causal, window in ((False, (64, 64)), (False, (0, 130)), (True, (200, -1)), (True, (31, 0))):
+            b, sq, sk, h = 2, 700, 700, 4
+            q, k, v = (rand(b, sq, h, d, dtype=torch.bfloat16) for _ in range(3))
+            out = attn_cuda.flash_forward(q, k, v, causal=causal, window=window)[0]
+            i = torch.arange(sq, device="cuda")[:, None]
+            j = torch.arange(sk, device="cuda")[None, :]
+            keep = torch.ones(sq, sk, dtype=torch.bool, device="cuda")
+            if window[0] >= 0:
+                keep &= j >= i - window[0]
+            if window[1] >= 0:
+                keep &= j <= i + window[1]
+            if causal:
+                keep &= j <= i
+            want, _, _ = reference_attention(q, k, v, keep=keep.expand(b, h, sq, sk))
+            check(f"window {window} d{d} causal={causal}", rel(out, want) < 1e-2, f"rel {rel(out, want):.1e}")
+    # 5. errors name the parameter.
     q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
     check_errors((
             ("k dtype", lambda: attn_cuda.flash_forward(q, q.half(), q), "k:"),
@@ -69,6 +86,7 @@ def main():
             ("head_dim 96", lambda: attn_cuda.flash_forward(*(rand(1, 8, 2, 96, dtype=torch.bfloat16),) * 3), "q:"),
             ("non-contiguous last dim", lambda: attn_cuda.flash_forward(q, q.transpose(-1, -2).contiguous().transpose(-1, -2), q), "k:"),
             ("dropout 1", lambda: attn_cuda.flash_forward(q, q, q, dropout=1.0), "dropout:"),
+            ("window -2", lambda: attn_cuda.flash_forward(q, q, q, window=(-2, 0)), "window_left:"),
             ("zoh shape", lambda: attn_cuda.fwd(q, q, q, rand(1, 2, 8, 9, dtype=torch.bfloat16), None), "bias:")), attn_cuda.AttnCudaError)
     finish()
 

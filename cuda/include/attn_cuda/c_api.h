@@ -21,6 +21,7 @@ typedef struct attn_fwd_args {
   int32_t causal; /* 0 none, 1 top-left, 2 bottom-right */
   uint64_t seed;
   int64_t keep_window_size;
+  int64_t window_left, window_right; /* sliding window; -1 = unlimited */
   void* stream; /* cudaStream_t; NULL = default stream */
 } attn_fwd_args;
 

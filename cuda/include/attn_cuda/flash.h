@@ -22,6 +22,11 @@
 // keep_window_size selected other keys (see below). Tiles of 128 queries x 64 keys that
 // hold no attended pair are not computed. A row with no attended key gives zeros.
 //
+// window_left / window_right (a sliding window, ASAM's local pattern): when >= 0, query i
+// attends only keys j with i + d - window_left <= j <= i + d + window_right, where d is 0
+// (seq_k - seq_q under the bottom-right causal rule); tiles outside every row's window are
+// not computed. -1 = unlimited on that side. Forward only.
+//
 // keep_window_size (seed 004): when > 0 and seq_k > keep_window_size, each query keeps only
 // the keep_window_size keys with the largest bias among those the causal rule and
 // active_mask leave it (keys tied with the last kept value are all kept).
@@ -55,6 +60,8 @@ struct FlashForwardArgs {
   uint64_t seed = 0;       // dropout seed; the same mask as the CPU core for the same seed
   Causal causal = Causal::kNone;
   int64_t keep_window_size = 0;  // 0 = off
+  int64_t window_left = -1;       // -1 = unlimited
+  int64_t window_right = -1;      // -1 = unlimited
   cudaStream_t stream = nullptr;
 };
 
