@@ -155,3 +155,16 @@ export async function startRuntime(lib, variant, threads, timeoutMs = 20000) {
   return runtime;
 }
 startRuntime.fallbacks = 0;
+
+// One trial of a benchmark: calls back to back until `ms` have passed; time per call.
+export function trialMs(call, ms) {
+  const t0 = performance.now();
+  let calls = 0;
+  let elapsed = 0;
+  while (elapsed < ms) {
+    call();
+    calls += 1;
+    elapsed = performance.now() - t0;
+  }
+  return { ms: elapsed / calls, calls };
+}

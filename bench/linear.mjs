@@ -9,7 +9,7 @@
 // short calls as much as on the long ones, so each measurement is a trial of ≥ 1 s of calls,
 // the trials go round the sizes in turn (a slow spell of the shared machine lands on every
 // size, not on one), and each size reports the median of its trials.
-import { HEADS, cpuMeter, engineWarmup, makeInputs, median, startRuntime } from './common.mjs';
+import { HEADS, cpuMeter, engineWarmup, makeInputs, median, startRuntime, trialMs } from './common.mjs';
 
 export const LINEAR_SEQS = [1024, 4096, 16384, 65536];
 const DIM = 64;
@@ -17,19 +17,6 @@ const TRIALS = 5;
 const TRIAL_MS = 1000;
 const WARMUP_MS = 1500;  // of calls at the smallest n, per (feature map, mask), before any timing
 const TARGET = 1.3;
-
-// One trial: calls back to back until TRIAL_MS have passed; time per call.
-function trial(call) {
-  const t0 = performance.now();
-  let calls = 0;
-  let elapsed = 0;
-  while (elapsed < TRIAL_MS) {
-    call();
-    calls += 1;
-    elapsed = performance.now() - t0;
-  }
-  return { ms: elapsed / calls, calls };
-}
 
 export async function benchLinear(lib, log) {
   const runtime = await startRuntime(lib, 'simd-threads', 2);
@@ -48,7 +35,7 @@ export async function benchLinear(lib, log) {
       for (let t = 0; t < TRIALS; ++t) {
         for (const p of plan) {
           const meter = cpuMeter();
-          const { ms, calls } = trial(p.call);
+          const { ms, calls } = trialMs(p.call, TRIAL_MS);
           p.times.push(ms);
           p.calls.push(calls);
           p.load.push(meter());

@@ -8,7 +8,7 @@
 // patterns in turn, so a slow spell of the shared machine lands on all of them. A time is
 // one forward call, copies of Q, K, V into the heap and a new output array included, for
 // dense and sparse alike.
-import { HEADS, cpuMeter, engineWarmup, fillRandom, makeInputs, median, startRuntime } from './common.mjs';
+import { HEADS, cpuMeter, engineWarmup, fillRandom, makeInputs, median, startRuntime, trialMs } from './common.mjs';
 
 const DIM = 64;
 const SEQ = 4096;
@@ -18,18 +18,6 @@ const TRIAL_MS = 1000;
 const PATTERNS = ['local', 'strided', 'hierarchical', 'random', 'clustered'];
 const NUM_CLUSTERS = 32;
 const TARGETS = { local: 8, strided: 3, hierarchical: 3 };
-
-function trial(call) {
-  const t0 = performance.now();
-  let calls = 0;
-  let elapsed = 0;
-  while (elapsed < TRIAL_MS) {
-    call();
-    calls += 1;
-    elapsed = performance.now() - t0;
-  }
-  return elapsed / calls;
-}
 
 export async function benchSparse(lib, log) {
   const runtime = await startRuntime(lib, 'simd-threads', 2);
@@ -48,7 +36,7 @@ export async function benchSparse(lib, log) {
   for (let t = 0; t < TRIALS; ++t) {
     for (const p of plan) {
       const meter = cpuMeter();
-      p.times.push(trial(p.call));
+      p.times.push(trialMs(p.call, TRIAL_MS).ms);
       p.load.push(meter());
     }
   }
@@ -81,7 +69,7 @@ export async function benchSparse(lib, log) {
     { name: 'ASAM layer (local, no gate)', call: () => layer.forward(x) },
   ].map((p) => ({ ...p, times: [] }));
   for (const p of layerPlan) p.call();
-  for (let t = 0; t < 3; ++t) for (const p of layerPlan) p.times.push(trial(p.call));
+  for (let t = 0; t < 3; ++t) for (const p of layerPlan) p.times.push(trialMs(p.call, TRIAL_MS).ms);
   const { info } = layer.forward(x, { returnInfo: true });
   const kernelRatio = rows.find((r) => r.name === 'local').sparseRatio;
   const counted = 1 - (info.computedScores + info.densePathScores) / info.denseScores;

@@ -16,6 +16,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "named_staging.h"
 
 namespace attn::bindings {
 
@@ -145,13 +146,9 @@ class ASAMHandle {
   std::string load(int layer, double src, double size) {
     return guarded([&] { target(layer).load(address<const uint8_t>(src), static_cast<size_t>(size)); });
   }
-  void stageNamed(const std::string& name, double src, double count) {
-    const float* p = address<const float>(src);
-    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
-  }
+  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
   std::string commitNamed(int layer) {
-    NamedWeights staged = std::move(staged_);
-    staged_.clear();
+    const NamedWeights staged = staged_.take();
     return guarded([&] { target(layer).load_named(staged); });
   }
   // "name:count,..." of each weight of a layer, for JS to check names and sizes.
@@ -171,7 +168,7 @@ class ASAMHandle {
   std::unique_ptr<ASAMLayer> layer_;
   std::unique_ptr<ASAMEncoder> encoder_;
   std::vector<ASAMInfo> infos_;
-  NamedWeights staged_;
+  NamedStaging staged_;
 };
 
 // HybridASAM: a sliding window plus global tokens with the layer's projections.
@@ -207,13 +204,9 @@ class HybridHandle {
     o.set("globalScores", double(last_.global_scores));
     return o;
   }
-  void stageNamed(const std::string& name, double src, double count) {
-    const float* p = address<const float>(src);
-    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
-  }
+  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
   std::string commitNamed() {
-    NamedWeights staged = std::move(staged_);
-    staged_.clear();
+    const NamedWeights staged = staged_.take();
     return guarded([&] { h_.load_named(staged); });
   }
   std::string parameterSizes() const { return sizes_string(h_.named_parameters()); }
@@ -221,7 +214,7 @@ class HybridHandle {
  private:
   asam::HybridASAM h_;
   asam::HybridInfo last_;
-  NamedWeights staged_;
+  NamedStaging staged_;
 };
 
 }  // namespace

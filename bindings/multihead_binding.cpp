@@ -11,6 +11,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "named_staging.h"
 #include "multihead/multihead_attention.h"
 
 namespace attn::bindings {
@@ -77,13 +78,9 @@ class MultiHeadHandle {
   }
 
   // PyTorch-named arrays are staged one by one, then applied together (or not at all).
-  void stageNamed(const std::string& name, double src, double count) {
-    const float* p = address<const float>(src);
-    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
-  }
+  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
   std::string commitNamed() {
-    NamedWeights staged = std::move(staged_);
-    staged_.clear();
+    const NamedWeights staged = staged_.take();
     return guarded([&] { m_.load_named(staged); });
   }
 
@@ -91,7 +88,7 @@ class MultiHeadHandle {
 
  private:
   MultiHeadAttention m_;
-  NamedWeights staged_;
+  NamedStaging staged_;
 };
 
 }  // namespace

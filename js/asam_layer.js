@@ -6,6 +6,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { currentRuntime, Runtime } from './runtime.js';
+import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import {
   boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount,
   seedValue,
@@ -38,6 +39,24 @@ function readConfig(where, opts) {
     blockSize: positiveInt(where, 'blockSize', opts.blockSize, 64),
     seed: seedValue(where, opts.seed, 0),
   };
+}
+
+// One forward of a layer handle on x [batch][seq][dim]: options { batch, returnInfo, out,
+// mask (refused: `maskReason`) }; readInfo() runs after the call when returnInfo is set.
+function forwardLayer(where, module, handle, dim, x, options, maskReason, readInfo) {
+  const opts = optionsObject(where, options);
+  const input = float32Array(where, 'x', x);
+  const batch = positiveInt(where, 'batch', opts.batch, 1);
+  if (opts.mask !== undefined && opts.mask !== null) throw typeError(where, 'mask', `is not supported: ${maskReason}`);
+  const returnInfo = boolean(where, 'returnInfo', opts.returnInfo, false);
+  const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
+  const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
+  return withHeap(module, where, (heap) => {
+    const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
+    raiseStatus(handle.forward(call), where);
+    const output = heap.readF32(call.out, batch * seq * dim, out);
+    return { output, info: returnInfo ? readInfo() : null };
+  });
 }
 
 // "name:count,..." from a handle -> { name: count }.
@@ -96,42 +115,20 @@ class ASAMBase {
 
   // x [batch][seq][dim] -> { output [batch][seq][dim], infos (one per layer, when asked) }.
   run(method, x, options) {
-    const where = `${this.#where}.${method}`;
     const module = this.#live(method);
-    const opts = optionsObject(where, options);
-    const input = float32Array(where, 'x', x);
-    const batch = positiveInt(where, 'batch', opts.batch, 1);
-    if (opts.mask !== undefined && opts.mask !== null) {
-      throw typeError(where, 'mask', 'is not supported: the sparse pattern is the attention mask');
-    }
-    const returnInfo = boolean(where, 'returnInfo', opts.returnInfo, false);
-    const { dim } = this.#config;
-    const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
-    const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
-    return withHeap(module, where, (heap) => {
-      const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
-      raiseStatus(this.#handle.forward(call), where);
-      const output = heap.readF32(call.out, batch * seq * dim, out);
-      let infos = null;
-      if (returnInfo) {
-        infos = [];
-        for (let i = 0; i < this.#handle.infoCount(); ++i) infos.push(copyInfo(this.#handle.info(i)));
-      }
-      return { output, infos };
-    });
+    const handle = this.#handle;
+    const { output, info } = forwardLayer(`${this.#where}.${method}`, module, handle, this.#config.dim, x, options,
+      'the sparse pattern is the attention mask',
+      () => Array.from({ length: handle.infoCount() }, (_, i) => copyInfo(handle.info(i))));
+    return { output, infos: info };
   }
 
   // The weights of layer `layer` (0 for a single layer) in attnkit's versioned, checksummed
   // binary format.
   saveWeightsOf(method, layer) {
-    const where = `${this.#where}.${method}`;
     const module = this.#live(method);
-    const bytes = this.#handle.savedBytes(layer);
-    return withHeap(module, where, (heap) => {
-      const ptr = heap.alloc(bytes);
-      raiseStatus(this.#handle.saveInto(layer, ptr, bytes), where);
-      return module.heapU8().slice(ptr, ptr + bytes);
-    });
+    return saveBinary(`${this.#where}.${method}`, module, this.#handle.savedBytes(layer),
+      (ptr, bytes) => this.#handle.saveInto(layer, ptr, bytes));
   }
 
   // A Uint8Array from saveWeights(), or every named Float32Array (q_proj.weight, ...,
@@ -139,24 +136,9 @@ class ASAMBase {
   loadWeightsOf(method, layer, weights) {
     const where = `${this.#where}.${method}`;
     const module = this.#live(method);
-    if (weights instanceof Uint8Array) {
-      return withHeap(module, where, (heap) => {
-        raiseStatus(this.#handle.load(layer, heap.copyIn(weights), weights.length), where);
-      });
-    }
-    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
-      throw typeError(where, 'weights', 'expected a Uint8Array from saveWeights() or an object of named Float32Arrays');
-    }
-    const sizes = this.parameterSizes();
-    const entries = Object.entries(weights);
-    for (const [name, array] of entries) {
-      if (!(name in sizes)) throw rangeError(where, name, `is not a weight of this layer (expected ${Object.keys(sizes).join(', ')})`);
-      float32Array(where, name, array);
-    }
-    return withHeap(module, where, (heap) => {
-      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
-      raiseStatus(this.#handle.commitNamed(layer), where);
-    });
+    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(layer, ptr, n));
+    return loadNamed(where, module, this.#handle, weights, Object.keys(this.parameterSizes()), 'this layer',
+      () => this.#handle.commitNamed(layer));
   }
 
   // { name: number of floats } of each weight of a layer (all layers of an encoder alike).
@@ -269,24 +251,11 @@ export class WasmHybridASAM {
   // with info = { sparseRatio, visitedBlocks, denseBlocks, computedScores, denseScores,
   // globalScores } (sparseRatio counts every score computed, the global parts' included).
   forward(x, options) {
-    const where = 'WasmHybridASAM.forward';
     const module = this.#live('forward');
-    const opts = optionsObject(where, options);
-    const input = float32Array(where, 'x', x);
-    const batch = positiveInt(where, 'batch', opts.batch, 1);
-    if (opts.mask !== undefined && opts.mask !== null) {
-      throw typeError(where, 'mask', 'is not supported: the window and the global tokens are the attention mask');
-    }
-    const returnInfo = boolean(where, 'returnInfo', opts.returnInfo, false);
-    const { dim } = this.#config;
-    const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
-    const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
-    return withHeap(module, where, (heap) => {
-      const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
-      raiseStatus(this.#handle.forward(call), where);
-      const output = heap.readF32(call.out, batch * seq * dim, out);
-      return returnInfo ? { output, info: { ...this.#handle.info() } } : output;
-    });
+    const handle = this.#handle;
+    const { output, info } = forwardLayer('WasmHybridASAM.forward', module, handle, this.#config.dim, x, options,
+      'the window and the global tokens are the attention mask', () => ({ ...handle.info() }));
+    return info ? { output, info } : output;
   }
 
   // Every named Float32Array (q_proj.weight, q_proj.bias, ..., out_proj.bias); on any error
@@ -294,19 +263,9 @@ export class WasmHybridASAM {
   loadWeights(weights) {
     const where = 'WasmHybridASAM.loadWeights';
     const module = this.#live('loadWeights');
-    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
-      throw typeError(where, 'weights', 'expected an object of named Float32Arrays');
-    }
-    const sizes = this.parameterSizes();
-    const entries = Object.entries(weights);
-    for (const [name, array] of entries) {
-      if (!(name in sizes)) throw rangeError(where, name, `is not a weight of this layer (expected ${Object.keys(sizes).join(', ')})`);
-      float32Array(where, name, array);
-    }
-    return withHeap(module, where, (heap) => {
-      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
-      raiseStatus(this.#handle.commitNamed(), where);
-    });
+    if (weights instanceof Uint8Array) throw typeError(where, 'weights', 'expected an object of named Float32Arrays');
+    return loadNamed(where, module, this.#handle, weights, Object.keys(this.parameterSizes()), 'this layer',
+      () => this.#handle.commitNamed());
   }
 
   parameterSizes() {

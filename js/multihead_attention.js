@@ -5,6 +5,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { checkMask, maskStrides } from './mask_layout.js';
+import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import { currentRuntime, Runtime } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
 
@@ -138,14 +139,9 @@ export class WasmMultiHeadAttention {
 
   // The weights in attnkit's versioned binary format (magic, version, dims, checksum).
   saveWeights() {
-    const where = `${this.#where}.saveWeights`;
     const module = this.#live('saveWeights');
-    const bytes = this.#handle.savedBytes();
-    return withHeap(module, where, (heap) => {
-      const ptr = heap.alloc(bytes);
-      raiseStatus(this.#handle.saveInto(ptr, bytes), where);
-      return module.heapU8().slice(ptr, ptr + bytes);
-    });
+    return saveBinary(`${this.#where}.saveWeights`, module, this.#handle.savedBytes(),
+      (ptr, bytes) => this.#handle.saveInto(ptr, bytes));
   }
 
   // A Uint8Array from saveWeights(), or PyTorch state-dict arrays by name: in_proj_weight
@@ -154,25 +150,8 @@ export class WasmMultiHeadAttention {
   loadWeights(weights) {
     const where = `${this.#where}.loadWeights`;
     const module = this.#live('loadWeights');
-    if (weights instanceof Uint8Array) {
-      return withHeap(module, where, (heap) => {
-        raiseStatus(this.#handle.load(heap.copyIn(weights), weights.length), where);
-      });
-    }
-    if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights)) {
-      throw typeError(where, 'weights', 'expected a Uint8Array from saveWeights() or an object of named Float32Arrays');
-    }
-    const entries = Object.entries(weights);
-    for (const [name, array] of entries) {
-      if (!NAMES.includes(name)) {
-        throw rangeError(where, name, `is not a weight of nn.MultiheadAttention (expected one of ${NAMES.join(', ')})`);
-      }
-      float32Array(where, name, array);
-    }
-    return withHeap(module, where, (heap) => {
-      for (const [name, array] of entries) this.#handle.stageNamed(name, heap.copyIn(array), array.length);
-      raiseStatus(this.#handle.commitNamed(), where);
-    });
+    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(ptr, n));
+    return loadNamed(where, module, this.#handle, weights, NAMES, 'nn.MultiheadAttention', () => this.#handle.commitNamed());
   }
 
   getMemoryUsage() {
