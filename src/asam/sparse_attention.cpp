@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "flash/flash_attention.h"
@@ -63,15 +64,28 @@ struct Part {
   int groups = 1;
 };
 
+// body(begin, end) over [0, count) on the pool (in chunks of `grain`), or here without one.
+void parallel_rows(ThreadPool* pool, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
+  if (pool != nullptr && count > grain) {
+    pool->parallel_for(count, grain, [&](int64_t begin, int64_t end, int) { body(begin, end); });
+  } else {
+    body(0, count);
+  }
+}
+
+// Rows of x [b][n][h][dim] into dst [b * groups][m][h][dim] at the part's positions.
 void gather(const FlashShape& s, const float* x, int dim, int groups, int m,
-            const std::vector<int32_t>& rows, float* dst) {
-  for (int64_t bg = 0; bg < int64_t{s.batch} * groups; ++bg)
-    for (int p = 0; p < m; ++p)
+            const std::vector<int32_t>& rows, float* dst, ThreadPool* pool) {
+  parallel_rows(pool, int64_t{s.batch} * groups * m, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t bg = r / m, p = r % m;
       for (int h = 0; h < s.heads_q; ++h) {
         const int32_t i = rows[(bg * s.heads_q + h) * m + p];
         const float* src = x + ((bg / groups * s.seq_q + i) * s.heads_q + h) * dim;
         std::copy(src, src + dim, dst + ((bg * m + p) * s.heads_q + h) * dim);
       }
+    }
+  });
 }
 
 void run_part(const FlashShape& s, const PatternParams& params, std::optional<float> scale,
@@ -85,14 +99,14 @@ void run_part(const FlashShape& s, const PatternParams& params, std::optional<fl
   std::vector<float> gq, gk, gv;
   if (part.q_rows != nullptr) {
     gq.resize(size_t(ps.batch) * part.m_q * s.heads_q * s.head_dim);
-    gather(s, q, s.head_dim, part.groups, part.m_q, *part.q_rows, gq.data());
+    gather(s, q, s.head_dim, part.groups, part.m_q, *part.q_rows, gq.data(), pool);
     q = gq.data();
   }
   if (part.k_rows != nullptr) {
     gk.resize(size_t(ps.batch) * part.m_k * s.heads_q * s.head_dim);
     gv.resize(size_t(ps.batch) * part.m_k * s.heads_q * s.value_dim);
-    gather(s, k, s.head_dim, part.groups, part.m_k, *part.k_rows, gk.data());
-    gather(s, v, s.value_dim, part.groups, part.m_k, *part.k_rows, gv.data());
+    gather(s, k, s.head_dim, part.groups, part.m_k, *part.k_rows, gk.data(), pool);
+    gather(s, v, s.value_dim, part.groups, part.m_k, *part.k_rows, gv.data(), pool);
     k = gk.data();
     v = gv.data();
   }
@@ -106,14 +120,16 @@ void run_part(const FlashShape& s, const PatternParams& params, std::optional<fl
   std::vector<float> out(size_t(ps.batch) * part.m_q * s.heads_q * s.value_dim);
   std::vector<float> lse(size_t(ps.batch) * s.heads_q * part.m_q);
   flash_forward(ps, o, FlashTensors{q, k, v, out.data(), lse.data()}, pool);
-  for (int64_t bg = 0; bg < ps.batch; ++bg)
-    for (int h = 0; h < s.heads_q; ++h)
-      for (int p = 0; p < part.m_q; ++p) {
-        const int64_t row = (bg * s.heads_q + h) * part.m_q + p;
-        const int i = part.q_rows != nullptr ? (*part.q_rows)[row] : p;
-        merged.add(static_cast<int>(bg / part.groups), i, h,
-                   out.data() + ((bg * part.m_q + p) * s.heads_q + h) * s.value_dim, lse[row]);
-      }
+  // Each row of the part is a distinct (batch, position, head) of the result: in parallel.
+  parallel_rows(pool, ps.batch * s.heads_q * int64_t{part.m_q}, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t bgh = row / part.m_q, p = row % part.m_q;
+      const int64_t bg = bgh / s.heads_q, h = bgh % s.heads_q;
+      const int i = part.q_rows != nullptr ? (*part.q_rows)[row] : static_cast<int>(p);
+      merged.add(static_cast<int>(bg / part.groups), i, static_cast<int>(h),
+                 out.data() + ((bg * part.m_q + p) * s.heads_q + h) * s.value_dim, lse[row]);
+    }
+  });
 }
 
 // Keys j ≡ i (mod step) with min_distance <= |i - j| / step <= max_distance. Residue class
