@@ -2,6 +2,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace attn::simd {
 
 constexpr int kLanes = 8;
@@ -39,5 +41,32 @@ inline float reduce_max(Vec v) {
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+
+inline Vec load_bf16(const uint16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+#if defined(__F16C__)
+inline Vec load_fp16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#else
+// Without F16C: the half's exponent and mantissa shifted into float position read as a
+// float 2^-112 times the value (subnormal halves too), so one multiply rebiases; inf and
+// NaN get the all-ones exponent instead.
+inline Vec load_fp16(const uint16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i mag = _mm256_and_si256(w, _mm256_set1_epi32(0x7fff));
+  const __m256i shifted = _mm256_slli_epi32(mag, 13);
+  const __m256 finite = _mm256_mul_ps(_mm256_castsi256_ps(shifted), _mm256_set1_ps(0x1p112f));
+  const __m256i quiet = _mm256_and_si256(_mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7c00)),
+                                         _mm256_set1_epi32(0x400000));  // NaNs come back quiet
+  const __m256 special = _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_or_si256(shifted, quiet), _mm256_set1_epi32(0x7f800000)));
+  const __m256 is_special = _mm256_castsi256_ps(_mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7bff)));
+  const __m256 sign = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x8000)), 16));
+  return _mm256_or_ps(_mm256_blendv_ps(finite, special, is_special), sign);
+}
+#endif
 
 }  // namespace attn::simd

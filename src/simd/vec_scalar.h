@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd/half_float.h"
+
 namespace attn::simd {
 
 constexpr int kLanes = 1;
@@ -35,5 +37,9 @@ inline Mask less(Vec a, Vec b) { return a < b; }
 inline Vec select(Mask m, Vec if_true, Vec if_false) { return m ? if_true : if_false; }
 inline float reduce_add(Vec v) { return v; }
 inline float reduce_max(Vec v) { return v; }
+
+// kLanes 16-bit values (bf16 / IEEE fp16 bits) widened to float32 lanes.
+inline Vec load_bf16(const uint16_t* p) { return bf16_to_float(*p); }
+inline Vec load_fp16(const uint16_t* p) { return fp16_to_float(*p); }
 
 }  // namespace attn::simd

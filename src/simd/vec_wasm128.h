@@ -2,6 +2,8 @@
 #pragma once
 #include <wasm_simd128.h>
 
+#include <cstdint>
+
 namespace attn::simd {
 
 constexpr int kLanes = 4;
@@ -37,6 +39,25 @@ inline float reduce_max(Vec v) {
   v128_t s = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
   s = wasm_f32x4_pmax(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
   return wasm_f32x4_extract_lane(s, 0);
+}
+
+inline Vec load_bf16(const uint16_t* p) {
+  return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p)), 16);
+}
+// SIMD128 has no half conversion: the half's exponent and mantissa shifted into float
+// position read as a float 2^-112 times the value (subnormal halves too), so one multiply
+// rebiases; inf and NaN get the all-ones exponent instead.
+inline Vec load_fp16(const uint16_t* p) {
+  const v128_t w = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p));
+  const v128_t mag = wasm_v128_and(w, wasm_i32x4_splat(0x7fff));
+  const v128_t shifted = wasm_i32x4_shl(mag, 13);
+  const v128_t finite = wasm_f32x4_mul(shifted, wasm_f32x4_splat(0x1p112f));
+  const v128_t quiet = wasm_v128_and(wasm_i32x4_gt(mag, wasm_i32x4_splat(0x7c00)),
+                                     wasm_i32x4_splat(0x400000));  // NaNs come back quiet
+  const v128_t special = wasm_v128_or(wasm_v128_or(shifted, quiet), wasm_i32x4_splat(0x7f800000));
+  const v128_t is_special = wasm_i32x4_gt(mag, wasm_i32x4_splat(0x7bff));
+  const v128_t sign = wasm_i32x4_shl(wasm_v128_and(w, wasm_i32x4_splat(0x8000)), 16);
+  return wasm_v128_or(wasm_v128_bitselect(special, finite, is_special), sign);
 }
 
 }  // namespace attn::simd

@@ -1,0 +1,352 @@
+#include "adaattn/kv_cache.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "runtime/errors.h"
+#include "runtime/thread_pool.h"
+#include "simd/half_float.h"
+#include "simd/vec_math.h"
+
+namespace attn {
+namespace {
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr int kChunk = 128;           // keys per online-softmax step (scores stay in L1)
+constexpr int kQueryBlock = 4;        // queries sharing one read of a key or value row
+constexpr int64_t kMinSplitKeys = 512;  // fewest keys worth a task of their own
+
+// How rows of each precision are stored and widened back to float32.
+struct Fp32Rows {
+  using Elem = float;
+  static simd::Vec load(const Elem* p) { return simd::load(p); }
+  static float load1(Elem x) { return x; }
+  static Elem store1(float x) { return x; }
+};
+struct Fp16Rows {
+  using Elem = uint16_t;
+  static simd::Vec load(const Elem* p) { return simd::load_fp16(p); }
+  static float load1(Elem x) { return simd::fp16_to_float(x); }
+  static Elem store1(float x) { return simd::float_to_fp16(x); }
+};
+struct Bf16Rows {
+  using Elem = uint16_t;
+  static simd::Vec load(const Elem* p) { return simd::load_bf16(p); }
+  static float load1(Elem x) { return simd::bf16_to_float(x); }
+  static Elem store1(float x) { return simd::float_to_bf16(x); }
+};
+
+// The online-softmax state of some queries over a range of keys, in log2 units:
+// running max, sum of 2^(s - max) and the unnormalised output Σ 2^(s - max) v.
+struct Partial {
+  float* max;  // [queries]
+  float* sum;  // [queries]
+  float* acc;  // [queries][value_dim]
+};
+
+// Scores of NQ queries (prescaled, [NQ][d] from qs) against keys [0, count) of `k`,
+// into s[q * ld + j]: each key row is widened once and used by all NQ queries.
+template <class Rows, int NQ>
+void score_block(const typename Rows::Elem* k, int count, int d, const float* qs, float* s,
+                 int ld) {
+  using namespace simd;
+  const int dvec = d - d % kLanes;
+  for (int j = 0; j < count; ++j) {
+    const typename Rows::Elem* row = k + int64_t{j} * d;
+    Vec acc[NQ];
+    for (int t = 0; t < NQ; ++t) acc[t] = zero();
+    for (int c = 0; c < dvec; c += kLanes) {
+      const Vec kv = Rows::load(row + c);
+      for (int t = 0; t < NQ; ++t) acc[t] = mul_add(load(qs + t * d + c), kv, acc[t]);
+    }
+    for (int t = 0; t < NQ; ++t) {
+      float tail = 0.0f;
+      for (int c = dvec; c < d; ++c) tail += qs[t * d + c] * Rows::load1(row[c]);
+      s[t * ld + j] = reduce_add(acc[t]) + tail;
+    }
+  }
+}
+
+// acc[q] += Σ_j p[q * ld + j] v_j for NQ queries over value rows [0, count).
+template <class Rows, int NQ>
+void accumulate_block(const typename Rows::Elem* v, int count, int dv, const float* p, int ld,
+                      float* acc) {
+  using namespace simd;
+  const int dvec = dv - dv % kLanes;
+  for (int c = 0; c < dvec; c += kLanes) {
+    Vec a[NQ];
+    for (int t = 0; t < NQ; ++t) a[t] = load(acc + t * dv + c);
+    for (int j = 0; j < count; ++j) {
+      const Vec vv = Rows::load(v + int64_t{j} * dv + c);
+      for (int t = 0; t < NQ; ++t) a[t] = mul_add(set1(p[t * ld + j]), vv, a[t]);
+    }
+    for (int t = 0; t < NQ; ++t) store(acc + t * dv + c, a[t]);
+  }
+  for (int c = dvec; c < dv; ++c) {
+    for (int j = 0; j < count; ++j) {
+      const float x = Rows::load1(v[int64_t{j} * dv + c]);
+      for (int t = 0; t < NQ; ++t) acc[t * dv + c] += p[t * ld + j] * x;
+    }
+  }
+}
+
+template <class Rows>
+void score_queries(int nq, const typename Rows::Elem* k, int count, int d, const float* qs,
+                   float* s, int ld) {
+  switch (nq) {
+    case 1: return score_block<Rows, 1>(k, count, d, qs, s, ld);
+    case 2: return score_block<Rows, 2>(k, count, d, qs, s, ld);
+    case 3: return score_block<Rows, 3>(k, count, d, qs, s, ld);
+    default: return score_block<Rows, kQueryBlock>(k, count, d, qs, s, ld);
+  }
+}
+
+template <class Rows>
+void accumulate_queries(int nq, const typename Rows::Elem* v, int count, int dv, const float* p,
+                        int ld, float* acc) {
+  switch (nq) {
+    case 1: return accumulate_block<Rows, 1>(v, count, dv, p, ld, acc);
+    case 2: return accumulate_block<Rows, 2>(v, count, dv, p, ld, acc);
+    case 3: return accumulate_block<Rows, 3>(v, count, dv, p, ld, acc);
+    default: return accumulate_block<Rows, kQueryBlock>(v, count, dv, p, ld, acc);
+  }
+}
+
+// Folds one chunk of scores s[0, count) (padded with -inf to a whole number of vectors)
+// into a query's state: turns s into weights 2^(s - new max) in place and rescales acc.
+void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* acc, int dv) {
+  using namespace simd;
+  Vec m = set1(row_max);
+  for (int j = 0; j < padded; j += kLanes) m = max(m, load(s + j));
+  const float new_max = reduce_max(m);
+  // Only -inf scores so far: shift by 0 so that 2^(-inf) = 0 rather than NaN.
+  const float shift = new_max < -FLT_MAX ? 0.0f : new_max;
+  const Vec vshift = set1(shift);
+  Vec sum = zero();
+  for (int j = 0; j < padded; j += kLanes) {
+    const Vec e = exp2_nonpositive(sub(load(s + j), vshift));
+    store(s + j, e);
+    sum = add(sum, e);
+  }
+  const float alpha = row_max < -FLT_MAX ? 0.0f : std::exp2(row_max - shift);
+  row_sum = row_sum * alpha + reduce_add(sum);
+  row_max = new_max;
+  if (alpha != 1.0f) {
+    for (int c = 0; c < dv; ++c) acc[c] *= alpha;
+  }
+}
+
+// One task: queries [0, nq) of head h against keys [j0, j1), into `state`.
+template <class Rows>
+void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, int d, int dv,
+                  int64_t j0, int64_t j1, int nq, const float* qs, Partial state) {
+  using namespace simd;
+  constexpr int kPadded = (kChunk + kLanes - 1) / kLanes * kLanes;
+  std::vector<float> scores(static_cast<size_t>(kQueryBlock) * kPadded);
+  for (int t = 0; t < nq; ++t) {
+    state.max[t] = -std::numeric_limits<float>::infinity();
+    state.sum[t] = 0.0f;
+  }
+  std::fill(state.acc, state.acc + int64_t{nq} * dv, 0.0f);
+  for (int64_t c0 = j0; c0 < j1; c0 += kChunk) {
+    const int count = static_cast<int>(std::min<int64_t>(kChunk, j1 - c0));
+    const int padded = (count + kLanes - 1) / kLanes * kLanes;
+    for (int q0 = 0; q0 < nq; q0 += kQueryBlock) {
+      const int nb = std::min(kQueryBlock, nq - q0);
+      for (int t = 0; t < nb; ++t) {
+        std::fill(scores.begin() + t * kPadded + count, scores.begin() + t * kPadded + padded,
+                  -std::numeric_limits<float>::infinity());
+      }
+      score_queries<Rows>(nb, k + c0 * d, count, d, qs + int64_t{q0} * d, scores.data(), kPadded);
+      for (int t = 0; t < nb; ++t) {
+        softmax_step(scores.data() + t * kPadded, padded, state.max[q0 + t], state.sum[q0 + t],
+                     state.acc + int64_t{q0 + t} * dv, dv);
+      }
+      accumulate_queries<Rows>(nb, v + c0 * dv, count, dv, scores.data(), kPadded,
+                               state.acc + int64_t{q0} * dv);
+    }
+  }
+}
+
+template <class Rows>
+void append_rows(int64_t rows, int heads, int dim, int64_t first, int64_t capacity,
+                 const float* src, unsigned char* storage) {
+  auto* dst = reinterpret_cast<typename Rows::Elem*>(storage);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int h = 0; h < heads; ++h) {
+      const float* from = src + (r * heads + h) * dim;
+      typename Rows::Elem* to = dst + (int64_t{h} * capacity + first + r) * dim;
+      for (int c = 0; c < dim; ++c) to[c] = Rows::store1(from[c]);
+    }
+  }
+}
+
+template <class Rows>
+void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const unsigned char* keys,
+                const unsigned char* values, int64_t queries, const float* q, float* out,
+                float scale, ThreadPool* pool) {
+  using Elem = typename Rows::Elem;
+  const int nq = static_cast<int>(queries);
+  const int workers = pool ? pool->size() : 1;
+  // Few heads for many workers: split each head's keys so every worker has tasks.
+  int64_t splits = 1;
+  if (workers > 1 && heads < 2 * workers) {
+    splits = std::min<int64_t>((2 * workers + heads - 1) / heads,
+                               std::max<int64_t>(1, n / kMinSplitKeys));
+  }
+  const int64_t tasks = heads * splits;
+  const int64_t state_floats = int64_t{nq} * (dv + 2);
+  std::vector<float> states(static_cast<size_t>(tasks * state_floats));
+  const float prescale = scale * kLog2e;
+
+  auto run = [&](int64_t begin, int64_t end, int) {
+    std::vector<float> qs(static_cast<size_t>(nq) * d);
+    for (int64_t task = begin; task < end; ++task) {
+      const int h = static_cast<int>(task / splits);
+      const int64_t split = task % splits;
+      for (int t = 0; t < nq; ++t) {
+        const float* src = q + (int64_t{t} * heads + h) * d;
+        for (int c = 0; c < d; ++c) qs[t * d + c] = src[c] * prescale;
+      }
+      float* st = states.data() + task * state_floats;
+      const Partial state{st, st + nq, st + 2 * nq};
+      const auto* k = reinterpret_cast<const Elem*>(keys) + int64_t{h} * capacity * d;
+      const auto* v = reinterpret_cast<const Elem*>(values) + int64_t{h} * capacity * dv;
+      attend_range<Rows>(k, v, d, dv, n * split / splits, n * (split + 1) / splits, nq,
+                         qs.data(), state);
+    }
+  };
+  if (pool && tasks > 1) {
+    pool->parallel_for(tasks, 1, run);
+  } else {
+    run(0, tasks, 0);
+  }
+
+  // Merge each head's splits: rescale every partial to the common max, then normalise.
+  for (int h = 0; h < heads; ++h) {
+    for (int t = 0; t < nq; ++t) {
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < splits; ++s) {
+        top = std::max(top, states[(h * splits + s) * state_floats + t]);
+      }
+      float* o = out + (int64_t{t} * heads + h) * dv;
+      std::fill(o, o + dv, 0.0f);
+      if (top < -FLT_MAX) continue;
+      float sum = 0.0f;
+      for (int64_t s = 0; s < splits; ++s) {
+        const float* st = states.data() + (h * splits + s) * state_floats;
+        const float w = std::exp2(st[t] - top);
+        sum += w * st[nq + t];
+        const float* acc = st + 2 * nq + int64_t{t} * dv;
+        for (int c = 0; c < dv; ++c) o[c] += w * acc[c];
+      }
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      for (int c = 0; c < dv; ++c) o[c] *= inv;
+    }
+  }
+}
+
+}  // namespace
+
+const char* storage_precision_name(StoragePrecision precision) {
+  switch (precision) {
+    case StoragePrecision::kFp32: return "fp32";
+    case StoragePrecision::kFp16: return "fp16";
+    case StoragePrecision::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+int storage_bytes(StoragePrecision precision) {
+  return precision == StoragePrecision::kFp32 ? 4 : 2;
+}
+
+KVCache::KVCache(int heads, int head_dim, int value_dim, StoragePrecision precision,
+                 int64_t capacity_hint)
+    : heads_(heads), head_dim_(head_dim), value_dim_(value_dim), precision_(precision) {
+  require_positive("heads", heads);
+  require_positive("head_dim", head_dim);
+  require_positive("value_dim", value_dim);
+  if (precision != StoragePrecision::kFp32 && precision != StoragePrecision::kFp16 &&
+      precision != StoragePrecision::kBf16) {
+    throw_range("precision", "must be fp32, fp16 or bf16");
+  }
+  if (capacity_hint < 0) {
+    throw_range("capacity_hint", "must be >= 0, got " + std::to_string(capacity_hint));
+  }
+  elem_bytes_ = storage_bytes(precision);
+  reserve(capacity_hint);
+}
+
+int64_t KVCache::memory_bytes() const {
+  return static_cast<int64_t>(keys_.size() + values_.size());
+}
+
+void KVCache::reserve(int64_t rows) {
+  if (rows <= capacity_) return;
+  // Bytes of one row across heads, keys and values; the cache must be addressable.
+  const int64_t row_bytes = int64_t{heads_} * (int64_t{head_dim_} + value_dim_) * elem_bytes_;
+  const int64_t max_rows = std::numeric_limits<std::ptrdiff_t>::max() / row_bytes;
+  if (rows > max_rows) {
+    throw_range("rows", "the cache would hold more than " + std::to_string(max_rows) + " rows");
+  }
+  const int64_t capacity = std::min(max_rows, std::max(rows, capacity_ + capacity_ / 2));
+  auto regrow = [&](std::vector<unsigned char>& buf, int dim) {
+    const int64_t old_head = capacity_ * dim * elem_bytes_, new_head = capacity * dim * elem_bytes_;
+    std::vector<unsigned char> grown(static_cast<size_t>(heads_ * new_head));
+    for (int h = 0; h < heads_; ++h) {
+      std::memcpy(grown.data() + h * new_head, buf.data() + h * old_head,
+                  static_cast<size_t>(size_ * dim * elem_bytes_));
+    }
+    buf.swap(grown);
+  };
+  regrow(keys_, head_dim_);
+  regrow(values_, value_dim_);
+  capacity_ = capacity;
+}
+
+void KVCache::append(int64_t rows, const float* k, const float* v) {
+  if (rows < 0) throw_range("rows", "must be >= 0, got " + std::to_string(rows));
+  if (rows == 0) return;
+  if (k == nullptr) throw_type("k", "must be given");
+  if (v == nullptr) throw_type("v", "must be given");
+  reserve(size_ + rows);
+  auto store = [&](auto rows_tag) {
+    using Rows = decltype(rows_tag);
+    append_rows<Rows>(rows, heads_, head_dim_, size_, capacity_, k, keys_.data());
+    append_rows<Rows>(rows, heads_, value_dim_, size_, capacity_, v, values_.data());
+  };
+  switch (precision_) {
+    case StoragePrecision::kFp32: store(Fp32Rows{}); break;
+    case StoragePrecision::kFp16: store(Fp16Rows{}); break;
+    case StoragePrecision::kBf16: store(Bf16Rows{}); break;
+  }
+  size_ += rows;
+}
+
+void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<float> scale,
+                     ThreadPool* pool) const {
+  if (queries < 0) throw_range("queries", "must be >= 0, got " + std::to_string(queries));
+  if (queries > std::numeric_limits<int>::max()) throw_range("queries", "too many queries");
+  if (scale && !std::isfinite(*scale)) throw_range("scale", "must be a finite number");
+  if (queries == 0) return;
+  if (q == nullptr) throw_type("q", "must be given");
+  if (out == nullptr) throw_type("out", "must be given");
+  const float s = scale ? *scale : 1.0f / std::sqrt(static_cast<float>(head_dim_));
+  auto run = [&](auto rows_tag) {
+    attend_all<decltype(rows_tag)>(heads_, head_dim_, value_dim_, size_, capacity_, keys_.data(),
+                                   values_.data(), queries, q, out, s, pool);
+  };
+  switch (precision_) {
+    case StoragePrecision::kFp32: run(Fp32Rows{}); break;
+    case StoragePrecision::kFp16: run(Fp16Rows{}); break;
+    case StoragePrecision::kBf16: run(Bf16Rows{}); break;
+  }
+}
+
+}  // namespace attn
