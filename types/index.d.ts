@@ -1081,3 +1081,51 @@ export class WasmHybridASAM {
   dispose(): void;
   readonly disposed: boolean;
 }
+
+/** Storage precision of a {@link WasmKVCache}: float32, or half precision (half the memory). */
+export type KVCachePrecision = 'fp32' | 'fp16' | 'bf16';
+
+/** Options of {@link WasmKVCache}. */
+export interface KVCacheOptions {
+  /** Heads. Default `8`. */
+  heads?: number | undefined;
+  /** Key width per head (required). */
+  headDim: number;
+  /** Value width per head. Default `headDim`. */
+  valueDim?: number | undefined;
+  /** How keys and values are stored (rounded to nearest even); arithmetic is float32. Default `'fp32'`. */
+  precision?: KVCachePrecision | undefined;
+  /** Rows to allocate up front. Default `0` (grows on demand). */
+  capacity?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/**
+ * A key/value cache for incremental decoding: append keys and values a few rows at a time,
+ * attend one or a few new queries over every cached key (no causal rule: decoding).
+ * Half-precision storage halves the memory and the bytes each decode step reads.
+ */
+export class WasmKVCache {
+  /** @throws {TypeError} | {RangeError} naming the option; {Error} if the runtime is not initialised. */
+  constructor(options: KVCacheOptions);
+  readonly heads: number;
+  readonly headDim: number;
+  readonly valueDim: number;
+  readonly precision: KVCachePrecision;
+  /** Rows cached. */
+  readonly length: number;
+  /** K `[rows][heads][headDim]`, V `[rows][heads][valueDim]`. @throws naming `K` or `V`. */
+  append(K: Float32Array, V: Float32Array): void;
+  /**
+   * Q `[queries][heads][headDim]` → `[queries][heads][valueDim]`: `options.out` when given.
+   * An empty cache gives zeros. @throws naming `Q`, `scale` or `out`.
+   */
+  attend(Q: Float32Array, options?: { scale?: number | undefined; out?: Float32Array | null | undefined }): Float32Array;
+  /** Forgets every row (keeps the allocation). */
+  clear(): void;
+  /** Heap figures and `cacheBytes`, the bytes of key and value storage allocated. */
+  getMemoryUsage(): Pick<MemoryInfo, 'heapUsed' | 'heapTotal'> & { cacheBytes: number };
+  dispose(): void;
+  readonly disposed: boolean;
+}

@@ -25,7 +25,7 @@ function smallProblem() {
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
     'WasmASAMEncoder', 'WasmASAMLayer', 'WasmCrossAttention', 'WasmFlashAttention', 'WasmHybridASAM',
-    'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
+    'WasmKVCache', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
     'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
   ]);
@@ -43,7 +43,8 @@ test('the module exports exactly the documented API', () => {
     'MultiHeadNamedWeights', 'WasmSparseAttention', 'SparseAttentionOptions', 'SparseForwardOptions', 'SparseMaskOptions',
     'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency',
     'WasmASAMLayer', 'WasmASAMEncoder', 'ASAMLayerOptions', 'ASAMEncoderOptions', 'ASAMForwardOptions', 'ASAMInfo',
-    'ASAMPatternType', 'WasmHybridASAM', 'HybridASAMOptions', 'HybridASAMInfo']) {
+    'ASAMPatternType', 'WasmHybridASAM', 'HybridASAMOptions', 'HybridASAMInfo', 'WasmKVCache', 'KVCacheOptions',
+    'KVCachePrecision']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

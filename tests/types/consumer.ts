@@ -18,6 +18,7 @@ import init, {
   WasmASAMLayer,
   WasmASAMEncoder,
   WasmHybridASAM,
+  WasmKVCache,
   WasmMultiHeadAttention,
   WasmCrossAttention,
 } from 'attnkit';
@@ -313,13 +314,20 @@ hybrid.loadWeights({ 'q_proj.weight': new Float32Array(64 * 64) });
 hybrid.dispose();
 // @ts-expect-error the hybrid has no binary weights format
 hybrid.loadWeights(new Uint8Array(4));
+const kv = new WasmKVCache({ heads: 8, headDim: 64, precision: 'bf16', capacity: 1024 });
+kv.append(new Float32Array(8 * 64), new Float32Array(8 * 64));
+const kvOut: Float32Array = kv.attend(new Float32Array(8 * 64), { scale: 0.125 });
+const kvBytes: number = kv.getMemoryUsage().cacheBytes + kv.length;
+kv.dispose();
+// @ts-expect-error unknown precision
+new WasmKVCache({ headDim: 64, precision: 'fp8' });
 // @ts-expect-error unknown pattern type
 new WasmASAMLayer({ patternType: 'diagonal' });
 // @ts-expect-error masks are not supported
 asam.forward(asamX, { mask: new Uint8Array(4) });
 
 export const used = [
-  asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos, hybridRatio,
+  asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos, hybridRatio, kvOut, kvBytes,
   sparsity, chunked, efficiencyNumbers, maybeFlops, flopsNow,
   sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,
