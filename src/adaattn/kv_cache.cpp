@@ -34,6 +34,11 @@ struct Fp16Rows {
   static float load1(Elem x) { return simd::fp16_to_float(x); }
   static Elem store1(float x) { return simd::float_to_fp16(x); }
 };
+// fp16 rows holding only finite halves (KVCache::fp16_unusual_ unset): a cheaper widening
+// where the backend has no half conversion (WASM SIMD128).
+struct Fp16OrdinaryRows : Fp16Rows {
+  static simd::Vec load(const Elem* p) { return simd::load_fp16_ordinary(p); }
+};
 struct Bf16Rows {
   using Elem = uint16_t;
   static simd::Vec load(const Elem* p) { return simd::load_bf16(p); }
@@ -326,6 +331,19 @@ void KVCache::append(int64_t rows, const float* k, const float* v) {
     case StoragePrecision::kFp16: store(Fp16Rows{}); break;
     case StoragePrecision::kBf16: store(Bf16Rows{}); break;
   }
+  if (precision_ == StoragePrecision::kFp16 && !fp16_unusual_) {
+    // Any inf or NaN half among the new rows sends attend() to the general widening.
+    auto unusual = [&](const std::vector<unsigned char>& buf, int dim) {
+      for (int h = 0; h < heads_; ++h) {
+        const uint16_t* at = reinterpret_cast<const uint16_t*>(buf.data()) + (h * capacity_ + size_) * dim;
+        for (int64_t e = 0; e < rows * dim; ++e) {
+          if ((at[e] & 0x7c00u) == 0x7c00u) return true;
+        }
+      }
+      return false;
+    };
+    fp16_unusual_ = unusual(keys_, head_dim_) || unusual(values_, value_dim_);
+  }
   size_ += rows;
 }
 
@@ -344,7 +362,13 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
   };
   switch (precision_) {
     case StoragePrecision::kFp32: run(Fp32Rows{}); break;
-    case StoragePrecision::kFp16: run(Fp16Rows{}); break;
+    case StoragePrecision::kFp16:
+      if (fp16_unusual_) {
+        run(Fp16Rows{});
+      } else {
+        run(Fp16OrdinaryRows{});
+      }
+      break;
     case StoragePrecision::kBf16: run(Bf16Rows{}); break;
   }
 }

@@ -45,7 +45,10 @@ class KVCache {
   // Bytes of key and value storage allocated (capacity, not just size).
   int64_t memory_bytes() const;
   // Forgets every row; keeps the allocation for the next sequence.
-  void clear() { size_ = 0; }
+  void clear() {
+    size_ = 0;
+    fp16_unusual_ = false;
+  }
 
   int heads() const { return heads_; }
   int head_dim() const { return head_dim_; }
@@ -64,6 +67,9 @@ class KVCache {
   int64_t capacity_ = 0;
   std::vector<unsigned char> keys_;    // [heads][capacity_][head_dim] stored elements
   std::vector<unsigned char> values_;  // [heads][capacity_][value_dim]
+  // fp16: some stored half is inf or NaN, so attend() widens with the general (slower on
+  // WASM) conversion rather than the one for finite halves.
+  bool fp16_unusual_ = false;
 };
 
 }  // namespace attn

@@ -181,6 +181,12 @@ TEST(HalfFloat, VectorLoadsMatchScalar) {
     for (int i = 0; i < kLanes; ++i) {
       ASSERT_EQ(float_bits(lanes[i]), float_bits(bf16_to_float(codes[h + i]))) << std::hex << h + i;
     }
+    // The fast widening, for the codes it promises: every finite half.
+    store(lanes.data(), load_fp16_ordinary(codes.data() + h));
+    for (int i = 0; i < kLanes; ++i) {
+      if (((h + i) & 0x7c00u) == 0x7c00u) continue;
+      ASSERT_EQ(float_bits(lanes[i]), float_bits(fp16_to_float(codes[h + i]))) << std::hex << h + i;
+    }
   }
 }
 
@@ -420,3 +426,36 @@ TEST(KVCache, ValidationNamesTheParameter) {
 }
 
 }  // namespace
+
+// fp16 rows with an infinite half take the general widening, finite rows (subnormal halves
+// included) the fast one; both give the stored values' attention exactly.
+TEST(KVCache, Fp16WideningPathsAgree) {
+  const int heads = 2, d = 8, dv = 8;
+  std::vector<float> k(3 * heads * d), v(3 * heads * dv), q(heads * d, 0.25f);
+  for (size_t i = 0; i < k.size(); ++i) k[i] = 0.1f * float(i % 7) - 0.3f;
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i % 5) - 2.0f;
+  v[3] = 1e-6f;  // a subnormal half (below 2^-14): still the fast path
+  attn::KVCache cache(heads, d, dv, StoragePrecision::kFp16);
+  std::vector<float> ks(k.size()), vs(v.size());
+  for (size_t i = 0; i < k.size(); ++i) ks[i] = stored(StoragePrecision::kFp16, k[i]);
+  for (size_t i = 0; i < v.size(); ++i) vs[i] = stored(StoragePrecision::kFp16, v[i]);
+  for (bool with_inf : {false, true}) {
+    cache.clear();
+    cache.append(3, k.data(), v.data());
+    std::vector<float> out(heads * dv);
+    cache.attend(1, q.data(), out.data());
+    const auto want = reference_attend(heads, d, dv, 3, 1, q, ks, vs, 1.0 / std::sqrt(double(d)));
+    for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << i;
+    if (with_inf) {  // a key of +inf in head 1, row 2: head 1's scores become inf/NaN, head 0 stays exact
+      std::vector<float> k2(heads * d, 0.0f), v2(heads * dv, 1.0f);
+      k2[d] = INFINITY;
+      cache.append(1, k2.data(), v2.data());
+      cache.attend(1, q.data(), out.data());
+      std::vector<float> k4 = ks, v4 = vs;
+      k4.insert(k4.end(), k2.begin(), k2.end());
+      v4.insert(v4.end(), v2.begin(), v2.end());
+      const auto want4 = reference_attend(heads, d, dv, 4, 1, q, k4, v4, 1.0 / std::sqrt(double(d)));
+      for (int c = 0; c < dv; ++c) EXPECT_NEAR(out[c], want4[c], 1e-5 * (1 + std::fabs(want4[c]))) << c;
+    }
+  }
+}
