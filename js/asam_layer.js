@@ -6,6 +6,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { currentRuntime, Runtime } from './runtime.js';
+import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import {
   boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount,
@@ -13,14 +14,6 @@ import {
 } from './validate.js';
 
 const PATTERN_TYPES = ['local', 'strided', 'random', 'clustered', 'hierarchical', 'adaptive'];
-
-const forgotten = new FinalizationRegistry((handle) => {
-  try {
-    handle.delete();
-  } catch {
-    // the runtime itself is gone
-  }
-});
 
 // The configuration in the seed's fields (camelCase), with the seed's defaults.
 function readConfig(where, opts) {
@@ -102,14 +95,13 @@ class ASAMBase {
     this.#runtime = opts.runtime ?? currentRuntime(where);
     const init = { ...this.#config, numLayers };
     raiseStatus(this.#runtime.module.validateASAM(init), where);
-    this.#handle = new this.#runtime.module.ASAMHandle(init);
-    forgotten.register(this, this.#handle, this);
+    this.#handle = adopt(this, new this.#runtime.module.ASAMHandle(init));
   }
 
   get config() { return this.#config; }
 
   #live(method) {
-    if (this.#handle === null) throw new Error(`${this.#where}.${method}: this object was disposed; create a new one`);
+    if (this.#handle === null) throw disposedError(this.#where, method);
     return this.#runtime.module;
   }
 
@@ -153,10 +145,7 @@ class ASAMBase {
   }
 
   dispose() {
-    if (this.#handle === null) return;
-    forgotten.unregister(this);
-    this.#handle.delete();
-    this.#handle = null;
+    this.#handle = release(this, this.#handle);
   }
 
   get disposed() {
@@ -236,14 +225,13 @@ export class WasmHybridASAM {
     const { localWindowSize, numGlobalTokens, ...layer } = this.#config;
     const init = { layer: { ...layer, numLayers: 0 }, localWindowSize, numGlobalTokens };
     raiseStatus(this.#runtime.module.validateHybridASAM(init), where);
-    this.#handle = new this.#runtime.module.HybridASAMHandle(init);
-    forgotten.register(this, this.#handle, this);
+    this.#handle = adopt(this, new this.#runtime.module.HybridASAMHandle(init));
   }
 
   get config() { return this.#config; }
 
   #live(method) {
-    if (this.#handle === null) throw new Error(`WasmHybridASAM.${method}: this object was disposed; create a new one`);
+    if (this.#handle === null) throw disposedError('WasmHybridASAM', method);
     return this.#runtime.module;
   }
 
@@ -279,10 +267,7 @@ export class WasmHybridASAM {
   }
 
   dispose() {
-    if (this.#handle === null) return;
-    forgotten.unregister(this);
-    this.#handle.delete();
-    this.#handle = null;
+    this.#handle = release(this, this.#handle);
   }
 
   get disposed() {

@@ -4,19 +4,12 @@
 // half the bytes a decode step reads), arithmetic float32. Rows are [rows][heads][dim].
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
+import { adopt, disposedError, release } from './handle.js';
 import { currentRuntime, Runtime } from './runtime.js';
 import { finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount } from './validate.js';
 
 const WHERE = 'WasmKVCache';
 const PRECISIONS = ['fp32', 'fp16', 'bf16'];
-
-const forgotten = new FinalizationRegistry((handle) => {
-  try {
-    handle.delete();
-  } catch {
-    // the runtime itself is gone
-  }
-});
 
 export class WasmKVCache {
   #runtime;
@@ -41,8 +34,7 @@ export class WasmKVCache {
     this.#runtime = opts.runtime ?? currentRuntime(WHERE);
     const init = { ...this.#config, precision: PRECISIONS.indexOf(this.#config.precision) };
     raiseStatus(this.#runtime.module.validateKVCache(init), WHERE);
-    this.#handle = new this.#runtime.module.KVCacheHandle(init);
-    forgotten.register(this, this.#handle, this);
+    this.#handle = adopt(this, new this.#runtime.module.KVCacheHandle(init));
   }
 
   get heads() { return this.#config.heads; }
@@ -56,7 +48,7 @@ export class WasmKVCache {
   }
 
   #live(method) {
-    if (this.#handle === null) throw new Error(`${WHERE}.${method}: this object was disposed; create a new one`);
+    if (this.#handle === null) throw disposedError(WHERE, method);
     return this.#runtime.module;
   }
 
@@ -108,10 +100,7 @@ export class WasmKVCache {
   }
 
   dispose() {
-    if (this.#handle === null) return;
-    forgotten.unregister(this);
-    this.#handle.delete();
-    this.#handle = null;
+    this.#handle = release(this, this.#handle);
   }
 
   get disposed() {

@@ -5,6 +5,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { checkMask, maskStrides } from './mask_layout.js';
+import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import { currentRuntime, Runtime } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
@@ -12,15 +13,6 @@ import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCou
 const WHERE = 'WasmMultiHeadAttention';
 const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
   'out_proj.weight', 'out_proj.bias'];
-
-// Frees the C++ object of a WasmMultiHeadAttention the program dropped without dispose().
-const forgotten = new FinalizationRegistry((handle) => {
-  try {
-    handle.delete();
-  } catch {
-    // the runtime itself is gone
-  }
-});
 
 export class WasmMultiHeadAttention {
   #runtime;
@@ -54,8 +46,7 @@ export class WasmMultiHeadAttention {
     const init = { modelDim, heads: config.heads, kdim: config.kdim, vdim: config.vdim, bias: config.bias,
       dropout: config.dropout, seed: config.seed };
     raiseStatus(module.validateMultiHead(init), where);
-    this.#handle = new module.MultiHeadHandle(init);
-    forgotten.register(this, this.#handle, this);
+    this.#handle = adopt(this, new module.MultiHeadHandle(init));
   }
 
   get modelDim() { return this.#config.modelDim; }
@@ -69,7 +60,7 @@ export class WasmMultiHeadAttention {
   get causal() { return this.#config.causal; }
 
   #live(method) {
-    if (this.#handle === null) throw new Error(`${this.#where}.${method}: this object was disposed; create a new one`);
+    if (this.#handle === null) throw disposedError(this.#where, method);
     return this.#runtime.module;
   }
 
@@ -160,10 +151,7 @@ export class WasmMultiHeadAttention {
   }
 
   dispose() {
-    if (this.#handle === null) return;
-    forgotten.unregister(this);
-    this.#handle.delete();
-    this.#handle = null;
+    this.#handle = release(this, this.#handle);
   }
 
   get disposed() {

@@ -1,0 +1,28 @@
+// The C++ objects behind the classes (embind handles): adopt() ties one to its JS owner so
+// that a FinalizationRegistry frees it if the owner is dropped without dispose();
+// release() frees it now (dispose). Every class keeps its handle in a private field.
+const forgotten = new FinalizationRegistry((handle) => {
+  try {
+    handle.delete();
+  } catch {
+    // the runtime itself is gone
+  }
+});
+
+export function adopt(owner, handle) {
+  forgotten.register(owner, handle, owner);
+  return handle;
+}
+
+// Frees the handle (null: already released); returns null for the owner to keep.
+export function release(owner, handle) {
+  if (handle === null) return null;
+  forgotten.unregister(owner);
+  handle.delete();
+  return null;
+}
+
+// The error of a method called after dispose().
+export function disposedError(where, method) {
+  return new Error(`${where}.${method}: this object was disposed; create a new one`);
+}
