@@ -157,7 +157,7 @@ export async function startRuntime(lib, variant, threads, timeoutMs = 20000) {
 startRuntime.fallbacks = 0;
 
 // One trial of a benchmark: calls back to back until `ms` have passed; time per call.
-export function trialMs(call, ms) {
+function trialMs(call, ms) {
   const t0 = performance.now();
   let calls = 0;
   let elapsed = 0;
@@ -167,4 +167,20 @@ export function trialMs(call, ms) {
     elapsed = performance.now() - t0;
   }
   return { ms: elapsed / calls, calls };
+}
+
+// `trials` rounds of trials of >= `ms` of calls, each round taking every entry of `plan`
+// ({ call }) in turn, so that a slow spell of the shared machine lands on all of them. Fills
+// each entry's times (ms per call), calls and load (other processes' cores) per trial.
+export function roundRobinTrials(plan, trials, ms) {
+  for (const p of plan) Object.assign(p, { times: [], calls: [], load: [] });
+  for (let t = 0; t < trials; ++t) {
+    for (const p of plan) {
+      const meter = cpuMeter();
+      const { ms: perCall, calls } = trialMs(p.call, ms);
+      p.times.push(perCall);
+      p.calls.push(calls);
+      p.load.push(meter());
+    }
+  }
 }

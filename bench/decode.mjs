@@ -3,7 +3,7 @@
 // target: bf16 ≥ 1.6x and fp16 ≥ 1.3x faster than fp32, at half its memory, with the error
 // within the storage's rounding. Each time is the median of trials of ≥ 1 s of calls, the
 // trials going round the precisions in turn; a call copies the query in and the output out.
-import { HEADS, cpuMeter, fillRandom, median, relativeError, startRuntime, trialMs } from './common.mjs';
+import { HEADS, fillRandom, median, relativeError, roundRobinTrials, startRuntime } from './common.mjs';
 
 const DIM = 64;
 const CACHED = 32768;
@@ -25,15 +25,9 @@ export async function benchDecode(lib, log) {
     }
     return [precision, cache];
   }));
-  const plan = PRECISIONS.map((precision) => ({ precision, call: () => caches[precision].attend(q, { out }), times: [], load: [] }));
+  const plan = PRECISIONS.map((precision) => ({ precision, call: () => caches[precision].attend(q, { out }) }));
   for (const p of plan) for (let i = 0; i < 20; ++i) p.call();  // warm-up
-  for (let t = 0; t < TRIALS; ++t) {
-    for (const p of plan) {
-      const meter = cpuMeter();
-      p.times.push(trialMs(p.call, TRIAL_MS).ms);
-      p.load.push(meter());
-    }
-  }
+  roundRobinTrials(plan, TRIALS, TRIAL_MS);
   const exact = caches.fp32.attend(q);
   const rows = plan.map((p) => {
     const cache = caches[p.precision];

@@ -9,7 +9,7 @@
 // short calls as much as on the long ones, so each measurement is a trial of ≥ 1 s of calls,
 // the trials go round the sizes in turn (a slow spell of the shared machine lands on every
 // size, not on one), and each size reports the median of its trials.
-import { HEADS, cpuMeter, engineWarmup, makeInputs, median, startRuntime, trialMs } from './common.mjs';
+import { HEADS, engineWarmup, makeInputs, median, roundRobinTrials, startRuntime } from './common.mjs';
 
 export const LINEAR_SEQS = [1024, 4096, 16384, 65536];
 const DIM = 64;
@@ -30,17 +30,9 @@ export async function benchLinear(lib, log) {
       const forward = ({ q, k, v, out }) => () => attn.forward(q, k, v, { out });
       await engineWarmup(forward(sizes[0]), WARMUP_MS);
       // One untimed call per n: the heap grows to its size.
-      const plan = sizes.map((size) => ({ size, call: forward(size), times: [], calls: [], load: [] }));
+      const plan = sizes.map((size) => ({ size, call: forward(size) }));
       for (const p of plan) p.call();
-      for (let t = 0; t < TRIALS; ++t) {
-        for (const p of plan) {
-          const meter = cpuMeter();
-          const { ms, calls } = trialMs(p.call, TRIAL_MS);
-          p.times.push(ms);
-          p.calls.push(calls);
-          p.load.push(meter());
-        }
-      }
+      roundRobinTrials(plan, TRIALS, TRIAL_MS);
       const mine = plan.map((p) => {
         const medianMs = median(p.times);
         const loads = p.load.filter(Number.isFinite);

@@ -8,7 +8,7 @@
 // patterns in turn, so a slow spell of the shared machine lands on all of them. A time is
 // one forward call, copies of Q, K, V into the heap and a new output array included, for
 // dense and sparse alike.
-import { HEADS, cpuMeter, engineWarmup, fillRandom, makeInputs, median, startRuntime, trialMs } from './common.mjs';
+import { HEADS, engineWarmup, fillRandom, makeInputs, median, roundRobinTrials, startRuntime } from './common.mjs';
 
 const DIM = 64;
 const SEQ = 4096;
@@ -30,16 +30,10 @@ export async function benchSparse(lib, log) {
   const plan = [
     { name: 'dense flash', call: () => dense.forward(q, k, v) },
     ...PATTERNS.map((pattern) => ({ name: pattern, call: () => sparse[pattern].forward(q, k, v, { centroids }) })),
-  ].map((p) => ({ ...p, times: [], load: [] }));
+  ];
   await engineWarmup(plan[1].call, 1500);
   for (const p of plan) p.call();
-  for (let t = 0; t < TRIALS; ++t) {
-    for (const p of plan) {
-      const meter = cpuMeter();
-      p.times.push(trialMs(p.call, TRIAL_MS).ms);
-      p.load.push(meter());
-    }
-  }
+  roundRobinTrials(plan, TRIALS, TRIAL_MS);
   const denseMs = median(plan[0].times);
   const rows = plan.map((p) => {
     const ms = median(p.times);
@@ -67,9 +61,9 @@ export async function benchSparse(lib, log) {
   const layerPlan = [
     { name: 'multi-head layer (dense)', call: () => mha.forward(x, x, x) },
     { name: 'ASAM layer (local, no gate)', call: () => layer.forward(x) },
-  ].map((p) => ({ ...p, times: [] }));
+  ];
   for (const p of layerPlan) p.call();
-  for (let t = 0; t < 3; ++t) for (const p of layerPlan) p.times.push(trialMs(p.call, TRIAL_MS).ms);
+  roundRobinTrials(layerPlan, 3, TRIAL_MS);
   const { info } = layer.forward(x, { returnInfo: true });
   const kernelRatio = rows.find((r) => r.name === 'local').sparseRatio;
   const counted = 1 - (info.computedScores + info.densePathScores) / info.denseScores;

@@ -72,10 +72,8 @@ std::string validate_asam(const ASAMInit& init) {
 std::string sizes_string(const std::vector<ParameterView>& params) {
   std::string all;
   for (const auto& p : params) {
-    int64_t count = 1;
-    for (int d : p.shape) count *= d;
     if (!all.empty()) all += ',';
-    all += p.name + ':' + std::to_string(count);
+    all += p.name + ':' + std::to_string(p.count());
   }
   return all;
 }
@@ -178,7 +176,7 @@ struct HybridInit {
 };
 
 std::string validate_hybrid(const HybridInit& init) {
-  return guarded([&] { asam::HybridASAM(to_config(init.layer), init.localWindowSize, init.numGlobalTokens); });
+  return guarded([&] { asam::HybridASAM::validated(to_config(init.layer), init.localWindowSize, init.numGlobalTokens); });
 }
 
 class HybridHandle {

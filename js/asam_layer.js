@@ -5,7 +5,7 @@
 // object: dispose() frees them, and a FinalizationRegistry frees those never disposed.
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import {
@@ -89,10 +89,7 @@ class ASAMBase {
     const opts = optionsObject(where, options);
     this.#config = Object.freeze(readConfig(where, opts));
     this.#layers = numLayers;
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
-    }
-    this.#runtime = opts.runtime ?? currentRuntime(where);
+    this.#runtime = runtimeOption(where, opts.runtime);
     const init = { ...this.#config, numLayers };
     raiseStatus(this.#runtime.module.validateASAM(init), where);
     this.#handle = adopt(this, new this.#runtime.module.ASAMHandle(init));
@@ -218,10 +215,7 @@ export class WasmHybridASAM {
       localWindowSize: positiveInt(where, 'localWindowSize', opts.localWindowSize, 512),
       numGlobalTokens: nonNegativeInt(where, 'numGlobalTokens', opts.numGlobalTokens, 1),
     });
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
-    }
-    this.#runtime = opts.runtime ?? currentRuntime(where);
+    this.#runtime = runtimeOption(where, opts.runtime);
     const { localWindowSize, numGlobalTokens, ...layer } = this.#config;
     const init = { layer: { ...layer, numLayers: 0 }, localWindowSize, numGlobalTokens };
     raiseStatus(this.#runtime.module.validateHybridASAM(init), where);

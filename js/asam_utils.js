@@ -3,18 +3,12 @@
 import { rangeError, typeError } from './errors.js';
 import { WasmFlashAttention } from './flash_attention.js';
 import { checkMask } from './mask_layout.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import {
   boolean, finiteNumber, float32Array, nonNegativeInt, optionsObject, positiveInt, rowCount,
 } from './validate.js';
 
 const MIB = 1024 * 1024;
-
-function runtimeOption(where, value) {
-  if (value === undefined) return currentRuntime(where);
-  if (!(value instanceof Runtime)) throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
-  return value;
-}
 
 // The fraction of (query, key) pairs a mask blocks: 0 = dense, 1 = nothing attends.
 // Boolean masks block where they hold 0; additive masks where they hold -Infinity (a finite

@@ -4,7 +4,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import {
   boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, positiveInt, rowCount, seedValue,
 } from './validate.js';
@@ -53,11 +53,8 @@ export class WasmFlashAttention {
     if (config.blockSize > MAX_BLOCK) {
       throw rangeError(WHERE, 'blockSize', `expected at most ${MAX_BLOCK}, got ${config.blockSize}`);
     }
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(WHERE, 'runtime', 'expected a runtime from createRuntime()');
-    }
     this.#config = Object.freeze(config);
-    this.#runtime = opts.runtime ?? currentRuntime(WHERE);
+    this.#runtime = runtimeOption(WHERE, opts.runtime);
   }
 
   // The configuration is fixed at construction (read-only views).

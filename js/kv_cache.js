@@ -5,7 +5,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { adopt, disposedError, release } from './handle.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import { finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount } from './validate.js';
 
 const WHERE = 'WasmKVCache';
@@ -28,10 +28,7 @@ export class WasmKVCache {
       precision: oneOf(WHERE, 'precision', opts.precision, PRECISIONS, 'fp32'),
       capacity: nonNegativeInt(WHERE, 'capacity', opts.capacity, 0),
     });
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(WHERE, 'runtime', 'expected a runtime from createRuntime()');
-    }
-    this.#runtime = opts.runtime ?? currentRuntime(WHERE);
+    this.#runtime = runtimeOption(WHERE, opts.runtime);
     const init = { ...this.#config, precision: PRECISIONS.indexOf(this.#config.precision) };
     raiseStatus(this.#runtime.module.validateKVCache(init), WHERE);
     this.#handle = adopt(this, new this.#runtime.module.KVCacheHandle(init));

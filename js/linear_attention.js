@@ -3,7 +3,7 @@
 // leading batch dimension in forwardExtended; V may have its own width (valueDim).
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import {
   boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount,
 } from './validate.js';
@@ -26,10 +26,7 @@ export class WasmLinearAttention {
       eps: finiteNumber(WHERE, 'eps', opts.eps, 1e-6, { min: 0 }),
       causal: boolean(WHERE, 'causal', opts.causal, false),
     });
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(WHERE, 'runtime', 'expected a runtime from createRuntime()');
-    }
-    this.#runtime = opts.runtime ?? currentRuntime(WHERE);
+    this.#runtime = runtimeOption(WHERE, opts.runtime);
   }
 
   get dim() { return this.#config.dim; }

@@ -7,7 +7,7 @@ import { withHeap } from './heap.js';
 import { checkMask, maskStrides } from './mask_layout.js';
 import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
 
 const WHERE = 'WasmMultiHeadAttention';
@@ -37,11 +37,8 @@ export class WasmMultiHeadAttention {
     if (modelDim % config.heads !== 0) {
       throw rangeError(where, 'heads', `must divide modelDim (${modelDim}), got ${config.heads}`);
     }
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
-    }
     this.#config = Object.freeze(config);
-    this.#runtime = opts.runtime ?? currentRuntime(where);
+    this.#runtime = runtimeOption(where, opts.runtime);
     const module = this.#runtime.module;
     const init = { modelDim, heads: config.heads, kdim: config.kdim, vdim: config.vdim, bias: config.bias,
       dropout: config.dropout, seed: config.seed };

@@ -193,6 +193,14 @@ export async function init(options) {
   return defaultPromise.then(() => undefined);
 }
 
+// A class's `runtime` option: a Runtime from createRuntime(), or the default runtime when
+// undefined; anything else is a TypeError naming `runtime`.
+export function runtimeOption(where, value) {
+  if (value === undefined) return currentRuntime(where);
+  if (!(value instanceof Runtime)) throw typeError(where, 'runtime', 'expected a runtime from createRuntime()');
+  return value;
+}
+
 export function currentRuntime(where) {
   if (!defaultRuntime) {
     throw new Error(`${where}: the WebAssembly module is not initialised: await init() first`);

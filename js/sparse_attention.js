@@ -3,7 +3,7 @@
 // visits only the key blocks the pattern selects, and lastStats reports what it computed.
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { currentRuntime, Runtime } from './runtime.js';
+import { runtimeOption } from './runtime.js';
 import {
   finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount, seedValue,
 } from './validate.js';
@@ -59,10 +59,7 @@ export class WasmSparseAttention {
       numClusters: positiveInt(WHERE, 'numClusters', opts.numClusters, 32),
       scale: finiteNumber(WHERE, 'scale', opts.scale, 1 / Math.sqrt(headDim)),
     });
-    if (opts.runtime !== undefined && !(opts.runtime instanceof Runtime)) {
-      throw typeError(WHERE, 'runtime', 'expected a runtime from createRuntime()');
-    }
-    this.#runtime = opts.runtime ?? currentRuntime(WHERE);
+    this.#runtime = runtimeOption(WHERE, opts.runtime);
   }
 
   get heads() { return this.#config.heads; }

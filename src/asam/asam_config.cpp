@@ -3,24 +3,12 @@
 #include <cstddef>
 #include <limits>
 
+#include "asam/sparse_attention.h"
 #include "runtime/errors.h"
 
 namespace attn::asam {
 
-namespace {
-
-constexpr const char* kPatternTypes[] = {"local", "strided", "random", "clustered", "hierarchical", "adaptive"};
-constexpr int kBlockQuantum = 32;  // the sparse kernel's rule (src/asam/sparse_attention.cpp)
-constexpr int kMaxBlockSize = 1024;
-
-}  // namespace
-
-bool is_asam_pattern_type(const std::string& name) {
-  for (const char* p : kPatternTypes) {
-    if (name == p) return true;
-  }
-  return false;
-}
+bool is_asam_pattern_type(const std::string& name) { return name == "adaptive" || is_pattern_name(name); }
 
 ASAMConfig validate_asam_config(ASAMConfig c) {
   require_positive("dim", c.dim);
@@ -50,9 +38,9 @@ ASAMConfig validate_asam_config(ASAMConfig c) {
   if (!(c.confidence_threshold >= 0.0f && c.confidence_threshold <= 1.0f)) {
     throw_range("confidenceThreshold", "must be in [0, 1], got " + std::to_string(c.confidence_threshold));
   }
-  if (c.block_size < kBlockQuantum || c.block_size > kMaxBlockSize || c.block_size % kBlockQuantum != 0) {
-    throw_range("blockSize", "must be a multiple of " + std::to_string(kBlockQuantum) + " in [" +
-                                 std::to_string(kBlockQuantum) + ", " + std::to_string(kMaxBlockSize) + "], got " +
+  if (c.block_size < kBlockSizeQuantum || c.block_size > kMaxBlockSize || c.block_size % kBlockSizeQuantum != 0) {
+    throw_range("blockSize", "must be a multiple of " + std::to_string(kBlockSizeQuantum) + " in [" +
+                                 std::to_string(kBlockSizeQuantum) + ", " + std::to_string(kMaxBlockSize) + "], got " +
                                  std::to_string(c.block_size));
   }
   // The projections (Q, K, V in, one out: 4 * dim * inner floats) and the gate's first layer

@@ -23,19 +23,6 @@ constexpr const char* kGatePrefix = "gate.";
 // Sub-module seeds of a layer (its projections take the layer's seed itself).
 enum SeedStream : uint64_t { kCentroidStream = 1, kGateStream = 2 };
 
-int64_t count_of(const ParameterView& p) {
-  int64_t n = 1;
-  for (int d : p.shape) n *= d;
-  return n;
-}
-
-void add_stats(SparseStats& total, const SparseStats& s) {
-  total.visited_blocks += s.visited_blocks;
-  total.dense_blocks += s.dense_blocks;
-  total.computed_scores += s.computed_scores;
-  total.dense_scores += s.dense_scores;
-}
-
 // Dense attention for the (batch, head) pairs listed, mixed into heads [b][n][h][d] per token
 // with the gate: g * sparse + (1 - g) * dense. The pairs run as the heads of one flash call
 // over their gathered Q, K, V. Returns the scores it computed.
@@ -69,11 +56,6 @@ int64_t mix_dense(int n, int heads, int d, const std::vector<int64_t>& pairs, co
 }
 
 }  // namespace
-
-double measured_sparse_ratio(const SparseStats& sparse, int64_t dense_path_scores, int64_t dense_scores) {
-  if (dense_scores <= 0) return 0.0;
-  return 1.0 - double(sparse.computed_scores + dense_path_scores) / double(dense_scores);
-}
 
 ASAMLayer::ASAMLayer(const ASAMConfig& config)
     : config_(validate_asam_config(config)),
@@ -128,8 +110,8 @@ void ASAMLayer::forward(int batch, int seq, const float* x, const MaskView& mask
     while (b1 < batch && patterns[size_t(b1)] == patterns[size_t(b0)]) ++b1;
     const FlashShape shape{b1 - b0, seq, seq, heads, heads, d, d};
     const int64_t at = int64_t{b0} * seq * inner;
-    add_stats(stats, sparse_attention(shape, pattern_params(patterns[size_t(b0)]), std::nullopt, q.data() + at,
-                                      k.data() + at, v.data() + at, attended.data() + at, pool));
+    stats += sparse_attention(shape, pattern_params(patterns[size_t(b0)]), std::nullopt, q.data() + at,
+                              k.data() + at, v.data() + at, attended.data() + at, pool);
     b0 = b1;
   }
 
@@ -152,7 +134,7 @@ void ASAMLayer::forward(int batch, int seq, const float* x, const MaskView& mask
     info->mixed = std::move(mixed);
     info->sparse_stats = stats;
     info->dense_path_scores = dense_path;
-    info->sparse_ratio = measured_sparse_ratio(stats, dense_path, int64_t{batch} * heads * seq * seq);
+    info->sparse_ratio = stats.sparse_ratio(dense_path);
   }
 }
 
@@ -168,7 +150,7 @@ std::vector<ParameterView> ASAMLayer::named_parameters() const {
 
 int64_t ASAMLayer::param_count() const {
   int64_t n = 0;
-  for (const auto& p : named_parameters()) n += count_of(p);
+  for (const auto& p : named_parameters()) n += p.count();
   return n;
 }
 
@@ -206,7 +188,7 @@ std::vector<uint8_t> ASAMLayer::save() const {
                     gate_.num_pools()}) {
     put_u32(out, uint32_t(field));
   }
-  for (const auto& p : named_parameters()) put_floats(out, p.data, size_t(count_of(p)));
+  for (const auto& p : named_parameters()) put_floats(out, p.data, size_t(p.count()));
   seal(out);
   return out;
 }
@@ -228,7 +210,7 @@ void ASAMLayer::load(const uint8_t* data, size_t size) {
   NamedWeights named;
   size_t at = kHeader;
   for (const auto& p : named_parameters()) {
-    named.emplace_back(p.name, std::vector<float>(size_t(count_of(p))));
+    named.emplace_back(p.name, std::vector<float>(size_t(p.count())));
     at = get_floats(data, at, named.back().second);
   }
   load_named(named);

@@ -62,9 +62,6 @@ struct ASAMInfo {
   double sparse_ratio = 0.0;
 };
 
-// The sparse_ratio of a call from what it computed (see the header comment).
-double measured_sparse_ratio(const SparseStats& sparse, int64_t dense_path_scores, int64_t dense_scores);
-
 class ASAMLayer {
  public:
   // Throws AttnError as validate_asam_config().

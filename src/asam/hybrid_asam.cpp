@@ -38,16 +38,20 @@ void merge_part(int n, int heads, int d, int block, int i0, int rows, int keys, 
 
 }  // namespace
 
-HybridASAM::HybridASAM(const ASAMConfig& config, int local_window_size, int num_global_tokens)
-    : config_(validate_asam_config(config)),
-      window_(local_window_size),
-      global_(num_global_tokens),
-      proj_(config_.dim, config_.inner_dim(), config_.seed) {
+ASAMConfig HybridASAM::validated(const ASAMConfig& config, int local_window_size, int num_global_tokens) {
+  ASAMConfig c = validate_asam_config(config);
   require_positive("localWindowSize", local_window_size);
   if (num_global_tokens < 0) {
     throw_range("numGlobalTokens", "must be a non-negative integer, got " + std::to_string(num_global_tokens));
   }
+  return c;
 }
+
+HybridASAM::HybridASAM(const ASAMConfig& config, int local_window_size, int num_global_tokens)
+    : config_(validated(config, local_window_size, num_global_tokens)),
+      window_(local_window_size),
+      global_(num_global_tokens),
+      proj_(config_.dim, config_.inner_dim(), config_.seed) {}
 
 void HybridASAM::forward(int batch, int seq, const float* x, const MaskView& mask, float* out, HybridInfo* info,
                          ThreadPool* pool) const {
@@ -102,8 +106,7 @@ void HybridASAM::forward(int batch, int seq, const float* x, const MaskView& mas
   if (info != nullptr) {
     info->local_stats = stats;
     info->global_scores = global_scores.load();
-    const double dense = double(batch) * heads * n * n;
-    info->sparse_ratio = 1.0 - double(stats.computed_scores + info->global_scores) / dense;
+    info->sparse_ratio = stats.sparse_ratio(info->global_scores);
   }
 }
 

@@ -43,6 +43,8 @@ class HybridASAM {
   // Throws AttnError as validate_asam_config(), or naming localWindowSize or numGlobalTokens
   // (>= 0).
   HybridASAM(const ASAMConfig& config, int local_window_size = 512, int num_global_tokens = 1);
+  // The same checks without building the weights; returns the validated config.
+  static ASAMConfig validated(const ASAMConfig& config, int local_window_size, int num_global_tokens);
 
   const ASAMConfig& config() const { return config_; }
   int local_window_size() const { return window_; }

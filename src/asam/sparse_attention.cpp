@@ -281,25 +281,22 @@ void merge_attention_row(float* dst, float& dst_lse, const float* part, float pa
   dst_lse = merged;
 }
 
-PatternType parse_pattern_type(const std::string& name) {
-  if (name == "local") return PatternType::kLocal;
-  if (name == "strided") return PatternType::kStrided;
-  if (name == "random") return PatternType::kRandom;
-  if (name == "clustered") return PatternType::kClustered;
-  if (name == "hierarchical") return PatternType::kHierarchical;
-  throw_range("pattern_type", "must be local, strided, random, clustered or hierarchical, got '" + name + "'");
+// Indexed by PatternType.
+constexpr const char* kPatternNames[] = {"local", "strided", "random", "clustered", "hierarchical"};
+
+bool is_pattern_name(const std::string& name) {
+  return std::find(std::begin(kPatternNames), std::end(kPatternNames), name) != std::end(kPatternNames);
 }
 
-const char* pattern_name(PatternType type) {
-  switch (type) {
-    case PatternType::kLocal: return "local";
-    case PatternType::kStrided: return "strided";
-    case PatternType::kRandom: return "random";
-    case PatternType::kClustered: return "clustered";
-    case PatternType::kHierarchical: return "hierarchical";
+PatternType parse_pattern_type(const std::string& name) {
+  const auto at = std::find(std::begin(kPatternNames), std::end(kPatternNames), name);
+  if (at == std::end(kPatternNames)) {
+    throw_range("pattern_type", "must be local, strided, random, clustered or hierarchical, got '" + name + "'");
   }
-  return "?";
+  return static_cast<PatternType>(at - std::begin(kPatternNames));
 }
+
+const char* pattern_name(PatternType type) { return kPatternNames[static_cast<int>(type)]; }
 
 void validate_sparse(const FlashShape& s, const PatternParams& p) {
   FlashOptions o;
@@ -308,10 +305,10 @@ void validate_sparse(const FlashShape& s, const PatternParams& p) {
   if (s.heads_q != s.heads_kv) throw_range("heads_kv", "sparse patterns need heads_kv == heads_q");
   require_positive("window_size", p.window_size);
   require_positive("stride", p.stride);
-  // A multiple of every platform's query alignment (src/flash), so that the kernel's
-  // blocks are the pattern's blocks on every build.
-  if (p.block_size < 32 || p.block_size % 32 != 0 || p.block_size > 1024) {
-    throw_range("block_size", "must be a multiple of 32 in [32, 1024], got " + std::to_string(p.block_size));
+  if (p.block_size < kBlockSizeQuantum || p.block_size % kBlockSizeQuantum != 0 || p.block_size > kMaxBlockSize) {
+    throw_range("block_size", "must be a multiple of " + std::to_string(kBlockSizeQuantum) + " in [" +
+                                  std::to_string(kBlockSizeQuantum) + ", " + std::to_string(kMaxBlockSize) +
+                                  "], got " + std::to_string(p.block_size));
   }
   if (p.type == PatternType::kHierarchical) {
     int previous = 1;

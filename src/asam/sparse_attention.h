@@ -37,8 +37,14 @@ namespace attn::asam {
 
 enum class PatternType { kLocal, kStrided, kRandom, kClustered, kHierarchical };
 
+// block_size: a multiple of every platform's query alignment (src/flash), so that the
+// kernel's blocks are the pattern's blocks on every build.
+constexpr int kBlockSizeQuantum = 32;
+constexpr int kMaxBlockSize = 1024;
+
 // "local", "strided", "random", "clustered", "hierarchical"; throws naming `pattern_type`.
 PatternType parse_pattern_type(const std::string& name);
+bool is_pattern_name(const std::string& name);
 const char* pattern_name(PatternType type);
 
 struct PatternParams {
@@ -60,11 +66,19 @@ struct SparseStats {
   int64_t dense_blocks = 0;
   int64_t computed_scores = 0;
   int64_t dense_scores = 0;
-  // The fraction of the dense scores the kernel did not compute (whole blocks skipped;
-  // the blocks it visits count in full). Negative when the parts' blocks overlap more
-  // than the pattern saves (short sequences, tiny dilated parts).
-  double sparse_ratio() const {
-    return dense_scores > 0 ? 1.0 - double(computed_scores) / double(dense_scores) : 0.0;
+  // The fraction of the dense scores not computed (whole blocks skipped; the blocks it
+  // visits count in full), counting `other_scores` computed beside the kernel (a dense
+  // path, global tokens). Negative when more was computed than dense attention would
+  // (short sequences, tiny dilated parts, many mixed heads).
+  double sparse_ratio(int64_t other_scores = 0) const {
+    return dense_scores > 0 ? 1.0 - double(computed_scores + other_scores) / double(dense_scores) : 0.0;
+  }
+  SparseStats& operator+=(const SparseStats& o) {
+    visited_blocks += o.visited_blocks;
+    dense_blocks += o.dense_blocks;
+    computed_scores += o.computed_scores;
+    dense_scores += o.dense_scores;
+    return *this;
   }
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,13 @@ struct ParameterView {
   std::string name;
   std::vector<int> shape;
   const float* data;
+
+  // Floats it holds: the product of its shape.
+  int64_t count() const {
+    int64_t n = 1;
+    for (int d : shape) n *= d;
+    return n;
+  }
 };
 
 // A named array must hold exactly `count` finite floats; throws AttnError naming it.
