@@ -21,30 +21,62 @@ constexpr int kChunk = 128;           // keys per online-softmax step (scores st
 constexpr int kQueryBlock = 4;        // queries sharing one read of a key or value row
 constexpr int64_t kMinSplitKeys = 512;  // fewest keys worth a task of their own
 
-// How rows of each precision are stored and widened back to float32.
+// How rows of each precision are stored and widened back to float32. The kernels read
+// rows in groups of kGroup elements through load2(); a group's elements come back in the
+// order kInterleaved says (see simd::load2_bf16) and, for the pair loads of finite fp16,
+// scaled by kUnit. The other operand (queries, accumulators) is laid out and scaled to
+// match, so the widening costs as few operations as the backend allows.
+constexpr int kGroup = 2 * simd::kLanes;
+
 struct Fp32Rows {
   using Elem = float;
-  static simd::Vec load(const Elem* p) { return simd::load(p); }
+  static constexpr bool kInterleaved = false;
+  static constexpr float kUnit = 1.0f;
+  static void load2(const Elem* p, simd::Vec& lo, simd::Vec& hi) {
+    lo = simd::load(p);
+    hi = simd::load(p + simd::kLanes);
+  }
   static float load1(Elem x) { return x; }
   static Elem store1(float x) { return x; }
 };
 struct Fp16Rows {
   using Elem = uint16_t;
-  static simd::Vec load(const Elem* p) { return simd::load_fp16(p); }
+  static constexpr bool kInterleaved = false;
+  static constexpr float kUnit = 1.0f;
+  static void load2(const Elem* p, simd::Vec& lo, simd::Vec& hi) {
+    lo = simd::load_fp16(p);
+    hi = simd::load_fp16(p + simd::kLanes);
+  }
   static float load1(Elem x) { return simd::fp16_to_float(x); }
   static Elem store1(float x) { return simd::float_to_fp16(x); }
 };
-// fp16 rows holding only finite halves (KVCache::fp16_unusual_ unset): a cheaper widening
-// where the backend has no half conversion (WASM SIMD128).
-struct Fp16OrdinaryRows : Fp16Rows {
-  static simd::Vec load(const Elem* p) { return simd::load_fp16_ordinary(p); }
+// fp16 rows holding only finite halves (KVCache::fp16_unusual_ unset): the cheaper pair
+// load where the backend has no half conversion (WASM SIMD128).
+struct Fp16FiniteRows : Fp16Rows {
+  static constexpr bool kInterleaved = simd::kHalfPairsInterleaved;
+  static constexpr float kUnit = simd::kFp16PairUnit;
+  static void load2(const Elem* p, simd::Vec& lo, simd::Vec& hi) { simd::load2_fp16_finite(p, lo, hi); }
 };
 struct Bf16Rows {
   using Elem = uint16_t;
-  static simd::Vec load(const Elem* p) { return simd::load_bf16(p); }
+  static constexpr bool kInterleaved = simd::kHalfPairsInterleaved;
+  static constexpr float kUnit = 1.0f;
+  static void load2(const Elem* p, simd::Vec& lo, simd::Vec& hi) { simd::load2_bf16(p, lo, hi); }
   static float load1(Elem x) { return simd::bf16_to_float(x); }
   static Elem store1(float x) { return simd::float_to_bf16(x); }
 };
+
+// Position, within the first d - d % kGroup elements, at which element c of a row sits
+// in the order the pair loads deliver (the rest stay in place).
+template <class Rows>
+int64_t grouped_index(int64_t c) {
+  if constexpr (!Rows::kInterleaved) {
+    return c;
+  } else {
+    const int64_t base = c - c % kGroup, i = c % kGroup;
+    return base + (i % 2) * simd::kLanes + i / 2;
+  }
+}
 
 // The online-softmax state of some queries over a range of keys, in log2 units:
 // running max, sum of 2^(s - max) and the unnormalised output Σ 2^(s - max) v.
@@ -54,60 +86,128 @@ struct Partial {
   float* acc;  // [queries][value_dim]
 };
 
-// Scores of NQ queries (prescaled, [NQ][d] from qs) against keys [0, count) of `k`,
-// into s[q * ld + j]: each key row is widened once and used by all NQ queries.
-template <class Rows, int NQ>
-void score_block(const typename Rows::Elem* k, int count, int d, const float* qs, float* s,
-                 int ld) {
-  using namespace simd;
-  const int dvec = d - d % kLanes;
-  for (int j = 0; j < count; ++j) {
-    const typename Rows::Elem* row = k + int64_t{j} * d;
-    Vec acc[NQ];
-    for (int t = 0; t < NQ; ++t) acc[t] = zero();
-    for (int c = 0; c < dvec; c += kLanes) {
-      const Vec kv = Rows::load(row + c);
-      for (int t = 0; t < NQ; ++t) acc[t] = mul_add(load(qs + t * d + c), kv, acc[t]);
+// A task's queries, prescaled to log2 units: `plain` in row order for the scalar tail of
+// each row, `grouped` in the pair loads' order and times `boost` for the vector part. The
+// vector part's dot products come out times kUnit·boost, which `rescale` undoes (1 unless
+// a query is too large to take the whole 1/kUnit without overflow).
+struct TaskQueries {
+  std::vector<float> plain;
+  std::vector<float> grouped;
+  float rescale = 1.0f;
+};
+
+template <class Rows>
+void prepare_queries(const float* q, int nq, int heads, int h, int d, float prescale, TaskQueries& out) {
+  const int dvec = d - d % kGroup;
+  out.plain.resize(static_cast<size_t>(nq) * d);
+  out.grouped.resize(static_cast<size_t>(nq) * d);
+  float largest = 0.0f;
+  for (int t = 0; t < nq; ++t) {
+    const float* src = q + (int64_t{t} * heads + h) * d;
+    for (int c = 0; c < d; ++c) {
+      out.plain[t * d + c] = src[c] * prescale;
+      largest = std::max(largest, std::fabs(out.plain[t * d + c]));
     }
-    for (int t = 0; t < NQ; ++t) {
-      float tail = 0.0f;
-      for (int c = dvec; c < d; ++c) tail += qs[t * d + c] * Rows::load1(row[c]);
-      s[t * ld + j] = reduce_add(acc[t]) + tail;
+  }
+  // 1/kUnit = 2^112 fits queries below 2^15; larger ones take less and scores are rescaled.
+  float boost = 1.0f / Rows::kUnit;
+  out.rescale = 1.0f;
+  if (Rows::kUnit != 1.0f && largest >= 0x1p15f) {
+    const int excess = std::min(112, std::ilogb(largest) - 14);
+    boost = std::ldexp(boost, -excess);
+    out.rescale = std::ldexp(1.0f, excess);
+  }
+  for (int t = 0; t < nq; ++t) {
+    for (int c = 0; c < d; ++c) {
+      const int64_t at = c < dvec ? grouped_index<Rows>(c) : c;
+      out.grouped[t * d + at] = out.plain[t * d + c] * (c < dvec ? boost : 1.0f);
     }
   }
 }
 
-// acc[q] += Σ_j p[q * ld + j] v_j for NQ queries over value rows [0, count).
+// Scores of NQ queries against keys [0, count) of `k`, into s[q * ld + j]: each key row
+// is widened once and used by all NQ queries; two accumulators per query halve the chain
+// of dependent adds.
+template <class Rows, int NQ>
+void score_block(const typename Rows::Elem* k, int count, int d, const TaskQueries& qs, int q0,
+                 float* s, int ld) {
+  using namespace simd;
+  const int dvec = d - d % kGroup;
+  const float* grouped = qs.grouped.data() + int64_t{q0} * d;
+  const float* plain = qs.plain.data() + int64_t{q0} * d;
+  for (int j = 0; j < count; ++j) {
+    const typename Rows::Elem* row = k + int64_t{j} * d;
+    Vec a[NQ], b[NQ];
+    for (int t = 0; t < NQ; ++t) a[t] = b[t] = zero();
+    for (int c = 0; c < dvec; c += kGroup) {
+      Vec lo, hi;
+      Rows::load2(row + c, lo, hi);
+      for (int t = 0; t < NQ; ++t) {
+        a[t] = mul_add(load(grouped + t * d + c), lo, a[t]);
+        b[t] = mul_add(load(grouped + t * d + c + kLanes), hi, b[t]);
+      }
+    }
+    for (int t = 0; t < NQ; ++t) {
+      float tail = 0.0f;
+      for (int c = dvec; c < d; ++c) tail += plain[t * d + c] * Rows::load1(row[c]);
+      const float main = reduce_add(add(a[t], b[t]));
+      s[t * ld + j] = (Rows::kUnit != 1.0f ? main * qs.rescale : main) + tail;
+    }
+  }
+}
+
+// acc[q] += Σ_j p[q * ld + j] v_j for NQ queries over value rows [0, count); p holds the
+// weights divided by kUnit, acc the vector part in the pair loads' order. Each pass keeps
+// G groups of every query's accumulator in registers across the keys; the adds into one
+// register form a chain as long as the chunk, so a pass needs several registers (2·G·NQ)
+// to keep the adder busy rather than waiting on its latency.
+template <class Rows, int NQ, int G>
+void accumulate_pass(const typename Rows::Elem* v, int count, int dv, const float* p, int ld,
+                     float* acc) {
+  using namespace simd;
+  Vec a[NQ][2 * G];
+  for (int t = 0; t < NQ; ++t) {
+    for (int g = 0; g < 2 * G; ++g) a[t][g] = load(acc + t * dv + g * kLanes);
+  }
+  for (int j = 0; j < count; ++j) {
+    Vec x[2 * G];
+    for (int g = 0; g < G; ++g) Rows::load2(v + int64_t{j} * dv + g * kGroup, x[2 * g], x[2 * g + 1]);
+    for (int t = 0; t < NQ; ++t) {
+      const Vec w = set1(p[t * ld + j]);
+      for (int g = 0; g < 2 * G; ++g) a[t][g] = mul_add(w, x[g], a[t][g]);
+    }
+  }
+  for (int t = 0; t < NQ; ++t) {
+    for (int g = 0; g < 2 * G; ++g) store(acc + t * dv + g * kLanes, a[t][g]);
+  }
+}
+
 template <class Rows, int NQ>
 void accumulate_block(const typename Rows::Elem* v, int count, int dv, const float* p, int ld,
                       float* acc) {
-  using namespace simd;
-  const int dvec = dv - dv % kLanes;
-  for (int c = 0; c < dvec; c += kLanes) {
-    Vec a[NQ];
-    for (int t = 0; t < NQ; ++t) a[t] = load(acc + t * dv + c);
-    for (int j = 0; j < count; ++j) {
-      const Vec vv = Rows::load(v + int64_t{j} * dv + c);
-      for (int t = 0; t < NQ; ++t) a[t] = mul_add(set1(p[t * ld + j]), vv, a[t]);
-    }
-    for (int t = 0; t < NQ; ++t) store(acc + t * dv + c, a[t]);
+  constexpr int kWide = NQ <= 2 ? 2 : 1;  // groups per pass: 4·NQ registers or 2·NQ
+  const int dvec = dv - dv % kGroup;
+  int c = 0;
+  for (; c + kWide * kGroup <= dvec; c += kWide * kGroup) {
+    accumulate_pass<Rows, NQ, kWide>(v + c, count, dv, p, ld, acc + c);
   }
-  for (int c = dvec; c < dv; ++c) {
+  for (; c < dvec; c += kGroup) accumulate_pass<Rows, NQ, 1>(v + c, count, dv, p, ld, acc + c);
+  for (c = dvec; c < dv; ++c) {
     for (int j = 0; j < count; ++j) {
       const float x = Rows::load1(v[int64_t{j} * dv + c]);
-      for (int t = 0; t < NQ; ++t) acc[t * dv + c] += p[t * ld + j] * x;
+      for (int t = 0; t < NQ; ++t) acc[t * dv + c] += p[t * ld + j] * Rows::kUnit * x;
     }
   }
 }
 
 template <class Rows>
-void score_queries(int nq, const typename Rows::Elem* k, int count, int d, const float* qs,
-                   float* s, int ld) {
+void score_queries(int nq, const typename Rows::Elem* k, int count, int d, const TaskQueries& qs,
+                   int q0, float* s, int ld) {
   switch (nq) {
-    case 1: return score_block<Rows, 1>(k, count, d, qs, s, ld);
-    case 2: return score_block<Rows, 2>(k, count, d, qs, s, ld);
-    case 3: return score_block<Rows, 3>(k, count, d, qs, s, ld);
-    default: return score_block<Rows, kQueryBlock>(k, count, d, qs, s, ld);
+    case 1: return score_block<Rows, 1>(k, count, d, qs, q0, s, ld);
+    case 2: return score_block<Rows, 2>(k, count, d, qs, q0, s, ld);
+    case 3: return score_block<Rows, 3>(k, count, d, qs, q0, s, ld);
+    default: return score_block<Rows, kQueryBlock>(k, count, d, qs, q0, s, ld);
   }
 }
 
@@ -123,7 +223,9 @@ void accumulate_queries(int nq, const typename Rows::Elem* v, int count, int dv,
 }
 
 // Folds one chunk of scores s[0, count) (padded with -inf to a whole number of vectors)
-// into a query's state: turns s into weights 2^(s - new max) in place and rescales acc.
+// into a query's state: turns s into weights 2^(s - new max) / unit in place (the sum
+// counts them without the 1/unit) and rescales acc.
+template <class Rows>
 void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* acc, int dv) {
   using namespace simd;
   Vec m = set1(row_max);
@@ -135,7 +237,7 @@ void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* a
   Vec sum = zero();
   for (int j = 0; j < padded; j += kLanes) {
     const Vec e = exp2_nonpositive(sub(load(s + j), vshift));
-    store(s + j, e);
+    store(s + j, Rows::kUnit != 1.0f ? mul(e, set1(1.0f / Rows::kUnit)) : e);
     sum = add(sum, e);
   }
   const float alpha = row_max < -FLT_MAX ? 0.0f : std::exp2(row_max - shift);
@@ -146,10 +248,10 @@ void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* a
   }
 }
 
-// One task: queries [0, nq) of head h against keys [j0, j1), into `state`.
+// One task: queries [0, nq) of head h against keys [j0, j1), into `state` (acc in row order).
 template <class Rows>
 void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, int d, int dv,
-                  int64_t j0, int64_t j1, int nq, const float* qs, Partial state) {
+                  int64_t j0, int64_t j1, int nq, const TaskQueries& qs, Partial state) {
   using namespace simd;
   constexpr int kPadded = (kChunk + kLanes - 1) / kLanes * kLanes;
   std::vector<float> scores(static_cast<size_t>(kQueryBlock) * kPadded);
@@ -167,13 +269,22 @@ void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, in
         std::fill(scores.begin() + t * kPadded + count, scores.begin() + t * kPadded + padded,
                   -std::numeric_limits<float>::infinity());
       }
-      score_queries<Rows>(nb, k + c0 * d, count, d, qs + int64_t{q0} * d, scores.data(), kPadded);
+      score_queries<Rows>(nb, k + c0 * d, count, d, qs, q0, scores.data(), kPadded);
       for (int t = 0; t < nb; ++t) {
-        softmax_step(scores.data() + t * kPadded, padded, state.max[q0 + t], state.sum[q0 + t],
-                     state.acc + int64_t{q0 + t} * dv, dv);
+        softmax_step<Rows>(scores.data() + t * kPadded, padded, state.max[q0 + t],
+                           state.sum[q0 + t], state.acc + int64_t{q0 + t} * dv, dv);
       }
       accumulate_queries<Rows>(nb, v + c0 * dv, count, dv, scores.data(), kPadded,
                                state.acc + int64_t{q0} * dv);
+    }
+  }
+  if constexpr (Rows::kInterleaved) {
+    const int dvec = dv - dv % kGroup;
+    std::vector<float> row(static_cast<size_t>(dvec));
+    for (int t = 0; t < nq; ++t) {
+      float* acc = state.acc + int64_t{t} * dv;
+      for (int c = 0; c < dvec; ++c) row[c] = acc[grouped_index<Rows>(c)];
+      std::copy(row.begin(), row.end(), acc);
     }
   }
 }
@@ -210,20 +321,17 @@ void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const uns
   const float prescale = scale * kLog2e;
 
   auto run = [&](int64_t begin, int64_t end, int) {
-    std::vector<float> qs(static_cast<size_t>(nq) * d);
+    TaskQueries qs;
     for (int64_t task = begin; task < end; ++task) {
       const int h = static_cast<int>(task / splits);
       const int64_t split = task % splits;
-      for (int t = 0; t < nq; ++t) {
-        const float* src = q + (int64_t{t} * heads + h) * d;
-        for (int c = 0; c < d; ++c) qs[t * d + c] = src[c] * prescale;
-      }
+      prepare_queries<Rows>(q, nq, heads, h, d, prescale, qs);
       float* st = states.data() + task * state_floats;
       const Partial state{st, st + nq, st + 2 * nq};
       const auto* k = reinterpret_cast<const Elem*>(keys) + int64_t{h} * capacity * d;
       const auto* v = reinterpret_cast<const Elem*>(values) + int64_t{h} * capacity * dv;
       attend_range<Rows>(k, v, d, dv, n * split / splits, n * (split + 1) / splits, nq,
-                         qs.data(), state);
+                         qs, state);
     }
   };
   if (pool && tasks > 1) {
@@ -366,7 +474,7 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
       if (fp16_unusual_) {
         run(Fp16Rows{});
       } else {
-        run(Fp16OrdinaryRows{});
+        run(Fp16FiniteRows{});
       }
       break;
     case StoragePrecision::kBf16: run(Bf16Rows{}); break;

@@ -16,3 +16,20 @@
 #else
 #include "simd/vec_scalar.h"
 #endif
+
+namespace attn::simd {
+#if !defined(ATTN_SIMD_HALF_PAIRS)
+// Pair loads for backends that widen halves natively (or one at a time): two plain loads,
+// elements in order, values unscaled. vec_wasm128.h has its own (see there).
+constexpr bool kHalfPairsInterleaved = false;
+constexpr float kFp16PairUnit = 1.0f;
+inline void load2_bf16(const uint16_t* p, Vec& lo, Vec& hi) {
+  lo = load_bf16(p);
+  hi = load_bf16(p + kLanes);
+}
+inline void load2_fp16_finite(const uint16_t* p, Vec& lo, Vec& hi) {
+  lo = load_fp16(p);
+  hi = load_fp16(p + kLanes);
+}
+#endif
+}  // namespace attn::simd

@@ -69,7 +69,5 @@ inline Vec load_fp16(const uint16_t* p) {
 }
 #endif
 
-// Finite halves only: the general load is as fast here.
-inline Vec load_fp16_ordinary(const uint16_t* p) { return load_fp16(p); }
 
 }  // namespace attn::simd

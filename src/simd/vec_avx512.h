@@ -40,7 +40,5 @@ inline Vec load_fp16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// Finite halves only: the general load is as fast here.
-inline Vec load_fp16_ordinary(const uint16_t* p) { return load_fp16(p); }
 
 }  // namespace attn::simd

@@ -42,7 +42,5 @@ inline float reduce_max(Vec v) { return v; }
 inline Vec load_bf16(const uint16_t* p) { return bf16_to_float(*p); }
 inline Vec load_fp16(const uint16_t* p) { return fp16_to_float(*p); }
 
-// Finite halves only: the general load is as fast here.
-inline Vec load_fp16_ordinary(const uint16_t* p) { return load_fp16(p); }
 
 }  // namespace attn::simd

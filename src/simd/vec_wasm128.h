@@ -59,14 +59,28 @@ inline Vec load_fp16(const uint16_t* p) {
   const v128_t sign = wasm_i32x4_shl(wasm_v128_and(w, wasm_i32x4_splat(0x8000)), 16);
   return wasm_v128_or(wasm_v128_bitselect(special, finite, is_special), sign);
 }
-// The same for finite halves (no inf or NaN), in 4 operations after the load instead of 11:
-// the half moved to the top 16 bits, shifted arithmetically so that its exponent and
-// mantissa land in float position (the sign's copies cleared), then rebiased by one
-// multiply (exact for subnormal halves too). Callers check their halves are finite.
-inline Vec load_fp16_ordinary(const uint16_t* p) {
-  const v128_t top = wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p)), 16);
-  const v128_t bits = wasm_v128_and(wasm_i32x4_shr(top, 3), wasm_i32x4_splat(static_cast<int32_t>(0x8fffe000u)));
-  return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
+// Pair loads: 2·kLanes stored halves in one 128-bit load, split into two vectors without
+// widening instructions. Each 32-bit lane holds an even element in its low half and an odd
+// one in its high half, so `lo` gets the even elements and `hi` the odd ones
+// (kHalfPairsInterleaved); callers lay out the other operand the same way.
+#define ATTN_SIMD_HALF_PAIRS 1
+constexpr bool kHalfPairsInterleaved = true;
+inline void load2_bf16(const uint16_t* p, Vec& lo, Vec& hi) {
+  const v128_t w = wasm_v128_load(p);
+  lo = wasm_i32x4_shl(w, 16);
+  hi = wasm_v128_and(w, wasm_i32x4_splat(static_cast<int32_t>(0xffff0000u)));
+}
+// Finite halves (no inf or NaN) with the half in a lane's top 16 bits: an arithmetic shift
+// puts its exponent and mantissa in float position, the mask clears the sign's copies and
+// the other half's bits. The result reads as the value times 2^-112 (kFp16PairUnit),
+// subnormal halves included; callers fold the 2^112 into their other operand rather than
+// spend a multiply per vector. 5 operations for 8 halves.
+constexpr float kFp16PairUnit = 0x1p-112f;
+inline void load2_fp16_finite(const uint16_t* p, Vec& lo, Vec& hi) {
+  const v128_t w = wasm_v128_load(p);
+  const v128_t keep = wasm_i32x4_splat(static_cast<int32_t>(0x8fffe000u));
+  lo = wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl(w, 16), 3), keep);
+  hi = wasm_v128_and(wasm_i32x4_shr(w, 3), keep);
 }
 
 }  // namespace attn::simd

@@ -181,11 +181,35 @@ TEST(HalfFloat, VectorLoadsMatchScalar) {
     for (int i = 0; i < kLanes; ++i) {
       ASSERT_EQ(float_bits(lanes[i]), float_bits(bf16_to_float(codes[h + i]))) << std::hex << h + i;
     }
-    // The fast widening, for the codes it promises: every finite half.
-    store(lanes.data(), load_fp16_ordinary(codes.data() + h));
-    for (int i = 0; i < kLanes; ++i) {
+  }
+}
+
+// The pair loads give the same values in the order and scale the backend declares:
+// bf16 every code, fp16 every finite code (what load2_fp16_finite promises).
+TEST(HalfFloat, PairLoadsMatchScalar) {
+  using namespace attn::simd;
+  const int group = 2 * kLanes;
+  std::vector<uint16_t> codes(0x10000);
+  for (uint32_t h = 0; h < 0x10000; ++h) codes[h] = static_cast<uint16_t>(h);
+  std::vector<float> lanes(group);
+  // Stored element i of a group is at position lane_of(i) of [lo | hi].
+  auto lane_of = [&](int i) { return kHalfPairsInterleaved ? (i % 2) * kLanes + i / 2 : i; };
+  for (uint32_t h = 0; h < 0x10000; h += group) {
+    Vec lo, hi;
+    load2_bf16(codes.data() + h, lo, hi);
+    store(lanes.data(), lo);
+    store(lanes.data() + kLanes, hi);
+    for (int i = 0; i < group; ++i) {
+      ASSERT_EQ(float_bits(lanes[lane_of(i)]), float_bits(bf16_to_float(codes[h + i]))) << std::hex << h + i;
+    }
+    load2_fp16_finite(codes.data() + h, lo, hi);
+    store(lanes.data(), lo);
+    store(lanes.data() + kLanes, hi);
+    for (int i = 0; i < group; ++i) {
       if (((h + i) & 0x7c00u) == 0x7c00u) continue;
-      ASSERT_EQ(float_bits(lanes[i]), float_bits(fp16_to_float(codes[h + i]))) << std::hex << h + i;
+      const double want = double(fp16_to_float(codes[h + i])) * double(kFp16PairUnit);
+      ASSERT_EQ(double(lanes[lane_of(i)]), want) << std::hex << h + i;
+      ASSERT_EQ(std::signbit(lanes[lane_of(i)]), (h + i) >> 15 != 0) << std::hex << h + i;
     }
   }
 }

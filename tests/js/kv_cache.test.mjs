@@ -66,6 +66,33 @@ for (const { name, runtime } of RUNTIMES) {
       }
     });
 
+    test('values every storage holds exactly give the float64 result to 1e-5 (large queries, fp16 subnormals)', () => {
+      const seed = freshSeed();
+      const rand = makeRandom(seed);
+      // Multiples of 1/16 in [-4, 4] (at most 7 significant bits) and a few of 2^-24 (fp16
+      // subnormals): exact in fp16 and bf16, so only the arithmetic can differ.
+      const exact = (count) => Float32Array.from({ length: count }, () =>
+        rand() < 0.1 ? Math.round((rand() - 0.5) * 64) * 2 ** -24 : Math.round((rand() - 0.5) * 128) / 16);
+      for (const precision of ['fp32', 'fp16', 'bf16']) {
+        for (const [heads, d, dv, n, queries, large] of [[2, 64, 64, 517, 1, false], [3, 24, 40, 129, 3, false], [2, 64, 16, 200, 2, true]]) {
+          const cache = new WasmKVCache({ heads, headDim: d, valueDim: dv, precision, runtime });
+          const k = exact(n * heads * d);
+          const v = exact(n * heads * dv);
+          const q = randomF32(rand, queries * heads * d);
+          if (large) {
+            // A query element of 1e6 (beyond 2^15 after scaling: the fp16 pair path's
+            // rescale) over key elements of 0, so the softmax stays spread.
+            for (let i = 0; i < queries * heads; ++i) q[i * d] = 1e6;
+            for (let i = 0; i < n * heads; ++i) k[i * d] = 0;
+          }
+          cache.append(k, v);
+          const want = reference(q, k, v, { queries, n, heads, d, dv, scale: 1 / Math.sqrt(d) });
+          assertClose(cache.attend(q), want, `seed ${seed} ${precision} heads ${heads} d ${d} dv ${dv} large ${large}`, 1e-5);
+          cache.dispose();
+        }
+      }
+    });
+
     test('half-precision storage holds half the bytes; clear empties the cache', () => {
       const rand = makeRandom(freshSeed());
       const bytes = {};
