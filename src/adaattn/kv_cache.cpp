@@ -248,10 +248,19 @@ void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* a
   }
 }
 
-// One task: queries [0, nq) of head h against keys [j0, j1), into `state` (acc in row order).
+// Keys each query sees: [0, first + step·t) for query t (step 1 when causal, else 0).
+struct KeyLimits {
+  int64_t first;
+  int64_t step;
+  int64_t of(int t) const { return first + step * t; }
+};
+
+// One task: queries [0, nq) of head h against keys [j0, j1) (each query only below its
+// limit), into `state` (acc in row order).
 template <class Rows>
 void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, int d, int dv,
-                  int64_t j0, int64_t j1, int nq, const TaskQueries& qs, Partial state) {
+                  int64_t j0, int64_t j1, int nq, const TaskQueries& qs, KeyLimits limits,
+                  Partial state) {
   using namespace simd;
   constexpr int kPadded = (kChunk + kLanes - 1) / kLanes * kLanes;
   std::vector<float> scores(static_cast<size_t>(kQueryBlock) * kPadded);
@@ -265,11 +274,13 @@ void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, in
     const int padded = (count + kLanes - 1) / kLanes * kLanes;
     for (int q0 = 0; q0 < nq; q0 += kQueryBlock) {
       const int nb = std::min(kQueryBlock, nq - q0);
+      if (limits.of(q0 + nb - 1) <= c0) continue;  // the chunk is beyond every query's limit
+      score_queries<Rows>(nb, k + c0 * d, count, d, qs, q0, scores.data(), kPadded);
       for (int t = 0; t < nb; ++t) {
-        std::fill(scores.begin() + t * kPadded + count, scores.begin() + t * kPadded + padded,
+        const int64_t seen = std::clamp<int64_t>(limits.of(q0 + t) - c0, 0, count);
+        std::fill(scores.begin() + t * kPadded + seen, scores.begin() + t * kPadded + padded,
                   -std::numeric_limits<float>::infinity());
       }
-      score_queries<Rows>(nb, k + c0 * d, count, d, qs, q0, scores.data(), kPadded);
       for (int t = 0; t < nb; ++t) {
         softmax_step<Rows>(scores.data() + t * kPadded, padded, state.max[q0 + t],
                            state.sum[q0 + t], state.acc + int64_t{q0 + t} * dv, dv);
@@ -289,6 +300,15 @@ void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, in
   }
 }
 
+// Every stored element, widened to float32 (for convert()).
+template <class Rows>
+std::vector<float> widen_all(const std::vector<unsigned char>& storage) {
+  const auto* from = reinterpret_cast<const typename Rows::Elem*>(storage.data());
+  std::vector<float> out(storage.size() / sizeof(typename Rows::Elem));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = Rows::load1(from[i]);
+  return out;
+}
+
 template <class Rows>
 void append_rows(int64_t rows, int heads, int dim, int64_t first, int64_t capacity,
                  const float* src, unsigned char* storage) {
@@ -305,7 +325,7 @@ void append_rows(int64_t rows, int heads, int dim, int64_t first, int64_t capaci
 template <class Rows>
 void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const unsigned char* keys,
                 const unsigned char* values, int64_t queries, const float* q, float* out,
-                float scale, ThreadPool* pool) {
+                float scale, KeyLimits limits, ThreadPool* pool) {
   using Elem = typename Rows::Elem;
   const int nq = static_cast<int>(queries);
   const int workers = pool ? pool->size() : 1;
@@ -331,7 +351,7 @@ void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const uns
       const auto* k = reinterpret_cast<const Elem*>(keys) + int64_t{h} * capacity * d;
       const auto* v = reinterpret_cast<const Elem*>(values) + int64_t{h} * capacity * dv;
       attend_range<Rows>(k, v, d, dv, n * split / splits, n * (split + 1) / splits, nq,
-                         qs, state);
+                         qs, limits, state);
     }
   };
   if (pool && tasks > 1) {
@@ -439,34 +459,28 @@ void KVCache::append(int64_t rows, const float* k, const float* v) {
     case StoragePrecision::kFp16: store(Fp16Rows{}); break;
     case StoragePrecision::kBf16: store(Bf16Rows{}); break;
   }
-  if (precision_ == StoragePrecision::kFp16 && !fp16_unusual_) {
-    // Any inf or NaN half among the new rows sends attend() to the general widening.
-    auto unusual = [&](const std::vector<unsigned char>& buf, int dim) {
-      for (int h = 0; h < heads_; ++h) {
-        const uint16_t* at = reinterpret_cast<const uint16_t*>(buf.data()) + (h * capacity_ + size_) * dim;
-        for (int64_t e = 0; e < rows * dim; ++e) {
-          if ((at[e] & 0x7c00u) == 0x7c00u) return true;
-        }
-      }
-      return false;
-    };
-    fp16_unusual_ = unusual(keys_, head_dim_) || unusual(values_, value_dim_);
-  }
+  // Any inf or NaN half among the new rows sends attend() to the general widening.
+  if (precision_ == StoragePrecision::kFp16 && !fp16_unusual_) fp16_unusual_ = has_unusual_fp16(size_, rows);
   size_ += rows;
 }
 
 void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<float> scale,
-                     ThreadPool* pool) const {
+                     ThreadPool* pool, bool causal) const {
   if (queries < 0) throw_range("queries", "must be >= 0, got " + std::to_string(queries));
   if (queries > std::numeric_limits<int>::max()) throw_range("queries", "too many queries");
+  if (causal && queries > size_) {
+    throw_range("queries", "causal attend needs queries <= cached rows (" + std::to_string(size_) + "), got " +
+                               std::to_string(queries));
+  }
   if (scale && !std::isfinite(*scale)) throw_range("scale", "must be a finite number");
   if (queries == 0) return;
   if (q == nullptr) throw_type("q", "must be given");
   if (out == nullptr) throw_type("out", "must be given");
   const float s = scale ? *scale : 1.0f / std::sqrt(static_cast<float>(head_dim_));
+  const KeyLimits limits = causal ? KeyLimits{size_ - queries + 1, 1} : KeyLimits{size_, 0};
   auto run = [&](auto rows_tag) {
     attend_all<decltype(rows_tag)>(heads_, head_dim_, value_dim_, size_, capacity_, keys_.data(),
-                                   values_.data(), queries, q, out, s, pool);
+                                   values_.data(), queries, q, out, s, limits, pool);
   };
   switch (precision_) {
     case StoragePrecision::kFp32: run(Fp32Rows{}); break;
@@ -479,6 +493,55 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
       break;
     case StoragePrecision::kBf16: run(Bf16Rows{}); break;
   }
+}
+
+bool KVCache::has_unusual_fp16(int64_t first, int64_t rows) const {
+  auto unusual = [&](const std::vector<unsigned char>& buf, int dim) {
+    for (int h = 0; h < heads_; ++h) {
+      const uint16_t* at = reinterpret_cast<const uint16_t*>(buf.data()) + (h * capacity_ + first) * dim;
+      for (int64_t e = 0; e < rows * dim; ++e) {
+        if ((at[e] & 0x7c00u) == 0x7c00u) return true;
+      }
+    }
+    return false;
+  };
+  return unusual(keys_, head_dim_) || unusual(values_, value_dim_);
+}
+
+void KVCache::convert(StoragePrecision precision) {
+  if (precision != StoragePrecision::kFp32 && precision != StoragePrecision::kFp16 &&
+      precision != StoragePrecision::kBf16) {
+    throw_range("precision", "must be fp32, fp16 or bf16");
+  }
+  if (precision == precision_) return;
+  auto widen = [&](const std::vector<unsigned char>& buf) {
+    switch (precision_) {
+      case StoragePrecision::kFp16: return widen_all<Fp16Rows>(buf);
+      case StoragePrecision::kBf16: return widen_all<Bf16Rows>(buf);
+      default: return widen_all<Fp32Rows>(buf);
+    }
+  };
+  // Rows [heads][capacity][dim] widened, then appended again as `capacity` rows of one
+  // head each: the same positions, in the new element size.
+  const std::vector<float> keys = widen(keys_), values = widen(values_);
+  const int64_t size = size_;
+  precision_ = precision;
+  elem_bytes_ = storage_bytes(precision);
+  keys_.assign(static_cast<size_t>(heads_ * capacity_ * head_dim_ * elem_bytes_), 0);
+  values_.assign(static_cast<size_t>(heads_ * capacity_ * value_dim_ * elem_bytes_), 0);
+  fp16_unusual_ = false;
+  auto store = [&](auto rows_tag) {
+    using Rows = decltype(rows_tag);
+    append_rows<Rows>(int64_t{heads_} * capacity_, 1, head_dim_, 0, 0, keys.data(), keys_.data());
+    append_rows<Rows>(int64_t{heads_} * capacity_, 1, value_dim_, 0, 0, values.data(), values_.data());
+  };
+  switch (precision_) {
+    case StoragePrecision::kFp32: store(Fp32Rows{}); break;
+    case StoragePrecision::kFp16: store(Fp16Rows{}); break;
+    case StoragePrecision::kBf16: store(Bf16Rows{}); break;
+  }
+  size_ = size;
+  if (precision_ == StoragePrecision::kFp16) fp16_unusual_ = has_unusual_fp16(0, size_);
 }
 
 }  // namespace attn

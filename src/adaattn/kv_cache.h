@@ -37,8 +37,14 @@ class KVCache {
   // 1/sqrt(head_dim). Flash-style online softmax over key chunks: O(chunk) scratch per task.
   // With a pool the work is split over heads, and over key ranges when heads are fewer
   // than the workers (partial softmax states merged exactly). An empty cache gives zeros.
+  // causal: the queries are the last `queries` rows appended, and query t sees keys
+  // j <= size() - queries + t (bottom-right); needs queries <= size().
   void attend(int64_t queries, const float* q, float* out, std::optional<float> scale = {},
-              ThreadPool* pool = nullptr) const;
+              ThreadPool* pool = nullptr, bool causal = false) const;
+
+  // Re-stores every row in another precision (exact when widening, rounded when
+  // narrowing); later appends use it too.
+  void convert(StoragePrecision precision);
 
   int64_t size() const { return size_; }
   int64_t capacity() const { return capacity_; }
@@ -57,6 +63,8 @@ class KVCache {
 
  private:
   void reserve(int64_t rows);
+  // Whether fp16 rows [first, first + rows) hold an inf or NaN half.
+  bool has_unusual_fp16(int64_t first, int64_t rows) const;
 
   int heads_;
   int head_dim_;

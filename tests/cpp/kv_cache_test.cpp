@@ -377,6 +377,70 @@ TEST_P(KVCacheAttend, EmptyAndCleared) {
   }
 }
 
+// Causal: the queries are the last rows appended; query t sees keys j <= n - queries + t.
+// Checked per query against the float64 reference over its visible prefix, with key splits
+// (one head, a pool) and query blocks larger than one (up to 9 queries).
+TEST_P(KVCacheAttend, CausalQueriesSeeTheirPrefix) {
+  ATTN_TRACE_SEED();
+  std::mt19937_64 rng(testutil::test_seed());
+  attn::ThreadPool pool(3);
+  for (const Case c : {Case{2, 17, 9, 40, 9}, Case{1, 64, 64, 3000, 5}, Case{3, 8, 8, 3, 3}, Case{1, 16, 8, 1, 1}}) {
+    SCOPED_TRACE(describe(c, GetParam(), true));
+    const auto k = testutil::randn(rng, c.n * c.heads * c.d);
+    const auto v = testutil::randn(rng, c.n * c.heads * c.dv);
+    const auto q = testutil::randn(rng, c.queries * c.heads * c.d);
+    KVCache cache(c.heads, c.d, c.dv, GetParam());
+    cache.append(c.n, k.data(), v.data());
+    std::vector<float> ks(k), vs(v);
+    for (auto& x : ks) x = stored(GetParam(), x);
+    for (auto& x : vs) x = stored(GetParam(), x);
+    for (attn::ThreadPool* p : {static_cast<attn::ThreadPool*>(nullptr), &pool}) {
+      std::vector<float> out(c.queries * c.heads * c.dv, -7.0f);
+      cache.attend(c.queries, q.data(), out.data(), {}, p, /*causal=*/true);
+      for (int64_t t = 0; t < c.queries; ++t) {
+        const std::vector<float> qt(q.begin() + t * c.heads * c.d, q.begin() + (t + 1) * c.heads * c.d);
+        const auto want = reference_attend(c.heads, c.d, c.dv, c.n - c.queries + t + 1, 1, qt, ks, vs,
+                                           1.0 / std::sqrt(double(c.d)));
+        const auto err = testutil::rel_error(out.data() + t * c.heads * c.dv, want);
+        EXPECT_LT(err.value, 1e-5) << "query " << t << ", worst at " << err.worst;
+      }
+    }
+  }
+  std::vector<float> q(2 * 17), out(2 * 9);
+  EXPECT_THROW(KVCache(2, 17, 9, GetParam()).attend(1, q.data(), out.data(), {}, nullptr, true), attn::AttnError);
+}
+
+// convert() re-stores the rows: widening keeps the stored values exactly, narrowing rounds,
+// and later appends and attends use the new precision.
+TEST_P(KVCacheAttend, ConvertKeepsRowsAndSwitchesPrecision) {
+  ATTN_TRACE_SEED();
+  std::mt19937_64 rng(testutil::test_seed());
+  const int heads = 2, d = 16, dv = 8;
+  const auto k = testutil::randn(rng, 30 * heads * d), v = testutil::randn(rng, 30 * heads * dv);
+  const auto q = testutil::randn(rng, heads * d);
+  for (StoragePrecision to : {StoragePrecision::kFp32, StoragePrecision::kFp16, StoragePrecision::kBf16}) {
+    SCOPED_TRACE(std::string(attn::storage_precision_name(GetParam())) + " -> " + attn::storage_precision_name(to));
+    KVCache cache(heads, d, dv, GetParam());
+    cache.append(20, k.data(), v.data());
+    cache.convert(to);
+    EXPECT_EQ(cache.precision(), to);
+    EXPECT_EQ(cache.size(), 20);
+    EXPECT_EQ(cache.memory_bytes(), cache.capacity() * heads * (d + dv) * attn::storage_bytes(to));
+    cache.append(10, k.data() + 20 * heads * d, v.data() + 20 * heads * dv);
+    std::vector<float> ks(k), vs(v);
+    for (size_t i = 0; i < ks.size(); ++i) {
+      ks[i] = i < size_t(20 * heads * d) ? stored(to, stored(GetParam(), k[i])) : stored(to, k[i]);
+    }
+    for (size_t i = 0; i < vs.size(); ++i) {
+      vs[i] = i < size_t(20 * heads * dv) ? stored(to, stored(GetParam(), v[i])) : stored(to, v[i]);
+    }
+    std::vector<float> out(heads * dv);
+    cache.attend(1, q.data(), out.data());
+    const auto err = testutil::rel_error(out.data(), reference_attend(heads, d, dv, 30, 1, q, ks, vs, 0.25));
+    EXPECT_LT(err.value, 1e-5) << "worst at " << err.worst;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precisions, KVCacheAttend,
                          ::testing::Values(StoragePrecision::kFp32, StoragePrecision::kFp16,
                                            StoragePrecision::kBf16),
