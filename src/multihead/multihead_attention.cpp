@@ -133,6 +133,15 @@ void MultiHeadAttention::attention_weights(float* out, ThreadPool* pool) const {
   attention_scores(shape, options, last_q_.data(), last_k_.data(), out, pool);
 }
 
+void MultiHeadAttention::project(Projection which, int64_t rows, const float* x, float* y, ThreadPool* pool) const {
+  switch (which) {
+    case Projection::kQuery: return project_rows(packed_.q, w_.q_bias, rows, x, y, pool);
+    case Projection::kKey: return project_rows(packed_.k, w_.k_bias, rows, x, y, pool);
+    case Projection::kValue: return project_rows(packed_.v, w_.v_bias, rows, x, y, pool);
+    case Projection::kOutput: return project_rows(packed_.out, w_.out_bias, rows, x, y, pool);
+  }
+}
+
 std::vector<uint8_t> MultiHeadAttention::save() const {
   std::vector<uint8_t> out(kMagic, kMagic + 4);
   put_u32(out, kVersion);

@@ -59,6 +59,11 @@ class MultiHeadAttention {
   void attention_weights(float* out, ThreadPool* pool) const;
   int64_t last_weights_size() const;
 
+  // One of forward()'s projections on its own, x [rows][in] -> y [rows][model_dim], for
+  // layers that run their own attention between them (adaattn/DenseAttention).
+  enum class Projection { kQuery, kKey, kValue, kOutput };
+  void project(Projection which, int64_t rows, const float* x, float* y, ThreadPool* pool) const;
+
   std::vector<uint8_t> save() const;
   void load(const uint8_t* data, size_t size);
   // PyTorch's state-dict names: in_proj_weight (when kdim = vdim = model_dim) or
