@@ -262,9 +262,10 @@ void validate_flash(const FlashShape& s, const FlashOptions& o) {
   if (o.mask.additive != nullptr && o.mask.allowed != nullptr) {
     throw_type("mask", "give either an additive or a boolean mask, not both");
   }
+  // Row stride 0 gives every query row the same mask row (a key-padding mask).
   if (o.mask.present() && (o.mask.batch_stride < 0 || o.mask.head_stride < 0 ||
-                           o.mask.row_stride < s.seq_k)) {
-    throw_range("mask", "strides must be >= 0 and the row stride >= seq_k");
+                           (o.mask.row_stride != 0 && o.mask.row_stride < s.seq_k))) {
+    throw_range("mask", "strides must be >= 0 and the row stride 0 or >= seq_k");
   }
   if (o.keys != nullptr) {
     const KeySelector& k = *o.keys;

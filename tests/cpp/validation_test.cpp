@@ -177,9 +177,10 @@ TEST(Validation, MaskStrides) {
     expect_invalid(good_shape(), with_mask(-1, 0, 7), ErrorKind::kRange, "mask");
     expect_invalid(good_shape(), with_mask(0, -35, 7), ErrorKind::kRange, "mask");
     expect_invalid(good_shape(), with_mask(0, 0, 6), ErrorKind::kRange, "mask");
-    expect_invalid(good_shape(), with_mask(0, 0, 0), ErrorKind::kRange, "mask");
+    expect_invalid(good_shape(), with_mask(0, 0, 1), ErrorKind::kRange, "mask");
     expect_invalid(good_shape(), with_mask(0, 0, -7), ErrorKind::kRange, "mask");
     EXPECT_NO_THROW(attn::validate_flash(good_shape(), with_mask(0, 0, 7)));
+    EXPECT_NO_THROW(attn::validate_flash(good_shape(), with_mask(7, 0, 0)));  // key padding
     EXPECT_NO_THROW(attn::validate_flash(good_shape(), with_mask(140, 35, 7)));
     EXPECT_NO_THROW(attn::validate_flash(good_shape(), with_mask(0, 40, 8)));
   }
