@@ -10,6 +10,7 @@ export { WasmLinearAttention } from './linear_attention.js';
 export { WasmSparseAttention } from './sparse_attention.js';
 export { WasmASAMEncoder, WasmASAMLayer, WasmHybridASAM } from './asam_layer.js';
 export { WasmKVCache } from './kv_cache.js';
+export { WasmDenseAttention } from './dense_attention.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
 export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';

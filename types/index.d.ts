@@ -1129,3 +1129,98 @@ export class WasmKVCache {
   dispose(): void;
   readonly disposed: boolean;
 }
+
+/**
+ * How a {@link WasmDenseAttention} `attentionMask` is laid out: `'bk'` a key-padding mask
+ * `[batch][seqK]` (every query of a batch element sees the same keys), or a row-major block of
+ * `[seqQ][seqK]` values `'qk'` for all, `'bqk'` per batch element, `'hqk'` per head, `'bhqk'` per
+ * (batch element, head).
+ */
+export type DenseMaskLayout = 'bk' | MaskLayout;
+
+/** Options of {@link WasmDenseAttention} (AdaAttn's `DenseAttention(embed_dim, num_heads, dropout, causal)`). */
+export interface DenseAttentionOptions {
+  /** Model width of queries, keys, values and output (required). */
+  embedDim: number;
+  /** Heads; must divide `embedDim`. Default `8`. */
+  numHeads?: number | undefined;
+  /** Probability of dropping an attention weight, in `[0, 1)`, applied only in training mode. Default `0`. */
+  dropout?: number | undefined;
+  /** Query i sees keys j ≤ i (top-left, also when seqQ ≠ seqK). Default `false`. */
+  causal?: boolean | undefined;
+  /** Biases on the four projections. Default `true`. */
+  bias?: boolean | undefined;
+  /** Seed of the initial weights (PyTorch's initialisation) and of the dropout masks. Default `0`. */
+  seed?: number | undefined;
+  /** Start in training mode (dropout on). Default `false`: inference, deterministic. */
+  training?: boolean | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Options of {@link WasmDenseAttention.forward}. */
+export interface DenseAttentionForwardOptions {
+  /** Leading batch dimension of query, key and value. Default `1`. */
+  batch?: number | undefined;
+  /** Also return the weights averaged over heads. Default `false` (then none are computed). */
+  needWeights?: boolean | undefined;
+  /** Boolean `Uint8Array` (1 attends) or additive `Float32Array` (0 attends, `-Infinity` blocks). */
+  attentionMask?: AttentionMask | null | undefined;
+  /** The mask's layout; needed only when its length fits two layouts that differ (e.g. batch = seqQ). */
+  maskLayout?: DenseMaskLayout | undefined;
+  /** Receives the output instead of a new array: `batch·seqQ·embedDim` floats. */
+  out?: Float32Array | null | undefined;
+}
+
+/**
+ * AdaAttn's dense multi-head attention over `[batch][seq][embedDim]`, returning on request its
+ * softmax weights averaged over heads. PyTorch `nn.MultiheadAttention` weights (the same
+ * initialisation, names and binary format as {@link WasmMultiHeadAttention}). Dropout applies
+ * only in training mode ({@link WasmDenseAttention.train}); the default eval mode is deterministic.
+ */
+export class WasmDenseAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, `embedDim` is missing, or an option has the wrong type.
+   * @throws {RangeError} if a size is not a positive integer, `numHeads` does not divide `embedDim`,
+   *   `dropout` is NaN or outside `[0, 1)`, or `seed` is not a non-negative safe integer.
+   * @throws {Error} if the default runtime is not initialised (browsers: `await init()`).
+   */
+  constructor(options: DenseAttentionOptions);
+  readonly embedDim: number;
+  readonly numHeads: number;
+  /** `embedDim / numHeads`. */
+  readonly headDim: number;
+  readonly dropout: number;
+  readonly causal: boolean;
+  readonly bias: boolean;
+  readonly seed: number;
+  /** Whether dropout applies. */
+  readonly training: boolean;
+  /** The dropout seed of the next training call: `seed` + training calls so far. */
+  readonly nextDropoutSeed: number;
+  /** Training mode (`true`, dropout on) or eval mode. @returns this. */
+  train(mode?: boolean): this;
+  /** Eval mode: no dropout, equal inputs give equal outputs. @returns this. */
+  eval(): this;
+  /**
+   * @param query `[batch][seqQ][embedDim]`. @param key `[batch][seqK][embedDim]`. @param value as key.
+   * @returns `output` `[batch][seqQ][embedDim]` and, with `needWeights`, `weights` `[batch][seqQ][seqK]`
+   *   averaged over heads as they multiplied V (after dropout in training: rows then sum to 1 only
+   *   in expectation); otherwise `null`. A row whose keys are all masked has zero weights and the
+   *   output `out_proj.bias` (zero without bias), never NaN.
+   * @throws {TypeError} if an input or the mask has the wrong type.
+   * @throws {RangeError} naming `query`, `key`, `value`, `attentionMask`, `maskLayout`, `batch` or `out`.
+   * @throws {Error} if the object was disposed.
+   */
+  forward(query: Float32Array, key: Float32Array, value: Float32Array,
+    options?: DenseAttentionForwardOptions): { output: Float32Array; weights: Float32Array | null };
+  /** The weights in attnkit's versioned binary format (the same as {@link WasmMultiHeadAttention}'s). */
+  saveWeights(): Uint8Array;
+  /** A buffer from `saveWeights()` or PyTorch-named arrays; on any error the old weights stay. @throws as {@link WasmMultiHeadAttention.loadWeights}. */
+  loadWeights(weights: Uint8Array | MultiHeadNamedWeights): void;
+  /** Heap figures; `paramCount` is the number of weights. @throws {Error} if disposed. */
+  getMemoryUsage(): MemoryInfo;
+  /** Frees the weights (idempotent); every other method afterwards throws an `Error`. */
+  dispose(): void;
+  readonly disposed: boolean;
+}

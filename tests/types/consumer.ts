@@ -335,3 +335,24 @@ export const used = [
   counts, reason, simdFlag, probes, variant, out, maybeLse, lse, scores, benchNumbers, benchSimd, benchVariant,
   memoryNumbers, disposed, heads, flags, numbers, noLse, latency, result,
 ];
+
+// AdaAttn's DenseAttention.
+import { WasmDenseAttention } from 'attnkit';
+import type { DenseAttentionOptions, DenseMaskLayout } from 'attnkit';
+const denseOptions: DenseAttentionOptions = { embedDim: 64, numHeads: 4, dropout: 0.1, causal: true, seed: 3 };
+const dense = new WasmDenseAttention(denseOptions);
+const denseLayout: DenseMaskLayout = 'bk';
+const denseResult = dense.eval().forward(new Float32Array(2 * 5 * 64), new Float32Array(2 * 7 * 64),
+  new Float32Array(2 * 7 * 64), { batch: 2, needWeights: true, attentionMask: new Uint8Array(2 * 7), maskLayout: denseLayout });
+const denseOut: Float32Array = denseResult.output;
+const denseWeights: Float32Array | null = denseResult.weights;
+const denseTraining: boolean = dense.train().training;
+const denseSeed: number = dense.nextDropoutSeed + dense.getMemoryUsage().paramCount;
+dense.loadWeights(dense.saveWeights());
+dense.loadWeights({ in_proj_weight: new Float32Array(3 * 64 * 64) });
+dense.dispose();
+// @ts-expect-error embedDim is required
+new WasmDenseAttention({ numHeads: 4 });
+// @ts-expect-error unknown mask layout
+dense.forward(new Float32Array(64), new Float32Array(64), new Float32Array(64), { maskLayout: 'kq' });
+export const denseUsed = [denseOut, denseWeights, denseTraining, denseSeed];

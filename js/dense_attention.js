@@ -1,0 +1,213 @@
+// WasmDenseAttention: AdaAttn's DenseAttention (seed 002) on the core's DenseAttention
+// (src/adaattn/dense_attention.h): multi-head attention over [batch][seq][embedDim] inputs
+// that returns, when asked, its weights averaged over heads. Projections on the SIMD GEMM
+// (MultiHeadAttention's, so the weights and their formats are the same), heads on the flash
+// kernel. Dropout applies only in training mode (train()), off by default. The weights live
+// in the WebAssembly heap until dispose() (or until a FinalizationRegistry frees them).
+import { raiseStatus, rangeError, typeError } from './errors.js';
+import { withHeap } from './heap.js';
+import { adopt, disposedError, release } from './handle.js';
+import { loadBinary, loadNamed, saveBinary } from './weights.js';
+import { runtimeOption } from './runtime.js';
+import { boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
+
+const WHERE = 'WasmDenseAttention';
+const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
+  'out_proj.weight', 'out_proj.bias'];
+// 'bk' is a key-padding mask [batch][seqK]; the others are [seqQ][seqK] blocks per batch
+// element and/or head, broadcast over the rest.
+const MASK_LAYOUTS = ['bk', 'qk', 'bqk', 'hqk', 'bhqk'];
+
+function maskKind(where, mask) {
+  if (mask instanceof Float32Array) return 1;
+  if (mask instanceof Uint8Array) return 2;
+  throw typeError(where, 'attentionMask',
+    'expected a Uint8Array (1 attends, 0 blocks) or a Float32Array (additive: 0 attends, -Infinity blocks)');
+}
+
+// The strides of an attentionMask, from its maskLayout or, without one, from its length.
+function maskGeometry(where, mask, layout, batch, heads, seqQ, seqK) {
+  const qk = seqQ * seqK;
+  const geometry = {
+    // Row stride 0: every query of a batch element reads the same row.
+    bk: { length: batch * seqK, batchStride: seqK, headStride: 0, rowStride: 0, shape: '[batch, seqK]' },
+    qk: { length: qk, batchStride: 0, headStride: 0, rowStride: seqK, shape: '[seqQ, seqK]' },
+    bqk: { length: batch * qk, batchStride: qk, headStride: 0, rowStride: seqK, shape: '[batch, seqQ, seqK]' },
+    hqk: { length: heads * qk, batchStride: 0, headStride: qk, rowStride: seqK, shape: '[numHeads, seqQ, seqK]' },
+    bhqk: { length: batch * heads * qk, batchStride: heads * qk, headStride: qk, rowStride: seqK,
+      shape: '[batch, numHeads, seqQ, seqK]' },
+  };
+  if (layout !== undefined) {
+    const g = geometry[oneOf(where, 'maskLayout', layout, MASK_LAYOUTS)];
+    if (mask.length !== g.length) {
+      throw rangeError(where, 'attentionMask', `length ${mask.length} does not match maskLayout "${layout}" ${g.shape} = ${g.length}`);
+    }
+    return g;
+  }
+  const matches = MASK_LAYOUTS.filter((l) => geometry[l].length === mask.length);
+  if (matches.length === 0) {
+    const fits = MASK_LAYOUTS.map((l) => `${geometry[l].shape} = ${geometry[l].length}`).join(', ');
+    throw rangeError(where, 'attentionMask', `length ${mask.length} fits none of ${fits}`);
+  }
+  // Layouts of one length that address the same element for every (batch, head, query,
+  // key) are the same mask (strides over a dimension of size 1 do not matter); when they
+  // differ, as [batch, seqK] and [seqQ, seqK] do when batch == seqQ, the caller must say.
+  const addressing = (g) => [batch > 1 ? g.batchStride : 0, heads > 1 ? g.headStride : 0, seqQ > 1 ? g.rowStride : 0].join();
+  if (new Set(matches.map((l) => addressing(geometry[l]))).size > 1) {
+    throw rangeError(where, 'maskLayout', `a mask of length ${mask.length} is ambiguous here (it fits ` +
+      `${matches.map((l) => `"${l}" ${geometry[l].shape}`).join(', ')}): pass maskLayout`);
+  }
+  return geometry[matches[0]];
+}
+
+export class WasmDenseAttention {
+  #runtime;
+  #config;
+  #handle;
+
+  // options: { embedDim, numHeads = 8, dropout = 0, causal = false, bias = true, seed = 0,
+  // training = false, runtime }
+  constructor(options) {
+    const opts = optionsObject(WHERE, options);
+    if (opts.embedDim === undefined) throw typeError(WHERE, 'embedDim', 'is required (the model width)');
+    const embedDim = positiveInt(WHERE, 'embedDim', opts.embedDim);
+    const config = {
+      embedDim,
+      numHeads: positiveInt(WHERE, 'numHeads', opts.numHeads, 8),
+      dropout: finiteNumber(WHERE, 'dropout', opts.dropout, 0, { min: 0, max: 1, maxExclusive: true }),
+      causal: boolean(WHERE, 'causal', opts.causal, false),
+      bias: boolean(WHERE, 'bias', opts.bias, true),
+      seed: seedValue(WHERE, opts.seed, 0),
+    };
+    if (embedDim % config.numHeads !== 0) {
+      throw rangeError(WHERE, 'numHeads', `must divide embedDim (${embedDim}), got ${config.numHeads}`);
+    }
+    const training = boolean(WHERE, 'training', opts.training, false);
+    this.#config = Object.freeze(config);
+    this.#runtime = runtimeOption(WHERE, opts.runtime);
+    const module = this.#runtime.module;
+    raiseStatus(module.validateDenseAttention(config), WHERE);
+    this.#handle = adopt(this, new module.DenseAttentionHandle(config));
+    this.#handle.setTraining(training);
+  }
+
+  get embedDim() { return this.#config.embedDim; }
+  get numHeads() { return this.#config.numHeads; }
+  get headDim() { return this.#config.embedDim / this.#config.numHeads; }
+  get dropout() { return this.#config.dropout; }
+  get causal() { return this.#config.causal; }
+  get bias() { return this.#config.bias; }
+  get seed() { return this.#config.seed; }
+
+  #live(method) {
+    if (this.#handle === null) throw disposedError(WHERE, method);
+    return this.#runtime.module;
+  }
+
+  // Training mode applies dropout (a fresh mask per call, from seed + the number of earlier
+  // training calls); eval mode, the default, does not, so equal inputs give equal outputs.
+  train(mode = true) {
+    this.#live('train');
+    this.#handle.setTraining(boolean(`${WHERE}.train`, 'mode', mode));
+    return this;
+  }
+
+  eval() {
+    return this.train(false);
+  }
+
+  get training() {
+    this.#live('training');
+    return this.#handle.training();
+  }
+
+  // The seed of the dropout mask the next training call draws (the flash kernel's
+  // counter-based rule), so a call can be reproduced.
+  get nextDropoutSeed() {
+    this.#live('nextDropoutSeed');
+    return this.#handle.nextDropoutSeed();
+  }
+
+  // query [batch][seqQ][embedDim], key and value [batch][seqK][embedDim] (seqK may differ).
+  // options: { batch = 1, needWeights = false, attentionMask, maskLayout, out }.
+  // attentionMask: a Uint8Array (1 attends) or additive Float32Array, laid out [batch, seqK]
+  // (key padding), [seqQ, seqK], [batch, seqQ, seqK], [numHeads, seqQ, seqK] or
+  // [batch, numHeads, seqQ, seqK] ('bk', 'qk', 'bqk', 'hqk', 'bhqk'), known from its length.
+  // Returns { output [batch][seqQ][embedDim], weights [batch][seqQ][seqK] or null }: the
+  // weights averaged over heads, as they multiplied V (after dropout in training).
+  forward(query, key, value, options) {
+    const where = `${WHERE}.forward`;
+    const module = this.#live('forward');
+    const opts = optionsObject(where, options);
+    const { embedDim, numHeads } = this.#config;
+    float32Array(where, 'query', query);
+    float32Array(where, 'key', key);
+    float32Array(where, 'value', value);
+    const batch = positiveInt(where, 'batch', opts.batch, 1);
+    const seqQ = rowCount(where, 'query', query, batch * embedDim, 'batch * embedDim');
+    const seqK = rowCount(where, 'key', key, batch * embedDim, 'batch * embedDim');
+    if (value.length !== key.length) {
+      throw rangeError(where, 'value', `length ${value.length} should equal key's, batch * seqK * embedDim = ${key.length}`);
+    }
+    const needWeights = boolean(where, 'needWeights', opts.needWeights, false);
+    const outLength = batch * seqQ * embedDim;
+    const out = outputArray(where, 'out', opts.out, outLength, 'batch * seqQ * embedDim');
+    const mask = opts.attentionMask ?? null;
+    const call = {
+      batch, seqQ, seqK, maskKind: 0, maskBatchStride: 0, maskHeadStride: 0, maskRowStride: seqK,
+      query: 0, key: 0, value: 0, out: 0, weights: 0, mask: 0,
+    };
+    if (mask !== null) {
+      call.maskKind = maskKind(where, mask);
+      const g = maskGeometry(where, mask, opts.maskLayout, batch, numHeads, seqQ, seqK);
+      call.maskBatchStride = g.batchStride;
+      call.maskHeadStride = g.headStride;
+      call.maskRowStride = g.rowStride;
+    } else if (opts.maskLayout !== undefined) {
+      oneOf(where, 'maskLayout', opts.maskLayout, MASK_LAYOUTS);
+    }
+    return withHeap(module, where, (heap) => {
+      call.query = heap.copyIn(query);
+      call.key = heap.copyIn(key);
+      call.value = heap.copyIn(value);
+      if (mask !== null) call.mask = heap.copyIn(mask);
+      call.out = heap.alloc(outLength * 4);
+      const weightsLength = batch * seqQ * seqK;
+      if (needWeights) call.weights = heap.alloc(weightsLength * 4);
+      raiseStatus(this.#handle.forward(call), where);
+      return {
+        output: heap.readF32(call.out, outLength, out),
+        weights: needWeights ? heap.readF32(call.weights, weightsLength) : null,
+      };
+    });
+  }
+
+  // The weights in attnkit's versioned binary format, the same as WasmMultiHeadAttention's.
+  saveWeights() {
+    const module = this.#live('saveWeights');
+    return saveBinary(`${WHERE}.saveWeights`, module, this.#handle.savedBytes(),
+      (ptr, bytes) => this.#handle.saveInto(ptr, bytes));
+  }
+
+  // A Uint8Array from saveWeights() (of this class or WasmMultiHeadAttention), or PyTorch
+  // nn.MultiheadAttention state-dict arrays by name. On any error the old weights stay.
+  loadWeights(weights) {
+    const where = `${WHERE}.loadWeights`;
+    const module = this.#live('loadWeights');
+    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(ptr, n));
+    return loadNamed(where, module, this.#handle, weights, NAMES, 'nn.MultiheadAttention', () => this.#handle.commitNamed());
+  }
+
+  getMemoryUsage() {
+    const module = this.#live('getMemoryUsage');
+    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount() };
+  }
+
+  dispose() {
+    this.#handle = release(this, this.#handle);
+  }
+
+  get disposed() {
+    return this.#handle === null;
+  }
+}
