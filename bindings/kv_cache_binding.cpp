@@ -39,11 +39,11 @@ class KVCacheHandle {
     return guarded([&] { c_.append(static_cast<int64_t>(rows), address<const float>(k), address<const float>(v)); });
   }
   // scale <= 0: 1 / sqrt(head_dim).
-  std::string attend(double queries, double q, double out, double scale) {
+  std::string attend(double queries, double q, double out, double scale, bool causal) {
     return guarded([&] {
       std::optional<float> s;
       if (scale > 0) s = static_cast<float>(scale);
-      c_.attend(static_cast<int64_t>(queries), address<const float>(q), address<float>(out), s, shared_pool());
+      c_.attend(static_cast<int64_t>(queries), address<const float>(q), address<float>(out), s, shared_pool(), causal);
     });
   }
   double size() const { return static_cast<double>(c_.size()); }

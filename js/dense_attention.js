@@ -9,57 +9,12 @@ import { withHeap } from './heap.js';
 import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import { runtimeOption } from './runtime.js';
-import { boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
+import { boolean, finiteNumber, float32Array, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
+import { layerMaskFields } from './mask_layout.js';
 
 const WHERE = 'WasmDenseAttention';
 const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
   'out_proj.weight', 'out_proj.bias'];
-// 'bk' is a key-padding mask [batch][seqK]; the others are [seqQ][seqK] blocks per batch
-// element and/or head, broadcast over the rest.
-const MASK_LAYOUTS = ['bk', 'qk', 'bqk', 'hqk', 'bhqk'];
-
-function maskKind(where, mask) {
-  if (mask instanceof Float32Array) return 1;
-  if (mask instanceof Uint8Array) return 2;
-  throw typeError(where, 'attentionMask',
-    'expected a Uint8Array (1 attends, 0 blocks) or a Float32Array (additive: 0 attends, -Infinity blocks)');
-}
-
-// The strides of an attentionMask, from its maskLayout or, without one, from its length.
-function maskGeometry(where, mask, layout, batch, heads, seqQ, seqK) {
-  const qk = seqQ * seqK;
-  const geometry = {
-    // Row stride 0: every query of a batch element reads the same row.
-    bk: { length: batch * seqK, batchStride: seqK, headStride: 0, rowStride: 0, shape: '[batch, seqK]' },
-    qk: { length: qk, batchStride: 0, headStride: 0, rowStride: seqK, shape: '[seqQ, seqK]' },
-    bqk: { length: batch * qk, batchStride: qk, headStride: 0, rowStride: seqK, shape: '[batch, seqQ, seqK]' },
-    hqk: { length: heads * qk, batchStride: 0, headStride: qk, rowStride: seqK, shape: '[numHeads, seqQ, seqK]' },
-    bhqk: { length: batch * heads * qk, batchStride: heads * qk, headStride: qk, rowStride: seqK,
-      shape: '[batch, numHeads, seqQ, seqK]' },
-  };
-  if (layout !== undefined) {
-    const g = geometry[oneOf(where, 'maskLayout', layout, MASK_LAYOUTS)];
-    if (mask.length !== g.length) {
-      throw rangeError(where, 'attentionMask', `length ${mask.length} does not match maskLayout "${layout}" ${g.shape} = ${g.length}`);
-    }
-    return g;
-  }
-  const matches = MASK_LAYOUTS.filter((l) => geometry[l].length === mask.length);
-  if (matches.length === 0) {
-    const fits = MASK_LAYOUTS.map((l) => `${geometry[l].shape} = ${geometry[l].length}`).join(', ');
-    throw rangeError(where, 'attentionMask', `length ${mask.length} fits none of ${fits}`);
-  }
-  // Layouts of one length that address the same element for every (batch, head, query,
-  // key) are the same mask (strides over a dimension of size 1 do not matter); when they
-  // differ, as [batch, seqK] and [seqQ, seqK] do when batch == seqQ, the caller must say.
-  const addressing = (g) => [batch > 1 ? g.batchStride : 0, heads > 1 ? g.headStride : 0, seqQ > 1 ? g.rowStride : 0].join();
-  if (new Set(matches.map((l) => addressing(geometry[l]))).size > 1) {
-    throw rangeError(where, 'maskLayout', `a mask of length ${mask.length} is ambiguous here (it fits ` +
-      `${matches.map((l) => `"${l}" ${geometry[l].shape}`).join(', ')}): pass maskLayout`);
-  }
-  return geometry[matches[0]];
-}
-
 export class WasmDenseAttention {
   #runtime;
   #config;
@@ -154,18 +109,9 @@ export class WasmDenseAttention {
     const out = outputArray(where, 'out', opts.out, outLength, 'batch * seqQ * embedDim');
     const mask = opts.attentionMask ?? null;
     const call = {
-      batch, seqQ, seqK, maskKind: 0, maskBatchStride: 0, maskHeadStride: 0, maskRowStride: seqK,
+      batch, seqQ, seqK, ...layerMaskFields(where, mask, opts.maskLayout, batch, numHeads, seqQ, seqK),
       query: 0, key: 0, value: 0, out: 0, weights: 0, mask: 0,
     };
-    if (mask !== null) {
-      call.maskKind = maskKind(where, mask);
-      const g = maskGeometry(where, mask, opts.maskLayout, batch, numHeads, seqQ, seqK);
-      call.maskBatchStride = g.batchStride;
-      call.maskHeadStride = g.headStride;
-      call.maskRowStride = g.rowStride;
-    } else if (opts.maskLayout !== undefined) {
-      oneOf(where, 'maskLayout', opts.maskLayout, MASK_LAYOUTS);
-    }
     return withHeap(module, where, (heap) => {
       call.query = heap.copyIn(query);
       call.key = heap.copyIn(key);

@@ -6,7 +6,7 @@ import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { adopt, disposedError, release } from './handle.js';
 import { runtimeOption } from './runtime.js';
-import { finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount } from './validate.js';
+import { boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount } from './validate.js';
 
 const WHERE = 'WasmKVCache';
 const PRECISIONS = ['fp32', 'fp16', 'bf16'];
@@ -66,7 +66,8 @@ export class WasmKVCache {
   }
 
   // Q [queries][heads][headDim] -> [queries][heads][valueDim] over every cached key.
-  // options: { scale (default 1/sqrt(headDim)), out }.
+  // options: { scale (default 1/sqrt(headDim)), causal = false, out }. causal: the queries
+  // belong to the last rows appended; query t sees keys up to row length - queries + t.
   attend(Q, options) {
     const where = `${WHERE}.attend`;
     const module = this.#live('attend');
@@ -76,11 +77,15 @@ export class WasmKVCache {
     const queries = rowCount(where, 'Q', q, heads * headDim, 'heads * headDim');
     const scale = finiteNumber(where, 'scale', opts.scale, 1 / Math.sqrt(headDim));
     if (!(scale > 0)) throw rangeError(where, 'scale', `must be > 0, got ${scale}`);
+    const causal = boolean(where, 'causal', opts.causal, false);
+    if (causal && queries > this.#handle.size()) {
+      throw rangeError(where, 'Q', `causal: ${queries} queries but only ${this.#handle.size()} cached rows`);
+    }
     const length = queries * heads * valueDim;
     const out = outputArray(where, 'out', opts.out, length, `queries * heads * valueDim = ${queries} * ${heads} * ${valueDim}`);
     return withHeap(module, where, (heap) => {
       const ptr = heap.alloc(length * 4);
-      raiseStatus(this.#handle.attend(queries, heap.copyIn(q), ptr, scale), where);
+      raiseStatus(this.#handle.attend(queries, heap.copyIn(q), ptr, scale, causal), where);
       return heap.readF32(ptr, length, out);
     });
   }

@@ -1121,7 +1121,12 @@ export class WasmKVCache {
    * Q `[queries][heads][headDim]` → `[queries][heads][valueDim]`: `options.out` when given.
    * An empty cache gives zeros. @throws naming `Q`, `scale` or `out`.
    */
-  attend(Q: Float32Array, options?: { scale?: number | undefined; out?: Float32Array | null | undefined }): Float32Array;
+  attend(Q: Float32Array, options?: {
+    scale?: number | undefined;
+    /** The queries are the last rows appended: query t sees keys up to row `length − queries + t`. Default `false`. */
+    causal?: boolean | undefined;
+    out?: Float32Array | null | undefined;
+  }): Float32Array;
   /** Forgets every row (keeps the allocation). */
   clear(): void;
   /** Heap figures and `cacheBytes`, the bytes of key and value storage allocated. */
@@ -1221,6 +1226,125 @@ export class WasmDenseAttention {
   /** Heap figures; `paramCount` is the number of weights. @throws {Error} if disposed. */
   getMemoryUsage(): MemoryInfo;
   /** Frees the weights (idempotent); every other method afterwards throws an `Error`. */
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+/** Storage of keys and values in {@link WasmAdaptivePrecisionAttention}, or `'adaptive'`: decided per call. */
+export type PrecisionChoice = 'fp32' | 'fp16' | 'bf16' | 'adaptive';
+
+/** Options of {@link WasmAdaptivePrecisionAttention} (AdaAttn's `AdaptivePrecisionAttention`). */
+export interface AdaptivePrecisionOptions {
+  /** Model width of queries, keys, values and output (required). */
+  embedDim: number;
+  /** Heads; must divide `embedDim`. Default `8`. */
+  numHeads?: number | undefined;
+  /** Key/value storage, or `'adaptive'` (default): bf16, else fp16, else fp32, the first whose measured error is within `tolerance`. */
+  defaultPrecision?: PrecisionChoice | undefined;
+  /** Relative output error `'adaptive'` may spend on half-precision storage, ≥ 0. Default `1e-2`. */
+  tolerance?: number | undefined;
+  /** Query rows (over the batch) whose outputs are measured per adaptive decision. Default `16`. */
+  sampleRows?: number | undefined;
+  /** Default causal rule of `forward` (top-left). Default `false`. */
+  causal?: boolean | undefined;
+  /** Biases on the four projections. Default `true`. */
+  bias?: boolean | undefined;
+  /** Seed of the initial weights (PyTorch's initialisation). Default `0`. */
+  seed?: number | undefined;
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Options of {@link WasmAdaptivePrecisionAttention.forward}. */
+export interface AdaptivePrecisionForwardOptions {
+  /** Leading batch dimension of query, key and value. Default `1`. */
+  batch?: number | undefined;
+  /** `true` or `'top-left'`: query i sees keys j ≤ i; `'bottom-right'`: j ≤ i + seqK − seqQ. Default: the constructor's `causal`. */
+  causal?: boolean | 'top-left' | 'bottom-right' | undefined;
+  /** Boolean `Uint8Array` (1 attends) or additive `Float32Array`, laid out as {@link DenseMaskLayout}. */
+  attentionMask?: AttentionMask | null | undefined;
+  maskLayout?: DenseMaskLayout | undefined;
+  /** Batch 1: replace the layer's KV cache by this call's keys and values, as stored (a decoder's prefill). Default `false`. */
+  keepCache?: boolean | undefined;
+  /** Receives the output instead of a new array: `batch·seqQ·embedDim` floats. */
+  out?: Float32Array | null | undefined;
+}
+
+/** What one call of {@link WasmAdaptivePrecisionAttention} stored its keys and values in, and why. */
+export interface PrecisionDecision {
+  precision: 'fp32' | 'fp16' | 'bf16';
+  /** In words, with the measured figures it compared. */
+  reason: string;
+  /** A `step()` (else a `forward()`). */
+  incremental: boolean;
+  /** Largest |projected key| and |projected value| of the call. */
+  maxAbsKey: number;
+  maxAbsValue: number;
+  /** Relative error of the sampled rows' outputs against float32 storage; `null` where not measured. */
+  sampledErrorBf16: number | null;
+  sampledErrorFp16: number | null;
+  sampledRows: number;
+  /** Keys/values that became infinite in fp16 storage (a fixed `'fp16'` policy only). */
+  overflowed: number;
+  /** `step()`: the fp16 cache was converted to fp32 for values beyond fp16's range. */
+  convertedCache: boolean;
+}
+
+/** {@link WasmAdaptivePrecisionAttention.getPrecisionStatistics}. */
+export interface PrecisionStatistics {
+  calls: number;
+  /** Calls that used each storage. */
+  fp32: number;
+  fp16: number;
+  bf16: number;
+  cacheConversions: number;
+  /** The last 32 decisions, oldest first. */
+  recent: PrecisionDecision[];
+}
+
+/**
+ * AdaAttn's multi-head attention with keys and values stored in fp32, fp16 or bf16 and float32
+ * arithmetic. `'adaptive'` decides per call from measured statistics (fp16's range; the error of
+ * sampled rows against the caller's tolerance) and reports the choice and its reason. `step()`
+ * decodes incrementally over a KV cache held at the chosen precision (half the memory, faster reads).
+ * Weights as {@link WasmMultiHeadAttention}'s.
+ */
+export class WasmAdaptivePrecisionAttention {
+  /**
+   * @throws {TypeError} if `options` is not an object, `embedDim` is missing, or an option has the wrong type.
+   * @throws {RangeError} naming `embedDim`, `numHeads`, `defaultPrecision`, `tolerance`, `sampleRows` or `seed`.
+   */
+  constructor(options: AdaptivePrecisionOptions);
+  readonly embedDim: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly defaultPrecision: PrecisionChoice;
+  readonly tolerance: number;
+  readonly causal: boolean;
+  /**
+   * @param query `[batch][seqQ][embedDim]`. @param key `[batch][seqK][embedDim]`. @param value as key.
+   * @throws {RangeError} naming `query`, `key`, `value`, `batch`, `causal`, `attentionMask`, `maskLayout`, `keepCache` or `out`.
+   */
+  forward(query: Float32Array, key: Float32Array, value: Float32Array, options?: AdaptivePrecisionForwardOptions):
+    { output: Float32Array; precision: 'fp32' | 'fp16' | 'bf16'; reason: string };
+  /**
+   * Incremental decoding: `rows` new tokens (`[rows][embedDim]` each); their keys and values join the
+   * cache and token t's query attends over the cache up to itself.
+   * @throws {RangeError} naming `query`, `key`, `value` or `out`.
+   */
+  step(query: Float32Array, key: Float32Array, value: Float32Array, options?: { out?: Float32Array | null | undefined }):
+    { output: Float32Array; precision: 'fp32' | 'fp16' | 'bf16'; reason: string };
+  /** The last call's decision, or `null` before any call. */
+  readonly lastDecision: PrecisionDecision | null;
+  getPrecisionStatistics(): PrecisionStatistics;
+  resetPrecisionStatistics(): void;
+  /** Forgets the cached tokens. */
+  resetCache(): void;
+  readonly cacheLength: number;
+  readonly cachePrecision: 'fp32' | 'fp16' | 'bf16' | null;
+  saveWeights(): Uint8Array;
+  loadWeights(weights: Uint8Array | MultiHeadNamedWeights): void;
+  /** Heap figures; `cacheBytes` is the key/value storage the cache holds. */
+  getMemoryUsage(): MemoryInfo & { cacheBytes: number };
   dispose(): void;
   readonly disposed: boolean;
 }

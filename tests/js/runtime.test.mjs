@@ -24,7 +24,7 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmCrossAttention', 'WasmDenseAttention', 'WasmFlashAttention', 'WasmHybridASAM',
+    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmAdaptivePrecisionAttention', 'WasmCrossAttention', 'WasmDenseAttention', 'WasmFlashAttention', 'WasmHybridASAM',
     'WasmKVCache', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
     'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
@@ -44,7 +44,9 @@ test('the module exports exactly the documented API', () => {
     'SparseStats', 'SparsePatternName', 'MemoryEfficientAttentionOptions', 'AttentionEfficiencyOptions', 'AttentionEfficiency',
     'WasmASAMLayer', 'WasmASAMEncoder', 'ASAMLayerOptions', 'ASAMEncoderOptions', 'ASAMForwardOptions', 'ASAMInfo',
     'ASAMPatternType', 'WasmHybridASAM', 'HybridASAMOptions', 'HybridASAMInfo', 'WasmKVCache', 'KVCacheOptions',
-    'KVCachePrecision', 'WasmDenseAttention', 'DenseAttentionOptions', 'DenseAttentionForwardOptions', 'DenseMaskLayout']) {
+    'KVCachePrecision', 'WasmDenseAttention', 'DenseAttentionOptions', 'DenseAttentionForwardOptions', 'DenseMaskLayout',
+    'WasmAdaptivePrecisionAttention', 'AdaptivePrecisionOptions', 'AdaptivePrecisionForwardOptions', 'PrecisionDecision',
+    'PrecisionStatistics', 'PrecisionChoice']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });

@@ -356,3 +356,22 @@ new WasmDenseAttention({ numHeads: 4 });
 // @ts-expect-error unknown mask layout
 dense.forward(new Float32Array(64), new Float32Array(64), new Float32Array(64), { maskLayout: 'kq' });
 export const denseUsed = [denseOut, denseWeights, denseTraining, denseSeed];
+
+// AdaAttn's AdaptivePrecisionAttention.
+import { WasmAdaptivePrecisionAttention } from 'attnkit';
+import type { AdaptivePrecisionOptions, PrecisionDecision, PrecisionStatistics, PrecisionChoice } from 'attnkit';
+const precisionChoice: PrecisionChoice = 'adaptive';
+const precisionOptions: AdaptivePrecisionOptions = { embedDim: 64, numHeads: 4, defaultPrecision: precisionChoice, tolerance: 1e-3 };
+const adaptive = new WasmAdaptivePrecisionAttention(precisionOptions);
+const prefill = adaptive.forward(new Float32Array(9 * 64), new Float32Array(9 * 64), new Float32Array(9 * 64),
+  { causal: 'top-left', keepCache: true });
+const stepped = adaptive.step(new Float32Array(64), new Float32Array(64), new Float32Array(64));
+const storedAs: 'fp32' | 'fp16' | 'bf16' = stepped.precision;
+const decision: PrecisionDecision | null = adaptive.lastDecision;
+const sampled: number | null = decision ? decision.sampledErrorBf16 : null;
+const precisionStats: PrecisionStatistics = adaptive.getPrecisionStatistics();
+const cacheBytes: number = adaptive.getMemoryUsage().cacheBytes + adaptive.cacheLength;
+adaptive.dispose();
+// @ts-expect-error unknown precision
+new WasmAdaptivePrecisionAttention({ embedDim: 8, defaultPrecision: 'fp8' });
+export const adaptiveUsed = [prefill.output, prefill.reason, storedAs, sampled, precisionStats.recent, cacheBytes];
