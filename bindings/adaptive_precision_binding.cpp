@@ -13,6 +13,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "multihead_weights.h"
 #include "named_staging.h"
 
 namespace attn::bindings {
@@ -127,23 +128,9 @@ class AdaptivePrecisionHandle {
     return p ? storage_precision_name(*p) : "";
   }
 
-  double savedBytes() const { return static_cast<double>(m_.projections().save().size()); }
-  std::string saveInto(double dst, double capacity) const {
-    return guarded([&] {
-      const auto bytes = m_.projections().save();
-      if (double(bytes.size()) > capacity) throw_range("weights", "destination too small");
-      std::memcpy(address<uint8_t>(dst), bytes.data(), bytes.size());
-    });
-  }
-  std::string load(double src, double size) {
-    return guarded([&] { m_.projections().load(address<const uint8_t>(src), static_cast<size_t>(size)); });
-  }
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
-  std::string commitNamed() {
-    const NamedWeights staged = staged_.take();
-    return guarded([&] { m_.projections().load_named(staged); });
-  }
-  double paramCount() const { return static_cast<double>(m_.projections().param_count()); }
+  const MultiHeadAttention& model() const { return m_.projections(); }
+  MultiHeadAttention& model() { return m_.projections(); }
+  NamedStaging& staging() { return staged_; }
 
  private:
   AdaptivePrecisionAttention m_;
@@ -182,21 +169,17 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_precision) {
       .field("out", &AdaptivePrecisionCall::out)
       .field("mask", &AdaptivePrecisionCall::mask);
   emscripten::function("validateAdaptivePrecision", &attn::bindings::validate_adaptive_precision);
-  emscripten::class_<AdaptivePrecisionHandle>("AdaptivePrecisionHandle")
-      .constructor<const AdaptivePrecisionInit&>()
-      .function("forward", &AdaptivePrecisionHandle::forward)
-      .function("step", &AdaptivePrecisionHandle::step)
-      .function("lastDecision", &AdaptivePrecisionHandle::lastDecision)
-      .function("statistics", &AdaptivePrecisionHandle::statistics)
-      .function("resetStatistics", &AdaptivePrecisionHandle::resetStatistics)
-      .function("resetCache", &AdaptivePrecisionHandle::resetCache)
-      .function("cacheRows", &AdaptivePrecisionHandle::cacheRows)
-      .function("cacheBytes", &AdaptivePrecisionHandle::cacheBytes)
-      .function("cachePrecision", &AdaptivePrecisionHandle::cachePrecision)
-      .function("savedBytes", &AdaptivePrecisionHandle::savedBytes)
-      .function("saveInto", &AdaptivePrecisionHandle::saveInto)
-      .function("load", &AdaptivePrecisionHandle::load)
-      .function("stageNamed", &AdaptivePrecisionHandle::stageNamed)
-      .function("commitNamed", &AdaptivePrecisionHandle::commitNamed)
-      .function("paramCount", &AdaptivePrecisionHandle::paramCount);
+  // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
+  attn::bindings::bind_multihead_weights(
+      emscripten::class_<AdaptivePrecisionHandle>("AdaptivePrecisionHandle")
+          .constructor<const AdaptivePrecisionInit&>()
+          .function("forward", &AdaptivePrecisionHandle::forward)
+          .function("step", &AdaptivePrecisionHandle::step)
+          .function("lastDecision", &AdaptivePrecisionHandle::lastDecision)
+          .function("statistics", &AdaptivePrecisionHandle::statistics)
+          .function("resetStatistics", &AdaptivePrecisionHandle::resetStatistics)
+          .function("resetCache", &AdaptivePrecisionHandle::resetCache)
+          .function("cacheRows", &AdaptivePrecisionHandle::cacheRows)
+          .function("cacheBytes", &AdaptivePrecisionHandle::cacheBytes)
+          .function("cachePrecision", &AdaptivePrecisionHandle::cachePrecision));
 }

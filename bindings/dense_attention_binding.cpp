@@ -12,6 +12,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "multihead_weights.h"
 #include "named_staging.h"
 
 namespace attn::bindings {
@@ -62,26 +63,9 @@ class DenseHandle {
   bool training() const { return m_.training(); }
   double nextDropoutSeed() const { return static_cast<double>(m_.next_dropout_seed()); }
 
-  double savedBytes() const { return static_cast<double>(m_.save().size()); }
-  std::string saveInto(double dst, double capacity) const {
-    return guarded([&] {
-      const auto bytes = m_.save();
-      if (double(bytes.size()) > capacity) throw_range("weights", "destination too small");
-      std::memcpy(address<uint8_t>(dst), bytes.data(), bytes.size());
-    });
-  }
-  std::string load(double src, double size) {
-    return guarded([&] { m_.load(address<const uint8_t>(src), static_cast<size_t>(size)); });
-  }
-
-  // PyTorch-named arrays are staged one by one, then applied together (or not at all).
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
-  std::string commitNamed() {
-    const NamedWeights staged = staged_.take();
-    return guarded([&] { m_.load_named(staged); });
-  }
-
-  double paramCount() const { return static_cast<double>(m_.param_count()); }
+  const DenseAttention& model() const { return m_; }
+  DenseAttention& model() { return m_; }
+  NamedStaging& staging() { return staged_; }
 
  private:
   DenseAttention m_;
@@ -118,16 +102,12 @@ EMSCRIPTEN_BINDINGS(attn_dense_attention) {
       .field("weights", &DenseCall::weights)
       .field("mask", &DenseCall::mask);
   emscripten::function("validateDenseAttention", &attn::bindings::validate_dense);
-  emscripten::class_<DenseHandle>("DenseAttentionHandle")
-      .constructor<const DenseInit&>()
-      .function("forward", &DenseHandle::forward)
-      .function("setTraining", &DenseHandle::setTraining)
-      .function("training", &DenseHandle::training)
-      .function("nextDropoutSeed", &DenseHandle::nextDropoutSeed)
-      .function("savedBytes", &DenseHandle::savedBytes)
-      .function("saveInto", &DenseHandle::saveInto)
-      .function("load", &DenseHandle::load)
-      .function("stageNamed", &DenseHandle::stageNamed)
-      .function("commitNamed", &DenseHandle::commitNamed)
-      .function("paramCount", &DenseHandle::paramCount);
+  // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
+  attn::bindings::bind_multihead_weights(
+      emscripten::class_<DenseHandle>("DenseAttentionHandle")
+          .constructor<const DenseInit&>()
+          .function("forward", &DenseHandle::forward)
+          .function("setTraining", &DenseHandle::setTraining)
+          .function("training", &DenseHandle::training)
+          .function("nextDropoutSeed", &DenseHandle::nextDropoutSeed));
 }

@@ -11,6 +11,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "multihead_weights.h"
 #include "named_staging.h"
 #include "multihead/multihead_attention.h"
 
@@ -65,26 +66,9 @@ class MultiHeadHandle {
     return guarded([&] { m_.attention_weights(address<float>(out), shared_pool()); });
   }
 
-  double savedBytes() const { return static_cast<double>(m_.save().size()); }
-  std::string saveInto(double dst, double capacity) const {
-    return guarded([&] {
-      const auto bytes = m_.save();
-      if (double(bytes.size()) > capacity) throw_range("weights", "destination too small");
-      std::memcpy(address<uint8_t>(dst), bytes.data(), bytes.size());
-    });
-  }
-  std::string load(double src, double size) {
-    return guarded([&] { m_.load(address<const uint8_t>(src), static_cast<size_t>(size)); });
-  }
-
-  // PyTorch-named arrays are staged one by one, then applied together (or not at all).
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
-  std::string commitNamed() {
-    const NamedWeights staged = staged_.take();
-    return guarded([&] { m_.load_named(staged); });
-  }
-
-  double paramCount() const { return static_cast<double>(m_.param_count()); }
+  const MultiHeadAttention& model() const { return m_; }
+  MultiHeadAttention& model() { return m_; }
+  NamedStaging& staging() { return staged_; }
 
  private:
   MultiHeadAttention m_;
@@ -122,15 +106,11 @@ EMSCRIPTEN_BINDINGS(attn_multihead) {
       .field("out", &MultiHeadCall::out)
       .field("mask", &MultiHeadCall::mask);
   emscripten::function("validateMultiHead", &attn::bindings::validate_multihead);
-  emscripten::class_<MultiHeadHandle>("MultiHeadHandle")
-      .constructor<const MultiHeadInit&>()
-      .function("forward", &MultiHeadHandle::forward)
-      .function("weightsLength", &MultiHeadHandle::weightsLength)
-      .function("attentionWeights", &MultiHeadHandle::attentionWeights)
-      .function("savedBytes", &MultiHeadHandle::savedBytes)
-      .function("saveInto", &MultiHeadHandle::saveInto)
-      .function("load", &MultiHeadHandle::load)
-      .function("stageNamed", &MultiHeadHandle::stageNamed)
-      .function("commitNamed", &MultiHeadHandle::commitNamed)
-      .function("paramCount", &MultiHeadHandle::paramCount);
+  // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
+  attn::bindings::bind_multihead_weights(
+      emscripten::class_<MultiHeadHandle>("MultiHeadHandle")
+          .constructor<const MultiHeadInit&>()
+          .function("forward", &MultiHeadHandle::forward)
+          .function("weightsLength", &MultiHeadHandle::weightsLength)
+          .function("attentionWeights", &MultiHeadHandle::attentionWeights));
 }

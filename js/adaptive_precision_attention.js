@@ -10,7 +10,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { adopt, disposedError, release } from './handle.js';
-import { loadBinary, loadNamed, saveBinary } from './weights.js';
+import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { layerMaskFields } from './mask_layout.js';
 import { boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
@@ -18,8 +18,6 @@ import { boolean, finiteNumber, float32Array, oneOf, optionsObject, outputArray,
 const WHERE = 'WasmAdaptivePrecisionAttention';
 const PRECISIONS = ['fp32', 'fp16', 'bf16', 'adaptive'];
 const CAUSAL = [false, true, 'top-left', 'bottom-right'];
-const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
-  'out_proj.weight', 'out_proj.bias'];
 
 export class WasmAdaptivePrecisionAttention {
   #runtime;
@@ -174,8 +172,7 @@ export class WasmAdaptivePrecisionAttention {
   // The weights in attnkit's versioned binary format (as WasmMultiHeadAttention's).
   saveWeights() {
     const module = this.#live('saveWeights');
-    return saveBinary(`${WHERE}.saveWeights`, module, this.#handle.savedBytes(),
-      (ptr, bytes) => this.#handle.saveInto(ptr, bytes));
+    return saveHandleWeights(`${WHERE}.saveWeights`, module, this.#handle);
   }
 
   // A Uint8Array from saveWeights() (this class, WasmMultiHeadAttention or
@@ -183,8 +180,7 @@ export class WasmAdaptivePrecisionAttention {
   loadWeights(weights) {
     const where = `${WHERE}.loadWeights`;
     const module = this.#live('loadWeights');
-    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(ptr, n));
-    return loadNamed(where, module, this.#handle, weights, NAMES, 'nn.MultiheadAttention', () => this.#handle.commitNamed());
+    return loadMultiHeadWeights(where, module, this.#handle, weights);
   }
 
   // cacheBytes: the key/value storage the cache holds (capacity, at its precision's size).

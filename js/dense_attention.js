@@ -7,14 +7,12 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { adopt, disposedError, release } from './handle.js';
-import { loadBinary, loadNamed, saveBinary } from './weights.js';
+import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
 import { layerMaskFields } from './mask_layout.js';
 
 const WHERE = 'WasmDenseAttention';
-const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
-  'out_proj.weight', 'out_proj.bias'];
 export class WasmDenseAttention {
   #runtime;
   #config;
@@ -131,8 +129,7 @@ export class WasmDenseAttention {
   // The weights in attnkit's versioned binary format, the same as WasmMultiHeadAttention's.
   saveWeights() {
     const module = this.#live('saveWeights');
-    return saveBinary(`${WHERE}.saveWeights`, module, this.#handle.savedBytes(),
-      (ptr, bytes) => this.#handle.saveInto(ptr, bytes));
+    return saveHandleWeights(`${WHERE}.saveWeights`, module, this.#handle);
   }
 
   // A Uint8Array from saveWeights() (of this class or WasmMultiHeadAttention), or PyTorch
@@ -140,8 +137,7 @@ export class WasmDenseAttention {
   loadWeights(weights) {
     const where = `${WHERE}.loadWeights`;
     const module = this.#live('loadWeights');
-    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(ptr, n));
-    return loadNamed(where, module, this.#handle, weights, NAMES, 'nn.MultiheadAttention', () => this.#handle.commitNamed());
+    return loadMultiHeadWeights(where, module, this.#handle, weights);
   }
 
   getMemoryUsage() {

@@ -6,13 +6,11 @@ import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { checkMask, maskStrides } from './mask_layout.js';
 import { adopt, disposedError, release } from './handle.js';
-import { loadBinary, loadNamed, saveBinary } from './weights.js';
+import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
 
 const WHERE = 'WasmMultiHeadAttention';
-const NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
-  'out_proj.weight', 'out_proj.bias'];
 
 export class WasmMultiHeadAttention {
   #runtime;
@@ -128,8 +126,7 @@ export class WasmMultiHeadAttention {
   // The weights in attnkit's versioned binary format (magic, version, dims, checksum).
   saveWeights() {
     const module = this.#live('saveWeights');
-    return saveBinary(`${this.#where}.saveWeights`, module, this.#handle.savedBytes(),
-      (ptr, bytes) => this.#handle.saveInto(ptr, bytes));
+    return saveHandleWeights(`${this.#where}.saveWeights`, module, this.#handle);
   }
 
   // A Uint8Array from saveWeights(), or PyTorch state-dict arrays by name: in_proj_weight
@@ -138,8 +135,7 @@ export class WasmMultiHeadAttention {
   loadWeights(weights) {
     const where = `${this.#where}.loadWeights`;
     const module = this.#live('loadWeights');
-    if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => this.#handle.load(ptr, n));
-    return loadNamed(where, module, this.#handle, weights, NAMES, 'nn.MultiheadAttention', () => this.#handle.commitNamed());
+    return loadMultiHeadWeights(where, module, this.#handle, weights);
   }
 
   getMemoryUsage() {

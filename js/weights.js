@@ -37,3 +37,19 @@ export function loadNamed(where, module, handle, weights, names, owner, commit) 
     raiseStatus(commit(), where);
   });
 }
+
+// nn.MultiheadAttention's state-dict names: what the multi-head layers (multi-head, cross,
+// dense, adaptive precision) load by name.
+export const MULTIHEAD_NAMES = ['in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'in_proj_bias',
+  'out_proj.weight', 'out_proj.bias'];
+
+// saveWeights() of a handle with bindings/multihead_weights.h's methods.
+export function saveHandleWeights(where, module, handle) {
+  return saveBinary(where, module, handle.savedBytes(), (ptr, bytes) => handle.saveInto(ptr, bytes));
+}
+
+// loadWeights() of such a handle: a Uint8Array from saveWeights(), or PyTorch-named arrays.
+export function loadMultiHeadWeights(where, module, handle, weights) {
+  if (weights instanceof Uint8Array) return loadBinary(where, module, weights, (ptr, n) => handle.load(ptr, n));
+  return loadNamed(where, module, handle, weights, MULTIHEAD_NAMES, 'nn.MultiheadAttention', () => handle.commitNamed());
+}
