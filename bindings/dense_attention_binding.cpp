@@ -12,6 +12,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "layer_call.h"
 #include "multihead_weights.h"
 #include "named_staging.h"
 
@@ -47,12 +48,7 @@ class DenseHandle {
 
   std::string forward(const DenseCall& c) {
     return guarded([&] {
-      MaskView mask;
-      if (c.maskKind == 1) mask.additive = address<const float>(c.mask);
-      if (c.maskKind == 2) mask.allowed = address<const uint8_t>(c.mask);
-      mask.batch_stride = static_cast<int64_t>(c.maskBatchStride);
-      mask.head_stride = static_cast<int64_t>(c.maskHeadStride);
-      mask.row_stride = static_cast<int64_t>(c.maskRowStride);
+      const MaskView mask = call_mask(c);
       m_.forward(c.batch, c.seqQ, c.seqK, address<const float>(c.query), address<const float>(c.key),
                  address<const float>(c.value), mask, address<float>(c.out), address<float>(c.weights),
                  shared_pool());

@@ -9,6 +9,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "layer_call.h"
 #include "flash/flash_attention.h"
 
 namespace attn::bindings {
@@ -32,16 +33,10 @@ void to_core(const FlashCall& c, FlashShape& s, FlashOptions& o) {
   o.softcap = static_cast<float>(c.softcap);
   o.dropout = static_cast<float>(c.dropout);
   o.seed = static_cast<uint64_t>(c.seed);
-  o.causal = c.causal == 1 ? CausalAlign::kTopLeft
-             : c.causal == 2 ? CausalAlign::kBottomRight
-                             : CausalAlign::kNone;
+  o.causal = causal_align(c.causal);
   o.block_q = c.blockQ;
   o.block_k = c.blockK;
-  if (c.maskKind == 1) o.mask.additive = address<const float>(c.mask);
-  if (c.maskKind == 2) o.mask.allowed = address<const uint8_t>(c.mask);
-  o.mask.batch_stride = static_cast<int64_t>(c.maskBatchStride);
-  o.mask.head_stride = static_cast<int64_t>(c.maskHeadStride);
-  o.mask.row_stride = static_cast<int64_t>(c.maskRowStride);
+  o.mask = call_mask(c);
 }
 
 std::string flash_forward_js(const FlashCall& c) {

@@ -11,6 +11,7 @@
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
 #include "heap_address.h"
+#include "layer_call.h"
 #include "multihead_weights.h"
 #include "named_staging.h"
 #include "multihead/multihead_attention.h"
@@ -47,15 +48,8 @@ class MultiHeadHandle {
 
   std::string forward(const MultiHeadCall& c) {
     return guarded([&] {
-      MaskView mask;
-      if (c.maskKind == 1) mask.additive = address<const float>(c.mask);
-      if (c.maskKind == 2) mask.allowed = address<const uint8_t>(c.mask);
-      mask.batch_stride = static_cast<int64_t>(c.maskBatchStride);
-      mask.head_stride = static_cast<int64_t>(c.maskHeadStride);
-      mask.row_stride = static_cast<int64_t>(c.maskRowStride);
-      const CausalAlign causal = c.causal == 1 ? CausalAlign::kTopLeft
-                                 : c.causal == 2 ? CausalAlign::kBottomRight
-                                                 : CausalAlign::kNone;
+      const MaskView mask = call_mask(c);
+      const CausalAlign causal = causal_align(c.causal);
       m_.forward(c.batch, c.seqQ, c.seqK, address<const float>(c.query), address<const float>(c.key),
                  address<const float>(c.value), mask, causal, address<float>(c.out), shared_pool());
     });
