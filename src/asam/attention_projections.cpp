@@ -32,9 +32,21 @@ void AttentionProjections::set_weights(Weights w) {
 }
 
 void AttentionProjections::qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const {
-  project_rows(packed_.q, w_.q_bias, rows, x, q, pool);
-  project_rows(packed_.k, w_.k_bias, rows, x, k, pool);
-  project_rows(packed_.v, w_.v_bias, rows, x, v, pool);
+  this->q(rows, x, q, pool);
+  this->k(rows, x, k, pool);
+  this->v(rows, x, v, pool);
+}
+
+void AttentionProjections::q(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
+  project_rows(packed_.q, w_.q_bias, rows, x, y, pool);
+}
+
+void AttentionProjections::k(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
+  project_rows(packed_.k, w_.k_bias, rows, x, y, pool);
+}
+
+void AttentionProjections::v(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
+  project_rows(packed_.v, w_.v_bias, rows, x, y, pool);
 }
 
 void AttentionProjections::out(int64_t rows, const float* heads, float* y, ThreadPool* pool) const {

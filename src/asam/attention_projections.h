@@ -33,6 +33,11 @@ class AttentionProjections {
 
   // x [rows][dim] -> q, k, v [rows][inner].
   void qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const;
+  // One input projection, x [rows][dim] -> y [rows][inner]: for cross-attention, where
+  // queries and keys/values come from different inputs.
+  void q(int64_t rows, const float* x, float* y, ThreadPool* pool) const;
+  void k(int64_t rows, const float* x, float* y, ThreadPool* pool) const;
+  void v(int64_t rows, const float* x, float* y, ThreadPool* pool) const;
   // heads [rows][inner] -> y [rows][dim].
   void out(int64_t rows, const float* heads, float* y, ThreadPool* pool) const;
 
