@@ -12,6 +12,7 @@ export { WasmASAMEncoder, WasmASAMLayer, WasmHybridASAM } from './asam_layer.js'
 export { WasmKVCache } from './kv_cache.js';
 export { WasmDenseAttention } from './dense_attention.js';
 export { WasmAdaptivePrecisionAttention } from './adaptive_precision_attention.js';
+export { WasmAdaptiveRankAttention, lowRankAttention } from './adaptive_rank_attention.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
 export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';

@@ -1348,3 +1348,106 @@ export class WasmAdaptivePrecisionAttention {
   dispose(): void;
   readonly disposed: boolean;
 }
+
+
+/** How {@link WasmAdaptiveRankAttention} measures a head's sample (see the README). */
+export type RankEstimationMethod = 'entropy' | 'power' | 'random';
+
+/** Options of {@link WasmAdaptiveRankAttention} (the seed's AdaptiveRankAttention, camelCase). */
+export interface AdaptiveRankAttentionOptions {
+  /** Model width (required); `numHeads` must divide it. */
+  embedDim: number;
+  /** Heads. Default `8`. */
+  numHeads?: number | undefined;
+  /** Landmarks of a low-rank head = max(1, round(rankRatio · headDim)), at most the sequence. Default `0.5`. */
+  rankRatio?: number | undefined;
+  /** Default `'entropy'`. */
+  rankEstimationMethod?: RankEstimationMethod | undefined;
+  /** A head runs low rank when its estimate (in [0, 1]) is at least this. Default `0.95`. */
+  adaptiveThreshold?: number | undefined;
+  /** Initial weights and the samples' positions. Default `0`. */
+  seed?: number | undefined;
+  /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
+  runtime?: AttnRuntime | undefined;
+}
+
+/** Options of {@link WasmAdaptiveRankAttention.forward} and `attention`. */
+export interface AdaptiveRankCallOptions {
+  /** Leading batch dimension. Default `1`. */
+  batch?: number | undefined;
+  /** Top-left causal rule; every head then runs dense. Default `false`. */
+  causal?: boolean | undefined;
+  /** `[seqQ][seqK]` or `[batch][seqQ][seqK]`; every head then runs dense. */
+  mask?: AttentionMask | undefined;
+  maskLayout?: 'qk' | 'bqk' | undefined;
+  /** Receives the result instead of a new array. */
+  out?: Float32Array | null | undefined;
+}
+
+/** Why a head ran as it did. */
+export type RankDecisionReason = 'estimate>=threshold' | 'estimate<threshold' | 'causal' | 'mask' | 'not-cheaper';
+
+/** What {@link WasmAdaptiveRankAttention.getRankStatistics} reports; every number is measured. */
+export interface RankStatistics {
+  method: RankEstimationMethod;
+  threshold: number;
+  /** Landmarks a low-rank head uses (before clamping to the sequence). */
+  rank: number;
+  calls: number;
+  lastCall: {
+    seqQ: number;
+    seqK: number;
+    /** One per (batch element, head). `estimate` is null when no sample was taken (see `reason`). */
+    heads: Array<{
+      batch: number; head: number; decision: 'lowRank' | 'dense'; rank: number | null;
+      estimate: number | null; reason: RankDecisionReason;
+    }>;
+  };
+  /** Totals per head over every call since construction or `resetRankStatistics()`. */
+  perHead: Array<{
+    head: number; lowRank: number; dense: number; estimated: number;
+    meanEstimate: number | null; minEstimate: number | null; maxEstimate: number | null;
+  }>;
+}
+
+/**
+ * Multi-head attention whose heads each run dense (flash) or low rank (Nyström landmarks,
+ * O(n·r·d)), decided per call and per (batch element, head) from a sample of the head's
+ * scores. Causal rules and masks run dense.
+ */
+export class WasmAdaptiveRankAttention {
+  /** @throws {TypeError} | {RangeError} naming the option. */
+  constructor(options: AdaptiveRankAttentionOptions);
+  readonly config: Readonly<Required<Omit<AdaptiveRankAttentionOptions, 'runtime'>> & { headDim: number }>;
+  readonly rank: number;
+  /** query `[batch][seqQ][embedDim]`, key/value `[batch][seqK][embedDim]` → `[batch][seqQ][embedDim]`. */
+  forward(query: Float32Array, key: Float32Array, value: Float32Array, options?: AdaptiveRankCallOptions): Float32Array;
+  /** Projected Q `[batch][seqQ][numHeads][headDim]`, K/V `[batch][seqK][numHeads][headDim]` → Q's layout. */
+  attention(Q: Float32Array, K: Float32Array, V: Float32Array, options?: AdaptiveRankCallOptions): Float32Array;
+  getRankStatistics(): RankStatistics;
+  resetRankStatistics(): void;
+  parameterSizes(): Record<string, number>;
+  /** Named Float32Arrays (`q_proj.weight`, …, `out_proj.bias`), all of them. */
+  loadWeights(weights: Record<string, Float32Array>): void;
+  getWeights(): Record<string, Float32Array>;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+/** Options of {@link lowRankAttention}. */
+export interface LowRankAttentionOptions {
+  heads?: number | undefined;
+  headDim: number;
+  headsKv?: number | undefined;
+  valueDim?: number | undefined;
+  /** Nyström landmarks (segment means), at most the sequence lengths. */
+  landmarks: number;
+  batch?: number | undefined;
+  /** Default `1/sqrt(headDim)`. */
+  scale?: number | undefined;
+  out?: Float32Array | null | undefined;
+  runtime?: AttnRuntime | undefined;
+}
+
+/** The bare Nyström kernel in the flash layout: softmax(scale·QKᵀ)V approximated at rank `landmarks`. */
+export function lowRankAttention(Q: Float32Array, K: Float32Array, V: Float32Array, options: LowRankAttentionOptions): Float32Array;

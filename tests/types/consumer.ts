@@ -19,6 +19,8 @@ import init, {
   WasmASAMEncoder,
   WasmHybridASAM,
   WasmKVCache,
+  WasmAdaptiveRankAttention,
+  lowRankAttention,
   WasmMultiHeadAttention,
   WasmCrossAttention,
 } from 'attnkit';
@@ -321,6 +323,15 @@ const kvBytes: number = kv.getMemoryUsage().cacheBytes + kv.length;
 kv.dispose();
 // @ts-expect-error unknown precision
 new WasmKVCache({ headDim: 64, precision: 'fp8' });
+const rankAttn = new WasmAdaptiveRankAttention({ embedDim: 64, numHeads: 4, rankRatio: 1, rankEstimationMethod: 'power', adaptiveThreshold: 0.9 });
+const rankOut: Float32Array = rankAttn.forward(new Float32Array(64), new Float32Array(64), new Float32Array(64), { batch: 1, causal: false });
+const rankStats = rankAttn.getRankStatistics();
+const rankEstimate: number | null = rankStats.lastCall.heads[0]?.estimate ?? null;
+const rankDecision: 'lowRank' | 'dense' | undefined = rankStats.lastCall.heads[0]?.decision;
+const bare: Float32Array = lowRankAttention(new Float32Array(64), new Float32Array(64), new Float32Array(64), { heads: 4, headDim: 16, landmarks: 1 });
+rankAttn.dispose();
+// @ts-expect-error unknown estimation method
+new WasmAdaptiveRankAttention({ embedDim: 64, rankEstimationMethod: 'svd' });
 // @ts-expect-error unknown pattern type
 new WasmASAMLayer({ patternType: 'diagonal' });
 // @ts-expect-error masks are not supported
@@ -328,6 +339,7 @@ asam.forward(asamX, { mask: new Uint8Array(4) });
 
 export const used = [
   asamOut, asamRatio, asamPatterns, asamSizes, encoderInfos, hybridRatio, kvOut, kvBytes,
+  rankOut, rankEstimate, rankDecision, bare,
   sparsity, chunked, efficiencyNumbers, maybeFlops, flopsNow,
   sparseOut, sparseRatio, sparseCounts, patternMask, patternName, sparseScales, sparseMemory, floatMask, ratioNow,
   mhaOut, mhaResult, mhaWeights, params, crossDims,
