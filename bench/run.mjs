@@ -4,10 +4,10 @@
 // `npm test` never downloads them.
 //
 //   node bench/run.mjs [--quick] [--no-ort] [--no-ruvector] [--no-native]
-//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear|sparse|decode]
+//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear|sparse|decode|rank]
 //
 // --quick: n = 256 and 1024, d = 64 only, written to bench/build/results-quick/.
-// --only linear|sparse|decode (or BENCH_ONLY=...): that part alone, written as <part>-bench.{json,md}
+// --only linear|sparse|decode|rank (or BENCH_ONLY=...): that part alone, written as <part>-bench.{json,md}
 // to bench/build/results-only/, never over a full run's files.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { benchLinear, linearReport } from './linear.mjs';
 import { benchMultiHead, multiHeadReport } from './multihead.mjs';
 import { benchSparse, sparseReport } from './sparse.mjs';
 import { benchDecode, decodeReport } from './decode.mjs';
+import { benchRank, rankReport } from './rank.mjs';
 import { buildProbe, runProbe } from './peak.mjs';
 import { chartSvg } from './svg.mjs';
 
@@ -534,6 +535,7 @@ function buildReport(data) {
   if (data.linear) lines.push(...linearReport(data.linear, mdTable));
   if (data.sparse) lines.push(...sparseReport(data.sparse, mdTable));
   if (data.decode) lines.push(...decodeReport(data.decode, mdTable));
+  if (data.rank) lines.push(...rankReport(data.rank, mdTable));
   lines.push('## Targets (issue 3)');
   lines.push('');
   lines.push(mdTable(['target', 'measured', 'result'], data.targets.map((t) => [t.target, t.measured, t.result])));
@@ -639,6 +641,7 @@ const PARTS = {
   linear: { label: 'linear attention', run: (lib) => benchLinear(lib, log), report: linearReport },
   sparse: { label: 'ASAM sparse attention', run: (lib) => benchSparse(lib, log), report: sparseReport },
   decode: { label: 'KV-cache decode', run: (lib) => benchDecode(lib, log), report: decodeReport },
+  rank: { label: 'adaptive rank attention', run: (lib) => benchRank(lib, log), report: rankReport },
 };
 
 async function runOnly(name) {
@@ -729,6 +732,12 @@ async function main() {
     await quietGate('KV-cache decode');
     log('attnkit: KV-cache decode');
     data.decode = await benchDecode(lib, log);
+  }
+
+  if (!QUICK) {
+    await quietGate('adaptive rank attention');
+    log('attnkit: adaptive rank attention');
+    data.rank = await benchRank(lib, log);
   }
 
   if (!QUICK) {
