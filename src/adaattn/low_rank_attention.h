@@ -14,8 +14,9 @@
 // inverse by about 3.25², so a fixed count is a truncated pseudo-inverse: singular values
 // below about 3.25^(−steps/2) of the largest stay out. That truncation is wanted: softmax
 // matrices of diffuse attention are nearly rank one, and the exact inverse of their tiny
-// singular values amplifies the landmarks' error (30 steps gave errors above 1 where 12
-// gave 1e-4 on smooth inputs; see README, "Adaptive rank attention").
+// singular values amplifies the landmarks' error (in a float64 prototype at n = 512 with 32
+// landmarks, 30 steps instead of 12 raised the error from 3.9e-4 to 3.8e-3 on smooth inputs
+// and from 0.43 to 26 on i.i.d. ones; the paper's 6 steps gave 2.2e-2 on the smooth ones).
 //
 // What it approximates well: attention whose weights vary slowly along the sequence (the
 // segment means then stand for their segments). On unstructured inputs (i.i.d. random
