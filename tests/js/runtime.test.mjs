@@ -24,10 +24,10 @@ function smallProblem() {
 
 test('the module exports exactly the documented API', () => {
   assert.deepEqual(Object.keys(attnkit).sort(), [
-    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmAdaptivePrecisionAttention', 'WasmCrossAttention', 'WasmDenseAttention', 'WasmFlashAttention', 'WasmHybridASAM',
+    'WasmASAMEncoder', 'WasmASAMLayer', 'WasmAdaptivePrecisionAttention', 'WasmAdaptiveRankAttention', 'WasmCrossAttention', 'WasmDenseAttention', 'WasmFlashAttention', 'WasmHybridASAM',
     'WasmKVCache', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
-    'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
+    'lowRankAttention', 'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
@@ -46,7 +46,8 @@ test('the module exports exactly the documented API', () => {
     'ASAMPatternType', 'WasmHybridASAM', 'HybridASAMOptions', 'HybridASAMInfo', 'WasmKVCache', 'KVCacheOptions',
     'KVCachePrecision', 'WasmDenseAttention', 'DenseAttentionOptions', 'DenseAttentionForwardOptions', 'DenseMaskLayout',
     'WasmAdaptivePrecisionAttention', 'AdaptivePrecisionOptions', 'AdaptivePrecisionForwardOptions', 'PrecisionDecision',
-    'PrecisionStatistics', 'PrecisionChoice']) {
+    'PrecisionStatistics', 'PrecisionChoice', 'WasmAdaptiveRankAttention', 'AdaptiveRankAttentionOptions',
+    'RankEstimationMethod']) {
     assert.match(dts, new RegExp(`\\b(?:class|interface|type) ${name}\\b`), `types/index.d.ts lacks ${name}`);
   }
 });
