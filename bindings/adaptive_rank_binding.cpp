@@ -22,7 +22,7 @@ using emscripten::val;
 
 struct AdaptiveRankInit {
   int embedDim = 0, numHeads = 1;
-  double rankRatio = 0.5, adaptiveThreshold = 0.95, seed = 0;
+  double rankRatio = 0.5, adaptiveThreshold = 0.95, maxSampledError = 0.05, seed = 0;
   std::string rankEstimationMethod = "entropy";
 };
 
@@ -33,6 +33,7 @@ AdaptiveRankConfig to_config(const AdaptiveRankInit& i) {
   c.rank_ratio = static_cast<float>(i.rankRatio);
   c.method = parse_rank_method(i.rankEstimationMethod, "rankEstimationMethod");
   c.adaptive_threshold = static_cast<float>(i.adaptiveThreshold);
+  c.max_sampled_error = static_cast<float>(i.maxSampledError);
   c.seed = static_cast<uint64_t>(i.seed);
   return c;
 }
@@ -81,8 +82,8 @@ class AdaptiveRankHandle {
     });
   }
 
-  // { calls, seqQ, seqK, lastCall: [{ batch, head, lowRank, rank, estimate, reason }],
-  //   perHead: [{ head, lowRank, dense, estimated, meanEstimate, minEstimate, maxEstimate }] }
+  // { calls, seqQ, seqK, lastCall: [{ batch, head, lowRank, rank, estimate, sampledError, reason }],
+  //   perHead: [{ head, lowRank, dense, rejected, estimated, meanEstimate, minEstimate, maxEstimate }] }
   val statistics() const {
     const RankStatistics& s = layer_.statistics();
     val o = val::object();
@@ -97,6 +98,7 @@ class AdaptiveRankHandle {
       e.set("lowRank", d.low_rank);
       e.set("rank", d.rank);
       e.set("estimate", number_or_null(d.estimate));
+      e.set("sampledError", number_or_null(d.sampled_error));
       e.set("reason", std::string(rank_reason_name(d.reason)));
       last.call<void>("push", e);
     }
@@ -108,6 +110,7 @@ class AdaptiveRankHandle {
       e.set("head", int(h));
       e.set("lowRank", double(t.low_rank));
       e.set("dense", double(t.dense));
+      e.set("rejected", double(t.rejected));
       e.set("estimated", double(t.estimated));
       e.set("meanEstimate", number_or_null(t.estimated ? t.estimate_sum / double(t.estimated) : NAN));
       e.set("minEstimate", number_or_null(t.estimate_min));
@@ -182,6 +185,7 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_rank) {
       .field("rankRatio", &AdaptiveRankInit::rankRatio)
       .field("rankEstimationMethod", &AdaptiveRankInit::rankEstimationMethod)
       .field("adaptiveThreshold", &AdaptiveRankInit::adaptiveThreshold)
+      .field("maxSampledError", &AdaptiveRankInit::maxSampledError)
       .field("seed", &AdaptiveRankInit::seed);
   emscripten::value_object<AdaptiveRankCall>("AdaptiveRankCall")
       .field("batch", &AdaptiveRankCall::batch)

@@ -31,7 +31,7 @@ export class WasmAdaptiveRankAttention {
   #handle;
 
   // options: { embedDim, numHeads = 8, rankRatio = 0.5, rankEstimationMethod = 'entropy',
-  //            adaptiveThreshold = 0.95, seed = 0, runtime }
+  //            adaptiveThreshold = 0.95, maxSampledError = 0.05, seed = 0, runtime }
   constructor(options) {
     const opts = optionsObject(WHERE, options);
     if (opts.embedDim === undefined) throw typeError(WHERE, 'embedDim', 'is required (the model width)');
@@ -49,6 +49,9 @@ export class WasmAdaptiveRankAttention {
       rankRatio,
       rankEstimationMethod: oneOf(WHERE, 'rankEstimationMethod', opts.rankEstimationMethod, METHODS, 'entropy'),
       adaptiveThreshold: finiteNumber(WHERE, 'adaptiveThreshold', opts.adaptiveThreshold, 0.95, { min: 0, max: 1 }),
+      // A low-rank head's output is checked on a few rows against exact attention; a larger
+      // relative error sends the head back to dense.
+      maxSampledError: finiteNumber(WHERE, 'maxSampledError', opts.maxSampledError, 0.05, { min: 0 }),
       seed: seedValue(WHERE, opts.seed, 0),
     });
     this.#runtime = runtimeOption(WHERE, opts.runtime);
@@ -134,11 +137,11 @@ export class WasmAdaptiveRankAttention {
         seqK: raw.seqK,
         heads: raw.lastCall.map((d) => ({
           batch: d.batch, head: d.head, decision: d.lowRank ? 'lowRank' : 'dense', rank: d.lowRank ? d.rank : null,
-          estimate: d.estimate, reason: d.reason,
+          estimate: d.estimate, sampledError: d.sampledError, reason: d.reason,
         })),
       },
       perHead: raw.perHead.map((h) => ({
-        head: h.head, lowRank: h.lowRank, dense: h.dense, estimated: h.estimated,
+        head: h.head, lowRank: h.lowRank, dense: h.dense, rejected: h.rejected, estimated: h.estimated,
         meanEstimate: h.meanEstimate, minEstimate: h.minEstimate, maxEstimate: h.maxEstimate,
       })),
     };

@@ -1365,6 +1365,11 @@ export interface AdaptiveRankAttentionOptions {
   rankEstimationMethod?: RankEstimationMethod | undefined;
   /** A head runs low rank when its estimate (in [0, 1]) is at least this. Default `0.95`. */
   adaptiveThreshold?: number | undefined;
+  /**
+   * A low-rank head's output is compared with exact attention on 8 sampled query rows; a relative
+   * error above this (≥ 0) sends the head back to dense (reason `'sampled-error>max'`). Default `0.05`.
+   */
+  maxSampledError?: number | undefined;
   /** Initial weights and the samples' positions. Default `0`. */
   seed?: number | undefined;
   /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
@@ -1385,7 +1390,8 @@ export interface AdaptiveRankCallOptions {
 }
 
 /** Why a head ran as it did. */
-export type RankDecisionReason = 'estimate>=threshold' | 'estimate<threshold' | 'causal' | 'mask' | 'not-cheaper';
+export type RankDecisionReason = 'estimate>=threshold' | 'estimate<threshold' | 'causal' | 'mask' | 'not-cheaper'
+  | 'sampled-error>max';
 
 /** What {@link WasmAdaptiveRankAttention.getRankStatistics} reports; every number is measured. */
 export interface RankStatistics {
@@ -1400,12 +1406,18 @@ export interface RankStatistics {
     /** One per (batch element, head). `estimate` is null when no sample was taken (see `reason`). */
     heads: Array<{
       batch: number; head: number; decision: 'lowRank' | 'dense'; rank: number | null;
-      estimate: number | null; reason: RankDecisionReason;
+      estimate: number | null;
+      /** Relative error of the low-rank output on the sampled rows vs exact attention; null when low rank did not run. */
+      sampledError: number | null;
+      reason: RankDecisionReason;
     }>;
   };
   /** Totals per head over every call since construction or `resetRankStatistics()`. */
   perHead: Array<{
-    head: number; lowRank: number; dense: number; estimated: number;
+    head: number; lowRank: number; dense: number;
+    /** Decisions sent back to dense by the sampled error (counted in `dense`). */
+    rejected: number;
+    estimated: number;
     meanEstimate: number | null; minEstimate: number | null; maxEstimate: number | null;
   }>;
 }

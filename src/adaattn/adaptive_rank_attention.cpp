@@ -61,6 +61,7 @@ const char* rank_reason_name(RankReason r) {
     case RankReason::kCausal: return "causal";
     case RankReason::kMask: return "mask";
     case RankReason::kNotCheaper: return "not-cheaper";
+    case RankReason::kSampleError: return "sampled-error>max";
   }
   return "estimate<threshold";
 }
@@ -80,6 +81,9 @@ AdaptiveRankConfig AdaptiveRankAttention::validated(const AdaptiveRankConfig& c)
   }
   if (!(c.adaptive_threshold >= 0.0f && c.adaptive_threshold <= 1.0f)) {
     throw_range("adaptiveThreshold", "must be in [0, 1] (every estimate is)");
+  }
+  if (!(std::isfinite(c.max_sampled_error) && c.max_sampled_error >= 0.0f)) {
+    throw_range("maxSampledError", "must be a finite number >= 0 (a relative error)");
   }
   return c;
 }
@@ -164,9 +168,21 @@ void AdaptiveRankAttention::attend(int batch, int seq_q, int seq_k, const float*
     std::vector<LowRankScratch> scratch(static_cast<size_t>(workers));
     for_each_task(int64_t(low.size()), pool, [&](int64_t i, int worker) {
       const int64_t t = low[size_t(i)];
-      low_rank_head(seq_q, seq_k, d, d, scale, landmarks, head_view(shape, tensors, int(t / heads), int(t % heads)),
-                    scratch[size_t(worker)]);
+      const HeadView head = head_view(shape, tensors, int(t / heads), int(t % heads));
+      low_rank_head(seq_q, seq_k, d, d, scale, landmarks, head, scratch[size_t(worker)]);
+      decisions[size_t(t)].sampled_error = sampled_row_error(seq_q, seq_k, d, d, scale, kVerifyRows, head);
     });
+    // The estimate guessed; the sampled rows measured. Heads too far off run dense after all.
+    for (int64_t t : low) {
+      HeadDecision& dec = decisions[size_t(t)];
+      if (!(dec.sampled_error <= config_.max_sampled_error)) {
+        dec.low_rank = false, dec.rank = 0, dec.reason = RankReason::kSampleError;
+        dense.push_back(t);
+      }
+    }
+    low.erase(std::remove_if(low.begin(), low.end(), [&](int64_t t) { return !decisions[size_t(t)].low_rank; }),
+              low.end());
+    std::sort(dense.begin(), dense.end());
   }
   if (dense.size() == size_t(tasks)) {
     flash_forward(shape, options, tensors, pool);  // masks and the causal rule only come here
@@ -179,6 +195,7 @@ void AdaptiveRankAttention::attend(int batch, int seq_q, int seq_k, const float*
   for (const HeadDecision& dec : decisions) {
     HeadTotals& total = stats_.per_head[size_t(dec.head)];
     (dec.low_rank ? total.low_rank : total.dense) += 1;
+    total.rejected += dec.reason == RankReason::kSampleError;
     if (!std::isnan(dec.estimate)) {
       total.estimated += 1;
       total.estimate_sum += dec.estimate;

@@ -37,8 +37,14 @@ struct AdaptiveRankConfig {
   float rank_ratio = 0.5f;
   RankMethod method = RankMethod::kEntropy;
   float adaptive_threshold = 0.95f;
+  // A head the estimate sends to low rank is checked on kVerifyRows query rows against exact
+  // attention; a relative error above this sends it back to dense (reason kSampleError).
+  float max_sampled_error = 0.05f;
   uint64_t seed = 0;  // initial weights, and the samples (seed, call number, head)
 };
+
+// Query rows of a low-rank head compared with exact attention after the kernel ran.
+constexpr int kVerifyRows = 8;
 
 enum class RankReason {
   kAtOrAboveThreshold,  // low rank
@@ -46,9 +52,12 @@ enum class RankReason {
   kCausal,              // dense: causal rule
   kMask,                // dense: a mask
   kNotCheaper,          // dense: low rank would not halve the operations
+  kSampleError,         // dense: low rank ran, but its rows sampled against exact
+                        // attention were further off than max_sampled_error
 };
 
-// "estimate>=threshold", "estimate<threshold", "causal", "mask", "not-cheaper".
+// "estimate>=threshold", "estimate<threshold", "causal", "mask", "not-cheaper",
+// "sampled-error>max".
 const char* rank_reason_name(RankReason reason);
 
 struct HeadDecision {
@@ -56,12 +65,15 @@ struct HeadDecision {
   bool low_rank = false;
   int rank = 0;  // landmarks used; 0 when dense
   double estimate = std::numeric_limits<double>::quiet_NaN();  // NaN: no sample was taken
+  // Relative error of the low-rank output on kVerifyRows rows vs exact (NaN: not run).
+  double sampled_error = std::numeric_limits<double>::quiet_NaN();
   RankReason reason = RankReason::kBelowThreshold;
 };
 
 // One head over every call counted.
 struct HeadTotals {
   int64_t low_rank = 0, dense = 0;
+  int64_t rejected = 0;  // sent back to dense by the sampled error
   int64_t estimated = 0;  // decisions that took a sample
   double estimate_sum = 0.0;
   double estimate_min = std::numeric_limits<double>::infinity();
@@ -77,7 +89,8 @@ struct RankStatistics {
 
 class AdaptiveRankAttention {
  public:
-  // Throws AttnError naming embedDim, numHeads, rankRatio or adaptiveThreshold.
+  // Throws AttnError naming embedDim, numHeads, rankRatio, adaptiveThreshold or
+  // maxSampledError.
   static AdaptiveRankConfig validated(const AdaptiveRankConfig& config);
 
   explicit AdaptiveRankAttention(const AdaptiveRankConfig& config);

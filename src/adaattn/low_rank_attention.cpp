@@ -104,6 +104,40 @@ HeadView head_view(const FlashShape& s, const FlashTensors& t, int b, int h) {
           lq, lk, lv, lo};
 }
 
+double sampled_row_error(int seq_q, int seq_k, int d, int dv, float scale, int rows, const HeadView& h) {
+  rows = std::min(rows, seq_q);
+  std::vector<double> s(static_cast<size_t>(seq_k)), exact(static_cast<size_t>(dv));
+  double err = 0.0, norm = 0.0;
+  for (int r = 0; r < rows; ++r) {
+    const int64_t i = int64_t((r + 0.5) * seq_q / rows);
+    const float* q = h.q + i * h.ld_q;
+    double top = -INFINITY;
+    for (int j = 0; j < seq_k; ++j) {
+      const float* k = h.k + int64_t{j} * h.ld_k;
+      double dot = 0.0;
+      for (int c = 0; c < d; ++c) dot += double(q[c]) * double(k[c]);
+      s[size_t(j)] = dot * scale;
+      top = std::max(top, s[size_t(j)]);
+    }
+    double sum = 0.0;
+    for (double& x : s) sum += (x = std::exp(x - top));
+    std::fill(exact.begin(), exact.end(), 0.0);
+    for (int j = 0; j < seq_k; ++j) {
+      const float* v = h.v + int64_t{j} * h.ld_v;
+      const double p = s[size_t(j)] / sum;
+      for (int c = 0; c < dv; ++c) exact[size_t(c)] += p * double(v[c]);
+    }
+    const float* got = h.out + i * h.ld_out;
+    for (int c = 0; c < dv; ++c) {
+      const double diff = double(got[c]) - exact[size_t(c)];
+      err += diff * diff;
+      norm += exact[size_t(c)] * exact[size_t(c)];
+    }
+  }
+  if (norm == 0.0) return err == 0.0 ? 0.0 : INFINITY;
+  return std::sqrt(err / norm);
+}
+
 int usable_landmarks(int landmarks, int seq_q, int seq_k) { return std::min({landmarks, seq_q, seq_k}); }
 
 double low_rank_head_flops(int seq_q, int seq_k, int landmarks, int d, int dv) {

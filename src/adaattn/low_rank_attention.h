@@ -75,6 +75,12 @@ void low_rank_head(int seq_q, int seq_k, int head_dim, int value_dim, float scal
 void low_rank_forward(const FlashShape& shape, float scale, int landmarks, const FlashTensors& tensors,
                       ThreadPool* pool);
 
+// How far head.out's rows are from exact attention on `rows` query rows spread evenly over
+// the sequence: ‖out − exact‖ / ‖exact‖ over those rows (0 when both are zero), the exact
+// rows computed here in float64 accumulation. Cost O(rows · seq_k · (head_dim + value_dim)).
+double sampled_row_error(int seq_q, int seq_k, int head_dim, int value_dim, float scale, int rows,
+                         const HeadView& head);
+
 // Each row of x [rows][cols] (rows ld apart) becomes softmax(scale · row), max-subtracted.
 void softmax_rows(float* x, int rows, int cols, int64_t ld, float scale);
 

@@ -171,11 +171,34 @@ for (const { name, runtime } of RUNTIMES) {
       }
     });
 
+    test('i.i.d. tokens: the estimate says low rank, the sampled rows measure the error, the heads run dense', () => {
+      const seed = freshSeed();
+      const rand = makeRandom(seed);
+      const numHeads = 2, headDim = 32, n = 1037;
+      const q = randomF32(rand, n * numHeads * headDim), k = randomF32(rand, n * numHeads * headDim);
+      const v = randomF32(rand, n * numHeads * headDim);
+      const layer = make({ embedDim: numHeads * headDim, numHeads, rankRatio: 1, rankEstimationMethod: 'entropy' });
+      const got = layer.attention(q, k, v);
+      assertClose(got, referenceFlash({ q, k, v, headsQ: numHeads, headDim }).output, `seed ${seed}`);
+      const stats = layer.getRankStatistics();
+      for (const h of stats.lastCall.heads) {
+        assert.ok(h.estimate >= 0.95, `estimate ${h.estimate}`);
+        assert.equal(h.decision, 'dense');
+        assert.equal(h.reason, 'sampled-error>max');
+        assert.ok(h.sampledError > 0.05, `sampledError ${h.sampledError}`);
+      }
+      assert.deepEqual(stats.perHead.map((h) => [h.rejected, h.dense, h.lowRank]), [[1, 1, 0], [1, 1, 0]]);
+      assert.throws(() => make({ embedDim: 8, numHeads: 2, maxSampledError: -1 }), (e) => e instanceof RangeError && /maxSampledError/.test(e.message));
+      layer.dispose();
+    });
+
     test('causal, masks and short sequences run dense with the reason and no estimate', () => {
       const seed = freshSeed();
       const rand = makeRandom(seed);
       const numHeads = 2, headDim = 8;
-      const layer = make({ embedDim: numHeads * headDim, numHeads, rankEstimationMethod: 'random', adaptiveThreshold: 0 });
+      // Any sampled error accepted: the decisions here are the threshold's and the fall-backs'.
+      const layer = make({ embedDim: numHeads * headDim, numHeads, rankEstimationMethod: 'random', adaptiveThreshold: 0,
+        maxSampledError: 1e30 });
       for (const n of [1, 3, 17, 1000]) {
         const { q, k, v } = diffuse(rand, n, numHeads, headDim);
         const mask = new Uint8Array(n * n).fill(1);
@@ -195,6 +218,8 @@ for (const { name, runtime } of RUNTIMES) {
         for (const h of layer.getRankStatistics().lastCall.heads) {
           assert.equal(h.decision, short ? 'dense' : 'lowRank', `n ${n}`);
           assert.equal(h.reason, short ? 'not-cheaper' : 'estimate>=threshold');
+          // Measured on the sampled rows whenever low rank ran.
+          assert.ok(short ? h.sampledError === null : h.sampledError >= 0, `sampledError ${h.sampledError}`);
         }
         if (short) assertClose(got, referenceFlash({ q, k, v, headsQ: numHeads, headDim }).output, `seed ${seed} n ${n}`);
       }
