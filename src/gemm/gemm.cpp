@@ -1,8 +1,12 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "flash/gemm_tile.h"
+#include "runtime/errors.h"
+#include "simd/half_float.h"
+#include "simd/vec.h"
 
 namespace attn {
 
@@ -24,15 +28,9 @@ void pack_panels(int k, int n, MatrixView b, std::vector<float>& out) {
   }
 }
 
-void gemm_with_panels(int m, int n, int k, MatrixView a, const float* panels, float* c, int64_t ldc,
-                      bool accumulate, GemmScratch& s) {
-  if (m <= 0 || n <= 0) return;
-  const int64_t mp = round_up(m, kTileRows), np = round_up(n, kPanel);
-  if (k <= 0) {
-    for (int r = 0; r < m && !accumulate; ++r) std::fill(c + r * ldc, c + r * ldc + n, 0.0f);
-    return;
-  }
-  // A: group g holds rows g*kTileRows.. at [step][row], steps 0..k-1.
+// A: group g holds rows g*kTileRows.. at [step][row], steps 0..k-1.
+void pack_a(int m, int k, MatrixView a, GemmScratch& s) {
+  const int64_t mp = round_up(m, kTileRows);
   s.a.resize(static_cast<size_t>(mp * k));
   for (int64_t g = 0; g < mp; g += kTileRows) {
     float* group = s.a.data() + g * k;
@@ -42,9 +40,10 @@ void gemm_with_panels(int m, int n, int k, MatrixView a, const float* panels, fl
       }
     }
   }
-  s.c.resize(static_cast<size_t>(mp * np));
-  gemm_panels(static_cast<int>(mp), static_cast<int>(np), k, s.a.data(), int64_t{kTileRows} * k, kTileRows,
-              panels, k, s.c.data(), np, false);
+}
+
+// C from the padded result tile.
+void write_c(int m, int n, const GemmScratch& s, int64_t np, float* c, int64_t ldc, bool accumulate) {
   for (int r = 0; r < m; ++r) {
     const float* src = s.c.data() + r * np;
     float* dst = c + r * ldc;
@@ -54,6 +53,25 @@ void gemm_with_panels(int m, int n, int k, MatrixView a, const float* panels, fl
       std::copy(src, src + n, dst);
     }
   }
+}
+
+// Shapes with nothing to multiply: true when C is done (zeroed unless accumulating).
+bool empty_product(int m, int n, int k, float* c, int64_t ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return true;
+  if (k > 0) return false;
+  for (int r = 0; r < m && !accumulate; ++r) std::fill(c + r * ldc, c + r * ldc + n, 0.0f);
+  return true;
+}
+
+void gemm_with_panels(int m, int n, int k, MatrixView a, const float* panels, float* c, int64_t ldc,
+                      bool accumulate, GemmScratch& s) {
+  if (empty_product(m, n, k, c, ldc, accumulate)) return;
+  const int64_t mp = round_up(m, kTileRows), np = round_up(n, kPanel);
+  pack_a(m, k, a, s);
+  s.c.resize(static_cast<size_t>(mp * np));
+  gemm_panels(static_cast<int>(mp), static_cast<int>(np), k, s.a.data(), int64_t{kTileRows} * k, kTileRows,
+              panels, k, s.c.data(), np, false);
+  write_c(m, n, s, np, c, ldc, accumulate);
 }
 
 }  // namespace
@@ -73,6 +91,43 @@ void gemm(int m, int n, int k, MatrixView a, MatrixView b, float* c, int64_t ldc
 
 void gemm(int m, MatrixView a, const PackedB& b, float* c, int64_t ldc, bool accumulate, GemmScratch& s) {
   gemm_with_panels(m, b.n, b.k, a, b.panels.data(), c, ldc, accumulate, s);
+}
+
+PackedBHalf to_half(const PackedB& b) {
+  PackedBHalf h;
+  h.k = b.k, h.n = b.n;
+  h.panels.resize(b.panels.size());
+  for (size_t i = 0; i < b.panels.size(); ++i) {
+    if (!(std::fabs(b.panels[i]) <= 65504.0f)) throw_range("weights", "hold a value fp16 cannot store (|w| > 65504 or not finite)");
+    h.panels[i] = simd::float_to_fp16(b.panels[i]);
+  }
+  return h;
+}
+
+PackedB to_float(const PackedBHalf& h) {
+  PackedB b;
+  b.k = h.k, b.n = h.n;
+  b.panels.resize(h.panels.size());
+  for (size_t i = 0; i < h.panels.size(); ++i) b.panels[i] = simd::fp16_to_float(h.panels[i]);
+  return b;
+}
+
+void gemm(int m, MatrixView a, const PackedBHalf& b, float* c, int64_t ldc, bool accumulate, GemmScratch& s) {
+  const int n = b.n, k = b.k;
+  if (empty_product(m, n, k, c, ldc, accumulate)) return;
+  const int64_t mp = round_up(m, kTileRows), np = round_up(n, kPanel);
+  pack_a(m, k, a, s);
+  s.c.resize(static_cast<size_t>(mp * np));
+  const int64_t panel_size = int64_t{k} * kPanel;
+  s.b.resize(static_cast<size_t>(panel_size));
+  for (int64_t p = 0; p < np; p += kPanel) {
+    // Finite halves only (to_half refuses the rest): the short widening applies.
+    const uint16_t* half = b.panels.data() + p * k;
+    for (int64_t i = 0; i < panel_size; i += simd::kLanes) simd::store(s.b.data() + i, simd::load_fp16_ordinary(half + i));
+    gemm_panels(static_cast<int>(mp), kPanel, k, s.a.data(), int64_t{kTileRows} * k, kTileRows, s.b.data(), k,
+                s.c.data() + p, np, false);
+  }
+  write_c(m, n, s, np, c, ldc, accumulate);
 }
 
 }  // namespace attn

@@ -31,10 +31,23 @@ struct PackedB {
 };
 PackedB pack_b(int k, int n, MatrixView b);
 
+// The same panels stored as IEEE fp16 (half the memory), for weights whose values fit fp16
+// (finite, |w| <= 65504). The product widens one panel at a time into float scratch (which
+// every row group of the call then reuses), so it runs at the float GEMM's speed.
+struct PackedBHalf {
+  int k = 0, n = 0;
+  std::vector<uint16_t> panels;
+};
+// Rounds to nearest even; throws AttnError("weights") on a value fp16 cannot hold.
+PackedBHalf to_half(const PackedB& b);
+// Back to float panels: the values the half product uses.
+PackedB to_float(const PackedBHalf& b);
+
 // C[m][n] = A[m][k] . B[k][n] (+ C when accumulate); C is row-major with leading dimension ldc.
 void gemm(int m, int n, int k, MatrixView a, MatrixView b, float* c, int64_t ldc, bool accumulate,
           GemmScratch& scratch);
 // The same with B packed beforehand (n and k from it).
 void gemm(int m, MatrixView a, const PackedB& b, float* c, int64_t ldc, bool accumulate, GemmScratch& scratch);
+void gemm(int m, MatrixView a, const PackedBHalf& b, float* c, int64_t ldc, bool accumulate, GemmScratch& scratch);
 
 }  // namespace attn
