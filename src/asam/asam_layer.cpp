@@ -188,7 +188,12 @@ std::vector<uint8_t> ASAMLayer::save() const {
                     gate_.num_pools()}) {
     put_u32(out, uint32_t(field));
   }
-  for (const auto& p : named_parameters()) put_floats(out, p.data, size_t(p.count()));
+  // The projections' views hold no data when they are stored as fp16 or int8.
+  const AttentionProjections::Weights proj = proj_.weights();
+  std::vector<ParameterView> params = named_parameters();
+  const std::vector<ParameterView> own = proj_.named_parameters(proj);
+  std::copy(own.begin(), own.end(), params.begin());
+  for (const auto& p : params) put_floats(out, p.data, size_t(p.count()));
   seal(out);
   return out;
 }

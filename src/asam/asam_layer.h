@@ -79,6 +79,11 @@ class ASAMLayer {
 
   std::vector<ParameterView> named_parameters() const;
   int64_t param_count() const;
+  // The projections' weights as float32, fp16 or int8 (AttentionProjections::set_precision;
+  // the gate and centroids stay float32). save() writes the weights in use as float32.
+  void set_precision(WeightPrecision precision) { proj_.set_precision(precision); }
+  WeightPrecision precision() const { return proj_.precision(); }
+  int64_t projection_weight_bytes() const { return proj_.weight_bytes(); }
   // Every name of named_parameters(), each of its size and finite; otherwise throws
   // AttnError naming the weight and keeps the old weights.
   void load_named(const NamedWeights& weights);

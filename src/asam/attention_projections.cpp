@@ -25,10 +25,42 @@ AttentionProjections::AttentionProjections(int dim, int inner, uint64_t seed) : 
 }
 
 void AttentionProjections::set_weights(Weights w) {
-  Packed p{pack_weight(inner_, dim_, w.q), pack_weight(inner_, dim_, w.k), pack_weight(inner_, dim_, w.v),
-           pack_weight(dim_, inner_, w.out)};
+  const WeightPrecision p = precision_;
+  Packed packed{pack_weight(inner_, dim_, w.q, p), pack_weight(inner_, dim_, w.k, p),
+                pack_weight(inner_, dim_, w.v, p), pack_weight(dim_, inner_, w.out, p)};
+  if (p != WeightPrecision::kFp32) {
+    for (auto* m : {&w.q, &w.k, &w.v, &w.out}) std::vector<float>().swap(*m);
+  }
   w_ = std::move(w);
-  packed_ = std::move(p);
+  packed_ = std::move(packed);
+}
+
+AttentionProjections::Weights AttentionProjections::weights() const {
+  Weights w = w_;
+  if (precision_ != WeightPrecision::kFp32) {
+    w.q = unpack_weight(packed_.q), w.k = unpack_weight(packed_.k), w.v = unpack_weight(packed_.v);
+    w.out = unpack_weight(packed_.out);
+  }
+  return w;
+}
+
+void AttentionProjections::set_precision(WeightPrecision precision) {
+  Weights w = weights();
+  const WeightPrecision old = precision_;
+  precision_ = precision;
+  try {
+    set_weights(std::move(w));
+  } catch (...) {
+    precision_ = old;  // weights the form cannot hold: nothing changed
+    throw;
+  }
+}
+
+int64_t AttentionProjections::weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto* p : {&packed_.q, &packed_.k, &packed_.v, &packed_.out}) bytes += p->bytes();
+  for (const auto* v : {&w_.q, &w_.q_bias, &w_.k, &w_.k_bias, &w_.v, &w_.v_bias, &w_.out, &w_.out_bias}) bytes += int64_t(v->size() * sizeof(float));
+  return bytes;
 }
 
 void AttentionProjections::qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const {
@@ -53,11 +85,12 @@ void AttentionProjections::out(int64_t rows, const float* heads, float* y, Threa
   project_rows(packed_.out, w_.out_bias, rows, heads, y, pool);
 }
 
-std::vector<ParameterView> AttentionProjections::named_parameters() const {
-  return {{"q_proj.weight", {inner_, dim_}, w_.q.data()},     {"q_proj.bias", {inner_}, w_.q_bias.data()},
-          {"k_proj.weight", {inner_, dim_}, w_.k.data()},     {"k_proj.bias", {inner_}, w_.k_bias.data()},
-          {"v_proj.weight", {inner_, dim_}, w_.v.data()},     {"v_proj.bias", {inner_}, w_.v_bias.data()},
-          {"out_proj.weight", {dim_, inner_}, w_.out.data()}, {"out_proj.bias", {dim_}, w_.out_bias.data()}};
+std::vector<ParameterView> AttentionProjections::named_parameters(const Weights& w) const {
+  auto data = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
+  return {{"q_proj.weight", {inner_, dim_}, data(w.q)},     {"q_proj.bias", {inner_}, data(w.q_bias)},
+          {"k_proj.weight", {inner_, dim_}, data(w.k)},     {"k_proj.bias", {inner_}, data(w.k_bias)},
+          {"v_proj.weight", {inner_, dim_}, data(w.v)},     {"v_proj.bias", {inner_}, data(w.v_bias)},
+          {"out_proj.weight", {dim_, inner_}, data(w.out)}, {"out_proj.bias", {dim_}, data(w.out_bias)}};
 }
 
 std::vector<std::vector<float>*> AttentionProjections::slots(Weights& w) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gemm/gemm.h"
+#include "gemm/projection.h"
 #include "runtime/named_weights.h"
 
 namespace attn {
@@ -28,8 +29,16 @@ class AttentionProjections {
 
   int dim() const { return dim_; }
   int inner() const { return inner_; }
-  const Weights& weights() const { return w_; }
+  // The weights in use (dequantized / widened when stored as int8 or fp16).
+  Weights weights() const;
   void set_weights(Weights w);
+
+  // The four weight matrices stored as float32, fp16 or int8 (gemm/projection.h); the float
+  // matrices are dropped. Re-stores from the weights in use; set_weights() keeps it.
+  void set_precision(WeightPrecision precision);
+  WeightPrecision precision() const { return precision_; }
+  // Bytes of weights and biases held now (float32 keeps row-major matrices and panels).
+  int64_t weight_bytes() const;
 
   // x [rows][dim] -> q, k, v [rows][inner].
   void qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const;
@@ -41,18 +50,22 @@ class AttentionProjections {
   // heads [rows][inner] -> y [rows][dim].
   void out(int64_t rows, const float* heads, float* y, ThreadPool* pool) const;
 
-  // q_proj.weight, q_proj.bias, k_proj.*, v_proj.*, out_proj.* (the order of Weights).
-  std::vector<ParameterView> named_parameters() const;
+  // q_proj.weight, q_proj.bias, k_proj.*, v_proj.*, out_proj.* (the order of Weights);
+  // the views of the weight matrices hold no data (nullptr) unless float32: read them from
+  // weights() through the overload.
+  std::vector<ParameterView> named_parameters() const { return named_parameters(w_); }
+  std::vector<ParameterView> named_parameters(const Weights& w) const;
   // The same arrays of `w` by name, for load_named (same order).
   static std::vector<std::vector<float>*> slots(Weights& w);
 
  private:
   struct Packed {
-    PackedB q, k, v, out;
+    ProjectionWeights q, k, v, out;
   };
   int dim_, inner_;
-  Weights w_;
+  Weights w_;  // the matrices only when float32; the biases always
   Packed packed_;
+  WeightPrecision precision_ = WeightPrecision::kFp32;
 };
 
 }  // namespace attn::asam

@@ -56,6 +56,10 @@ class HybridASAM {
 
   // q_proj.weight / bias, k_proj.*, v_proj.*, out_proj.*.
   std::vector<ParameterView> named_parameters() const { return proj_.named_parameters(); }
+  // The projections as float32, fp16 or int8 (AttentionProjections::set_precision).
+  void set_precision(WeightPrecision precision) { proj_.set_precision(precision); }
+  WeightPrecision precision() const { return proj_.precision(); }
+  int64_t projection_weight_bytes() const { return proj_.weight_bytes(); }
   // All of them, each of its size and finite; otherwise throws naming the weight and keeps
   // the old weights.
   void load_named(const NamedWeights& weights);

@@ -66,15 +66,49 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
 
 void MultiHeadAttention::set_weights(Weights w) {
   const int e = config_.model_dim;
-  Packed p{pack_weight(e, e, w.q), pack_weight(e, config_.kdim, w.k), pack_weight(e, config_.vdim, w.v),
-           pack_weight(e, e, w.out)};
+  const WeightPrecision p = precision_;
+  Packed packed{pack_weight(e, e, w.q, p), pack_weight(e, config_.kdim, w.k, p),
+                pack_weight(e, config_.vdim, w.v, p), pack_weight(e, e, w.out, p)};
+  if (p != WeightPrecision::kFp32) {
+    for (auto* m : {&w.q, &w.k, &w.v, &w.out}) std::vector<float>().swap(*m);
+  }
   w_ = std::move(w);
-  packed_ = std::move(p);
+  packed_ = std::move(packed);
+}
+
+MultiHeadAttention::Weights MultiHeadAttention::weights() const {
+  Weights w = w_;
+  if (precision_ != WeightPrecision::kFp32) {
+    w.q = unpack_weight(packed_.q), w.k = unpack_weight(packed_.k), w.v = unpack_weight(packed_.v);
+    w.out = unpack_weight(packed_.out);
+  }
+  return w;
+}
+
+void MultiHeadAttention::set_precision(WeightPrecision precision) {
+  Weights w = weights();
+  const WeightPrecision old = precision_;
+  precision_ = precision;
+  try {
+    set_weights(std::move(w));
+  } catch (...) {
+    precision_ = old;  // weights fp16 cannot hold: nothing changed
+    throw;
+  }
+}
+
+int64_t MultiHeadAttention::weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto* p : {&packed_.q, &packed_.k, &packed_.v, &packed_.out}) bytes += p->bytes();
+  for (const auto* v : {&w_.q, &w_.k, &w_.v, &w_.out, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out_bias}) {
+    bytes += int64_t(v->size() * sizeof(float));
+  }
+  return bytes;
 }
 
 int64_t MultiHeadAttention::param_count() const {
-  return int64_t(w_.q.size() + w_.k.size() + w_.v.size() + w_.out.size() + w_.q_bias.size() + w_.k_bias.size() +
-                 w_.v_bias.size() + w_.out_bias.size());
+  const int64_t e = config_.model_dim;
+  return e * (2 * e + config_.kdim + config_.vdim) + (config_.bias ? 4 * e : 0);
 }
 
 void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* query, const float* key,
@@ -147,7 +181,8 @@ std::vector<uint8_t> MultiHeadAttention::save() const {
   put_u32(out, kVersion);
   for (int dim : {config_.model_dim, config_.heads, config_.kdim, config_.vdim}) put_u32(out, uint32_t(dim));
   put_u32(out, config_.bias ? 1u : 0u);
-  for (const auto* part : {&w_.q, &w_.k, &w_.v, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out, &w_.out_bias}) {
+  const Weights w = weights();
+  for (const auto* part : {&w.q, &w.k, &w.v, &w.q_bias, &w.k_bias, &w.v_bias, &w.out, &w.out_bias}) {
     put_floats(out, *part);
   }
   seal(out);
@@ -170,7 +205,7 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   if (bias != config_.bias) throw_range("weights", bias ? "have biases, this object has none" : "have no biases, this object has them");
   const size_t floats = size_t(param_count());
   check_size_and_checksum(data, size, kHeader + floats * sizeof(float) + 4);
-  Weights fresh = w_;
+  Weights fresh = weights();
   std::vector<float>* parts[] = {&fresh.q, &fresh.k, &fresh.v, &fresh.q_bias, &fresh.k_bias, &fresh.v_bias, &fresh.out, &fresh.out_bias};
   size_t at = kHeader;
   for (auto* part : parts) at = get_floats(data, at, *part);
@@ -180,7 +215,7 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
 void MultiHeadAttention::load_named(const NamedWeights& named) {
   const size_t e = size_t(config_.model_dim);
   const size_t kd = size_t(config_.kdim), vd = size_t(config_.vdim);
-  Weights fresh = w_;
+  Weights fresh = weights();
   bool have_q = false, have_k = false, have_v = false, have_out = false, have_in_bias = false, have_out_bias = false;
   for (const auto& [name, x] : named) {
     if (name == "in_proj_weight") {

@@ -19,6 +19,7 @@
 
 #include "flash/flash_params.h"
 #include "gemm/gemm.h"
+#include "gemm/projection.h"
 #include "runtime/named_weights.h"
 
 namespace attn {
@@ -66,6 +67,16 @@ class MultiHeadAttention {
 
   std::vector<uint8_t> save() const;
   void load(const uint8_t* data, size_t size);
+  // The four projections' weights stored as float32, fp16 or int8 (gemm/projection.h): the
+  // float matrices are dropped, so the memory is really saved. Re-stores from the weights
+  // in use (a quantized layer's values stay rounded); loads keep the precision. save() writes
+  // the weights in use as float32, which quantize back to the same int8 codes / fp16 values.
+  void set_precision(WeightPrecision precision);
+  WeightPrecision precision() const { return precision_; }
+  // Bytes of the projections' weights and biases as held now (float32 also keeps the
+  // row-major matrices beside the packed panels).
+  int64_t weight_bytes() const;
+
   // PyTorch's state-dict names: in_proj_weight (when kdim = vdim = model_dim) or
   // q_proj_weight / k_proj_weight / v_proj_weight, in_proj_bias, out_proj.weight,
   // out_proj.bias.
@@ -78,13 +89,16 @@ class MultiHeadAttention {
   };
   // W^T of each projection packed for the GEMM once per weights change, not per call.
   struct Packed {
-    PackedB q, k, v, out;
+    ProjectionWeights q, k, v, out;
   };
   void set_weights(Weights w);
+  // w_ with the matrices the projections use (w_ holds only the biases unless float32).
+  Weights weights() const;
 
   MultiHeadConfig config_;
   Weights w_;
   Packed packed_;
+  WeightPrecision precision_ = WeightPrecision::kFp32;
   uint64_t calls_ = 0;
   // The last forward, for attention_weights().
   int last_batch_ = 0, last_seq_q_ = 0, last_seq_k_ = 0;
