@@ -152,6 +152,25 @@ class ASAMHandle {
   // "name:count,..." of each weight of a layer, for JS to check names and sizes.
   std::string parameterSizes() const { return sizes_string(target(0).named_parameters()); }
 
+  // Every layer's projections as 'fp32', 'fp16' or 'int8' (all layers or none).
+  std::string setPrecision(const std::string& precision) {
+    return guarded([&] {
+      const WeightPrecision p = parse_precision(precision);
+      if (layer_) {
+        layer_->set_precision(p);
+      } else {
+        encoder_->set_precision(p);
+      }
+    });
+  }
+  std::string precision() const { return precision_name(target(0).precision()); }
+  double weightBytes() const {
+    if (layer_) return static_cast<double>(layer_->projection_weight_bytes());
+    double total = 0;
+    for (int i = 0; i < encoder_->num_layers(); ++i) total += static_cast<double>(encoder_->layer(i).projection_weight_bytes());
+    return total;
+  }
+
   double paramCount() const {
     if (layer_) return static_cast<double>(layer_->param_count());
     double total = 0;
@@ -208,6 +227,11 @@ class HybridHandle {
     return guarded([&] { h_.load_named(staged); });
   }
   std::string parameterSizes() const { return sizes_string(h_.named_parameters()); }
+  std::string setPrecision(const std::string& precision) {
+    return guarded([&] { h_.set_precision(parse_precision(precision)); });
+  }
+  std::string precision() const { return precision_name(h_.precision()); }
+  double weightBytes() const { return static_cast<double>(h_.projection_weight_bytes()); }
 
  private:
   asam::HybridASAM h_;
@@ -258,7 +282,10 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .function("info", &HybridHandle::info)
       .function("stageNamed", &HybridHandle::stageNamed)
       .function("commitNamed", &HybridHandle::commitNamed)
-      .function("parameterSizes", &HybridHandle::parameterSizes);
+      .function("parameterSizes", &HybridHandle::parameterSizes)
+      .function("setPrecision", &HybridHandle::setPrecision)
+      .function("precision", &HybridHandle::precision)
+      .function("weightBytes", &HybridHandle::weightBytes);
   emscripten::class_<ASAMHandle>("ASAMHandle")
       .constructor<const ASAMInit&>()
       .function("forward", &ASAMHandle::forward)
@@ -270,5 +297,8 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .function("stageNamed", &ASAMHandle::stageNamed)
       .function("commitNamed", &ASAMHandle::commitNamed)
       .function("parameterSizes", &ASAMHandle::parameterSizes)
-      .function("paramCount", &ASAMHandle::paramCount);
+      .function("paramCount", &ASAMHandle::paramCount)
+      .function("setPrecision", &ASAMHandle::setPrecision)
+      .function("precision", &ASAMHandle::precision)
+      .function("weightBytes", &ASAMHandle::weightBytes);
 }

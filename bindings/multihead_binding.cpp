@@ -64,6 +64,13 @@ class MultiHeadHandle {
   MultiHeadAttention& model() { return m_; }
   NamedStaging& staging() { return staged_; }
 
+  // The projections' weights as 'fp32', 'fp16' or 'int8' (MultiHeadAttention::set_precision).
+  std::string setPrecision(const std::string& precision) {
+    return guarded([&] { m_.set_precision(parse_precision(precision)); });
+  }
+  std::string precision() const { return precision_name(m_.precision()); }
+  double weightBytes() const { return static_cast<double>(m_.weight_bytes()); }
+
  private:
   MultiHeadAttention m_;
   NamedStaging staged_;
@@ -106,5 +113,8 @@ EMSCRIPTEN_BINDINGS(attn_multihead) {
           .constructor<const MultiHeadInit&>()
           .function("forward", &MultiHeadHandle::forward)
           .function("weightsLength", &MultiHeadHandle::weightsLength)
-          .function("attentionWeights", &MultiHeadHandle::attentionWeights));
+          .function("attentionWeights", &MultiHeadHandle::attentionWeights)
+          .function("setPrecision", &MultiHeadHandle::setPrecision)
+          .function("precision", &MultiHeadHandle::precision)
+          .function("weightBytes", &MultiHeadHandle::weightBytes));
 }

@@ -8,6 +8,7 @@ import { withHeap } from './heap.js';
 import { runtimeOption } from './runtime.js';
 import { adopt, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
+import { probeValues, quantizeWith, weightPrecision } from './quantization.js';
 import {
   boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount,
   seedValue,
@@ -52,6 +53,17 @@ function forwardLayer(where, module, handle, dim, x, options, maskReason, readIn
   });
 }
 
+// quantizeWeights(precision, { probe }) of a layer handle whose input is x [seq][dim]:
+// probe is x (batch 1), by default 128 random rows.
+function quantizeLayer(where, handle, dim, precision, options, forward) {
+  const p = weightPrecision(where, 'precision', precision);
+  const opts = optionsObject(where, options);
+  const probe = opts.probe === undefined ? probeValues(128 * dim, 1) : opts.probe;
+  if (!(probe instanceof Float32Array)) throw typeError(where, 'probe', 'expected a Float32Array x [seq][dim]');
+  rowCount(where, 'probe', probe, dim, 'dim');
+  return quantizeWith(where, handle, p, opts.probe === undefined ? 'random' : 'given', () => forward(probe));
+}
+
 // "name:count,..." from a handle -> { name: count }.
 function parseSizes(text) {
   return Object.fromEntries(text.split(',').map((entry) => {
@@ -83,6 +95,7 @@ class ASAMBase {
   #handle;
   #where;
   #layers;
+  #quantization = null;
 
   constructor(where, options, numLayers) {
     this.#where = where;
@@ -136,9 +149,28 @@ class ASAMBase {
     return parseSizes(this.#handle.parameterSizes());
   }
 
+  // Stores the projections' weights (every layer's) as 'int8', 'fp16' or 'fp32' in place;
+  // the gate and centroids stay float32. Returns { precision, previousPrecision,
+  // weightBytesBefore, weightBytesAfter, outputError: { relative, maxAbs, ... } }: the
+  // bytes measured in the heap object, the error against the model before this call on
+  // `probe` (x [seq][dim], batch 1; default 128 random rows). saveWeights() then writes
+  // the weights in use as float32, which quantize back to the same layer.
+  quantizeWeights(precision = 'int8', options) {
+    const where = `${this.#where}.quantizeWeights`;
+    const module = this.#live('quantizeWeights');
+    this.#quantization = quantizeLayer(where, this.#handle, this.#config.dim, precision, options,
+      (x) => forwardLayer(`${where}: probe`, module, this.#handle, this.#config.dim, x, {}, '', null).output);
+    return this.#quantization;
+  }
+
+  // weightBytes: the projections' weights and biases as held now (the part quantizeWeights
+  // changes); quantization: the last quantizeWeights() report (null before).
   getMemoryUsage() {
     const module = this.#live('getMemoryUsage');
-    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount() };
+    return {
+      heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount(),
+      weightPrecision: this.#handle.precision(), weightBytes: this.#handle.weightBytes(), quantization: this.#quantization,
+    };
   }
 
   dispose() {
@@ -206,6 +238,7 @@ export class WasmHybridASAM {
   #runtime;
   #config;
   #handle;
+  #quantization = null;
 
   constructor(options) {
     const where = 'WasmHybridASAM';
@@ -255,9 +288,21 @@ export class WasmHybridASAM {
     return parseSizes(this.#handle.parameterSizes());
   }
 
+  // As WasmASAMLayer's.
+  quantizeWeights(precision = 'int8', options) {
+    const where = 'WasmHybridASAM.quantizeWeights';
+    const module = this.#live('quantizeWeights');
+    this.#quantization = quantizeLayer(where, this.#handle, this.#config.dim, precision, options,
+      (x) => forwardLayer(`${where}: probe`, module, this.#handle, this.#config.dim, x, {}, '', null).output);
+    return this.#quantization;
+  }
+
   getMemoryUsage() {
     const module = this.#live('getMemoryUsage');
-    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength };
+    return {
+      heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, weightPrecision: this.#handle.precision(),
+      weightBytes: this.#handle.weightBytes(), quantization: this.#quantization,
+    };
   }
 
   dispose() {

@@ -15,6 +15,7 @@ export { WasmAdaptivePrecisionAttention } from './adaptive_precision_attention.j
 export { WasmAdaptiveRankAttention, lowRankAttention } from './adaptive_rank_attention.js';
 export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attention.js';
 export { createMask } from './masks.js';
+export { quantizeASAMModel } from './quantization.js';
 export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';
 export default init;
 

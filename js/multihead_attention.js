@@ -7,6 +7,7 @@ import { withHeap } from './heap.js';
 import { checkMask, maskStrides } from './mask_layout.js';
 import { adopt, disposedError, release } from './handle.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
+import { probeValues, quantizeWith, weightPrecision } from './quantization.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
 
@@ -17,6 +18,7 @@ export class WasmMultiHeadAttention {
   #config;
   #handle;
   #where;
+  #quantization = null;
 
   constructor(options, where = WHERE) {
     this.#where = where;
@@ -138,9 +140,44 @@ export class WasmMultiHeadAttention {
     return loadMultiHeadWeights(where, module, this.#handle, weights);
   }
 
+  // Stores the four projections' weights as 'int8' (per output channel; activations
+  // quantized per row in each call, integer products), 'fp16' or 'fp32', in place, and
+  // returns what it measured: weight bytes before and after, and the output error against
+  // the layer before this call on `probe` ({ query, key, value, batch? }, or one
+  // Float32Array for self-attention; default 64 random rows). With dropout the outputs are
+  // random and outputError is null. saveWeights() then writes the weights in use as
+  // float32, which quantize back to the same layer.
+  quantizeWeights(precision = 'int8', options) {
+    const where = `${this.#where}.quantizeWeights`;
+    this.#live('quantizeWeights');
+    const p = weightPrecision(where, 'precision', precision);
+    const opts = optionsObject(where, options);
+    const { modelDim, kdim, vdim } = this.#config;
+    let probe = opts.probe;
+    if (probe === undefined) {
+      probe = { query: probeValues(64 * modelDim, 1), key: probeValues(64 * kdim, 2), value: probeValues(64 * vdim, 3) };
+    } else if (probe instanceof Float32Array) {
+      if (kdim !== modelDim || vdim !== modelDim) {
+        throw rangeError(where, 'probe', 'one array is self-attention and needs kdim = vdim = modelDim; give { query, key, value }');
+      }
+      probe = { query: probe, key: probe, value: probe };
+    } else if (probe === null || typeof probe !== 'object') {
+      throw typeError(where, 'probe', 'expected a Float32Array or { query, key, value }');
+    }
+    const run = this.dropout > 0 ? null : () => this.#run('quantizeWeights: probe', probe).output;
+    this.#quantization = quantizeWith(where, this.#handle, p, opts.probe === undefined ? 'random' : 'given', run,
+      'dropout > 0: the outputs are random');
+    return this.#quantization;
+  }
+
+  // weightBytes: the projections' weights and biases as held now; quantization: the last
+  // quantizeWeights() report (null before).
   getMemoryUsage() {
     const module = this.#live('getMemoryUsage');
-    return { heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount() };
+    return {
+      heapUsed: module.heapUsed(), heapTotal: module.heapU8().byteLength, paramCount: this.#handle.paramCount(),
+      weightPrecision: this.#handle.precision(), weightBytes: this.#handle.weightBytes(), quantization: this.#quantization,
+    };
   }
 
   dispose() {

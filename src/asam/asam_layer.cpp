@@ -231,6 +231,12 @@ ASAMEncoder::ASAMEncoder(const ASAMConfig& config, int num_layers) {
   }
 }
 
+void ASAMEncoder::set_precision(WeightPrecision precision) {
+  std::vector<ASAMLayer> layers = layers_;
+  for (ASAMLayer& layer : layers) layer.set_precision(precision);
+  layers_ = std::move(layers);
+}
+
 void ASAMEncoder::forward(int batch, int seq, const float* x, const MaskView& mask, float* out,
                           std::vector<ASAMInfo>* infos, ThreadPool* pool) const {
   require_positive("batch", batch);

@@ -112,6 +112,10 @@ class ASAMEncoder {
   const ASAMLayer& layer(int i) const { return layers_[size_t(i)]; }
   ASAMLayer& layer(int i) { return layers_[size_t(i)]; }
 
+  // Every layer's projections (ASAMLayer::set_precision), all or none: a layer whose
+  // weights the form cannot hold throws AttnError("weights") and no layer changes.
+  void set_precision(WeightPrecision precision);
+
   // As ASAMLayer::forward; infos, when given, gets one ASAMInfo per layer.
   void forward(int batch, int seq, const float* x, const MaskView& mask, float* out, std::vector<ASAMInfo>* infos,
                ThreadPool* pool) const;
