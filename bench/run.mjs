@@ -4,10 +4,10 @@
 // `npm test` never downloads them.
 //
 //   node bench/run.mjs [--quick] [--no-ort] [--no-ruvector] [--no-native]
-//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear|sparse|decode|rank]
+//                      [--wait-quiet SECONDS] [--out DIR] [--from-json FILE] [--only linear|sparse|decode|rank|int8]
 //
 // --quick: n = 256 and 1024, d = 64 only, written to bench/build/results-quick/.
-// --only linear|sparse|decode|rank (or BENCH_ONLY=...): that part alone, written as <part>-bench.{json,md}
+// --only linear|sparse|decode|rank|int8 (or BENCH_ONLY=...): that part alone, written as <part>-bench.{json,md}
 // to bench/build/results-only/, never over a full run's files.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { benchMultiHead, multiHeadReport } from './multihead.mjs';
 import { benchSparse, sparseReport } from './sparse.mjs';
 import { benchDecode, decodeReport } from './decode.mjs';
 import { benchRank, rankReport } from './rank.mjs';
+import { benchInt8, int8Report } from './int8.mjs';
 import { buildProbe, runProbe } from './peak.mjs';
 import { chartSvg } from './svg.mjs';
 
@@ -536,6 +537,7 @@ function buildReport(data) {
   if (data.sparse) lines.push(...sparseReport(data.sparse, mdTable));
   if (data.decode) lines.push(...decodeReport(data.decode, mdTable));
   if (data.rank) lines.push(...rankReport(data.rank, mdTable));
+  if (data.int8) lines.push(...int8Report(data.int8, mdTable));
   lines.push('## Targets (issue 3)');
   lines.push('');
   lines.push(mdTable(['target', 'measured', 'result'], data.targets.map((t) => [t.target, t.measured, t.result])));
@@ -642,6 +644,7 @@ const PARTS = {
   sparse: { label: 'ASAM sparse attention', run: (lib) => benchSparse(lib, log), report: sparseReport },
   decode: { label: 'KV-cache decode', run: (lib) => benchDecode(lib, log), report: decodeReport },
   rank: { label: 'adaptive rank attention', run: (lib) => benchRank(lib, log), report: rankReport },
+  int8: { label: 'int8 projections', run: (lib) => benchInt8(lib, log), report: int8Report },
 };
 
 async function runOnly(name) {
@@ -738,6 +741,9 @@ async function main() {
     await quietGate('adaptive rank attention');
     log('attnkit: adaptive rank attention');
     data.rank = await benchRank(lib, log);
+    await quietGate('int8 projections');
+    log('attnkit: int8 projections');
+    data.int8 = await benchInt8(lib, log);
   }
 
   if (!QUICK) {

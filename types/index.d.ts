@@ -899,8 +899,23 @@ export class WasmMultiHeadAttention {
    */
   loadWeights(weights: Uint8Array | MultiHeadNamedWeights): void;
 
-  /** Heap figures; `paramCount` is the number of weights. @throws {Error} if disposed. */
-  getMemoryUsage(): MemoryInfo;
+  /**
+   * Heap figures; `paramCount` is the number of weights; `weightBytes` what the projections'
+   * weights and biases take now. @throws {Error} if disposed.
+   */
+  getMemoryUsage(): WeightMemoryInfo;
+
+  /**
+   * Stores the four projections' weights as `'int8'` (per output channel; each call quantizes
+   * activations per row and multiplies in integers), `'fp16'` or `'fp32'`, in place, dropping
+   * the float32 matrices. `probe`: `{ query, key, value, batch? }` or one array (self-attention;
+   * default 64 random rows). Loads keep the precision; {@link saveWeights} writes the weights in
+   * use as float32 (they quantize back to the same layer).
+   * @returns what it measured (bytes held, output error on the probe vs the layer before).
+   * @throws {TypeError} | {RangeError} naming `precision`, `probe` (or its `query`, `key`,
+   *   `value`), `options`, or `weights` (fp16 cannot hold a value); {Error} if disposed.
+   */
+  quantizeWeights(precision?: WeightPrecisionName, options?: QuantizeOptions<MultiHeadInputs | Float32Array>): QuantizationReport;
 
   /** Frees the weights (idempotent); every other method afterwards throws an `Error`. */
   dispose(): void;
@@ -1022,7 +1037,13 @@ export class WasmASAMLayer {
   loadWeights(weights: Uint8Array | Readonly<Record<string, Float32Array>>): void;
   /** `{ name: number of floats }` of each weight. */
   parameterSizes(): Record<string, number>;
-  getMemoryUsage(): MemoryInfo;
+  getMemoryUsage(): WeightMemoryInfo;
+  /**
+   * Stores the projections' weights (every layer's) as `'int8'`, `'fp16'` or `'fp32'` in place;
+   * the gate and centroids stay float32. `probe`: x `[seq][dim]` (default 128 random rows).
+   * @throws {TypeError} | {RangeError} naming `precision`, `probe`, `options` or `weights`.
+   */
+  quantizeWeights(precision?: WeightPrecisionName, options?: QuantizeOptions<Float32Array>): QuantizationReport;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -1039,7 +1060,13 @@ export class WasmASAMEncoder {
   saveWeights(layer?: number): Uint8Array;
   loadWeights(layer: number, weights: Uint8Array | Readonly<Record<string, Float32Array>>): void;
   parameterSizes(): Record<string, number>;
-  getMemoryUsage(): MemoryInfo;
+  getMemoryUsage(): WeightMemoryInfo;
+  /**
+   * Stores the projections' weights (every layer's) as `'int8'`, `'fp16'` or `'fp32'` in place;
+   * the gate and centroids stay float32. `probe`: x `[seq][dim]` (default 128 random rows).
+   * @throws {TypeError} | {RangeError} naming `precision`, `probe`, `options` or `weights`.
+   */
+  quantizeWeights(precision?: WeightPrecisionName, options?: QuantizeOptions<Float32Array>): QuantizationReport;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -1077,7 +1104,9 @@ export class WasmHybridASAM {
   /** Every weight by name (see {@link parameterSizes}): q_proj.*, k_proj.*, v_proj.*, out_proj.*. Old weights stay on error. */
   loadWeights(weights: Readonly<Record<string, Float32Array>>): void;
   parameterSizes(): Record<string, number>;
-  getMemoryUsage(): Pick<MemoryInfo, 'heapUsed' | 'heapTotal'>;
+  getMemoryUsage(): Omit<WeightMemoryInfo, 'paramCount'>;
+  /** As {@link WasmASAMLayer.quantizeWeights}. */
+  quantizeWeights(precision?: WeightPrecisionName, options?: QuantizeOptions<Float32Array>): QuantizationReport;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -1463,3 +1492,50 @@ export interface LowRankAttentionOptions {
 
 /** The bare Nyström kernel in the flash layout: softmax(scale·QKᵀ)V approximated at rank `landmarks`. */
 export function lowRankAttention(Q: Float32Array, K: Float32Array, V: Float32Array, options: LowRankAttentionOptions): Float32Array;
+
+/** How a layer stores its projections' weights (`'qint8'`, `'float16'`, `'float32'` are accepted too). */
+export type WeightPrecisionName = 'int8' | 'fp16' | 'fp32' | 'qint8' | 'float16' | 'float32';
+
+/** Options of `quantizeWeights` and {@link quantizeASAMModel}. */
+export interface QuantizeOptions<Probe> {
+  /** The input the output error is measured on (default: seeded random rows). */
+  probe?: Probe | undefined;
+}
+
+/** What a `quantizeWeights` call measured. */
+export interface QuantizationReport {
+  readonly precision: 'int8' | 'fp16' | 'fp32';
+  readonly previousPrecision: 'int8' | 'fp16' | 'fp32';
+  /** Bytes of the projections' weights and biases held before and after (float32 keeps row-major and packed copies). */
+  readonly weightBytesBefore: number;
+  readonly weightBytesAfter: number;
+  /**
+   * The output on the probe against the layer before the call: `relative` = ‖after − before‖ / ‖before‖,
+   * `maxAbs` the largest difference. `null` for a multi-head layer with dropout (random outputs).
+   */
+  readonly outputError: {
+    readonly relative: number;
+    readonly maxAbs: number;
+    readonly reference: 'int8' | 'fp16' | 'fp32';
+    readonly probe: 'random' | 'given';
+  } | null;
+  readonly outputErrorReason?: string;
+}
+
+/** {@link MemoryInfo} of a layer with projections. */
+export interface WeightMemoryInfo extends MemoryInfo {
+  readonly weightPrecision: 'int8' | 'fp16' | 'fp32';
+  /** Bytes of the projections' weights and biases as held now. */
+  readonly weightBytes: number;
+  /** The last `quantizeWeights` report, or `null`. */
+  readonly quantization: QuantizationReport | null;
+}
+
+/**
+ * The ASAM seed's `quantize_asam_model(model, dtype)`: stores the model's projection weights as
+ * int8 (`'int8'` / `'qint8'`) or fp16 (`'fp16'` / `'float16'`) in place and returns the same
+ * model; the report is `model.getMemoryUsage().quantization`.
+ * @throws {TypeError} naming `model`; {RangeError} naming `dtype`; as the model's `quantizeWeights`.
+ */
+export declare function quantizeASAMModel<M extends WasmASAMLayer | WasmASAMEncoder | WasmHybridASAM | WasmMultiHeadAttention>(
+  model: M, dtype: 'int8' | 'qint8' | 'fp16' | 'float16', options?: QuantizeOptions<Float32Array>): M;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "flash/gemm_tile.h"
@@ -20,25 +21,26 @@ constexpr int kGroupRows = kTileRows;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// max |x[i]|, or NaN when x holds an inf or NaN (x * 0 is NaN exactly for those, and a sum
+// keeps a NaN where max() may drop it).
 float abs_max(const float* x, int n) {
-  Vec m = zero();
+  Vec m = zero(), poison = zero();
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const Vec v = load(x + i);
     m = max(m, max(v, sub(zero(), v)));
+    poison = add(poison, mul(v, zero()));
   }
-  float r = reduce_max(m);
-  for (; i < n; ++i) r = std::max(r, std::fabs(x[i]));
-  return r;
+  float r = reduce_max(m), p = reduce_add(poison);
+  for (; i < n; ++i) r = std::max(r, std::fabs(x[i])), p += x[i] * 0.0f;
+  return p == 0.0f ? r : NAN;
 }
 
 // One row: s_x, and q_x into out [pairs * 2] (the odd tail zero). A row with inf or NaN
 // gets scale NaN and zero codes, so its outputs are NaN.
 float quantize_row(const float* x, int k, int16_t* out) {
-  float m = abs_max(x, k);
-  bool finite = std::isfinite(m);
-  // max() above may drop a NaN lane (pmax / maxps keep the other operand).
-  for (int i = 0; finite && i < k; ++i) finite = !std::isnan(x[i]);
+  const float m = abs_max(x, k);
+  const bool finite = !std::isnan(m);
   const int padded = static_cast<int>(round_up(k, 2));
   if (!finite || m == 0.0f) {
     std::fill(out, out + padded, int16_t{0});
@@ -68,11 +70,9 @@ void quantize_groups(int64_t rows, int k, const float* x, QuantizedGroups& q) {
   q.row.resize(size_t(pairs) * 2);
   for (int64_t r = 0; r < rows; ++r) {
     q.scales[size_t(r)] = quantize_row(x + r * k, k, q.row.data());
+    // A pair moves as one 32-bit word.
     int16_t* group = q.pairs.data() + (r / kGroupRows) * kGroupRows * pairs * 2 + (r % kGroupRows) * 2;
-    for (int j = 0; j < pairs; ++j) {
-      group[j * kGroupRows * 2] = q.row[size_t(j) * 2];
-      group[j * kGroupRows * 2 + 1] = q.row[size_t(j) * 2 + 1];
-    }
+    for (int j = 0; j < pairs; ++j) std::memcpy(group + j * kGroupRows * 2, q.row.data() + size_t(j) * 2, 4);
   }
 }
 

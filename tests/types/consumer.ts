@@ -23,6 +23,7 @@ import init, {
   lowRankAttention,
   WasmMultiHeadAttention,
   WasmCrossAttention,
+  quantizeASAMModel,
 } from 'attnkit';
 import type {
   ASAMEncoderOptions,
@@ -59,6 +60,8 @@ import type {
   SparsePatternName,
   SparseStats,
   WasmVariant,
+  QuantizationReport,
+  WeightMemoryInfo,
 } from 'attnkit';
 
 // Exact type equality, for return types.
@@ -387,3 +390,18 @@ adaptive.dispose();
 // @ts-expect-error unknown precision
 new WasmAdaptivePrecisionAttention({ embedDim: 8, defaultPrecision: 'fp8' });
 export const adaptiveUsed = [prefill.output, prefill.reason, storedAs, sampled, precisionStats.recent, cacheBytes];
+// Int8 / fp16 projection weights.
+const qMha = new WasmMultiHeadAttention({ modelDim: 64, heads: 8 });
+const qReport: QuantizationReport = qMha.quantizeWeights('int8', { probe: { query: Q, key: K, value: V } });
+const qError: number | undefined = qReport.outputError?.relative;
+const qUsage: WeightMemoryInfo = qMha.getMemoryUsage();
+const qBytes: number = qUsage.weightBytes - qReport.weightBytesBefore;
+qMha.quantizeWeights('fp16', { probe: Q });
+// @ts-expect-error: not a precision
+qMha.quantizeWeights('int4');
+const qLayer: WasmASAMLayer = quantizeASAMModel(new WasmASAMLayer({ dim: 64, numHeads: 4 }), 'qint8');
+const qEncoder: WasmASAMEncoder = quantizeASAMModel(new WasmASAMEncoder({ dim: 64, numLayers: 2 }), 'fp16', { probe: Q });
+const qLast: QuantizationReport | null = qLayer.getMemoryUsage().quantization;
+// @ts-expect-error: quantize_asam_model takes int8 or fp16 only
+quantizeASAMModel(qLayer, 'fp32');
+void [qError, qBytes, qEncoder, qLast];
