@@ -27,7 +27,7 @@ test('the module exports exactly the documented API', () => {
     'WasmASAMEncoder', 'WasmASAMLayer', 'WasmAdaptivePrecisionAttention', 'WasmAdaptiveRankAttention', 'WasmCrossAttention', 'WasmDenseAttention', 'WasmFlashAttention', 'WasmHybridASAM',
     'WasmKVCache', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
-    'lowRankAttention', 'measureAttentionEfficiency', 'memoryEfficientAttention', 'setNumThreads',
+    'lowRankAttention', 'measureAttentionEfficiency', 'memoryEfficientAttention', 'quantizeASAMModel', 'setNumThreads',
   ]);
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
