@@ -59,7 +59,8 @@ float quantize_row(const float* x, int k, int16_t* out) {
 struct QuantizedGroups {
   std::vector<int16_t> pairs;
   std::vector<float> scales;
-  std::vector<int16_t> row;  // one quantized row before it is interleaved
+  std::vector<int16_t> row;   // one quantized row before it is interleaved
+  std::vector<int16_t> wide;  // one weight panel widened to int16
 };
 
 void quantize_groups(int64_t rows, int k, const float* x, QuantizedGroups& q) {
@@ -81,12 +82,17 @@ struct Tile {
   IVec lo[kGroupRows], hi[kGroupRows];
 };
 
-inline Tile int8_tile(const int16_t* a, const int8_t* b, int pairs) {
+inline PairVec load_pairs(const int8_t* p) { return load_i8_pairs(p); }
+inline PairVec load_pairs(const int16_t* p) { return load_i16_pairs(p); }
+
+// B: the panel as stored (int8) or widened to int16 beforehand.
+template <typename B>
+inline Tile int8_tile(const int16_t* a, const B* b, int pairs) {
   Tile t;
   for (int r = 0; r < kGroupRows; ++r) t.lo[r] = izero(), t.hi[r] = izero();
-  for (const int8_t* end = b + int64_t{pairs} * kPanel * 2; b != end; b += kPanel * 2, a += kGroupRows * 2) {
-    const PairVec b0 = load_i8_pairs(b);
-    const PairVec b1 = load_i8_pairs(b + kLanes * 2);
+  for (const B* end = b + int64_t{pairs} * kPanel * 2; b != end; b += kPanel * 2, a += kGroupRows * 2) {
+    const PairVec b0 = load_pairs(b);
+    const PairVec b1 = load_pairs(b + kLanes * 2);
     for (int r = 0; r < kGroupRows; ++r) {
       const PairVec av = splat_pair(a + r * 2);
       t.lo[r] = dot_pairs_add(t.lo[r], av, b0);
@@ -98,7 +104,8 @@ inline Tile int8_tile(const int16_t* a, const int8_t* b, int pairs) {
 
 // The hot kernels are functions called once per tile: V8 optimizes a wasm function only
 // when it is called again (TOOLCHAIN.md).
-[[gnu::noinline]] void int8_tile_i32(const int16_t* a, const int8_t* b, int pairs, int32_t* c, int64_t ldc) {
+template <typename B>
+[[gnu::noinline]] void int8_tile_i32(const int16_t* a, const B* b, int pairs, int32_t* c, int64_t ldc) {
   const Tile t = int8_tile(a, b, pairs);
   for (int r = 0; r < kGroupRows; ++r) {
     store_i32(c + r * ldc, t.lo[r]);
@@ -107,7 +114,8 @@ inline Tile int8_tile(const int16_t* a, const int8_t* b, int pairs) {
 }
 
 // c[r][col] = acc * s_x[r] * s_w[col] + bias[col] for the whole padded tile.
-[[gnu::noinline]] void int8_tile_f32(const int16_t* a, const int8_t* b, int pairs, const float* sx, const float* sw,
+template <typename B>
+[[gnu::noinline]] void int8_tile_f32(const int16_t* a, const B* b, int pairs, const float* sx, const float* sw,
                                      const float* bias, float* c, int64_t ldc) {
   const Tile t = int8_tile(a, b, pairs);
   const Vec w0 = load(sw), w1 = load(sw + kLanes), b0 = load(bias), b1 = load(bias + kLanes);
@@ -118,12 +126,26 @@ inline Tile int8_tile(const int16_t* a, const int8_t* b, int pairs) {
   }
 }
 
-// Runs `tile(group_index, panel_index)` for a block of rows over every panel (panels
-// outermost: one panel stays in L1 while the row groups pass over it).
+// Row groups from which a panel is widened to int16 once (into `wide`) rather than by every
+// load: the widening then costs a small share of the tiles that reuse it.
+constexpr int64_t kWidenMinGroups = 4;
+
+// Runs tile(group, panel, b) for `groups` row groups over every panel of w, b the panel's
+// weights (int8, or int16 in `wide`). Panels outermost: one panel stays in L1 while the
+// row groups pass over it.
 template <typename TileFn>
-void for_tiles(int64_t groups, int panels, TileFn tile) {
+void for_tiles(const Int8Weight& w, int64_t groups, std::vector<int16_t>& wide, TileFn tile) {
+  const int64_t panel_size = int64_t{w.pairs()} * kPanel * 2;
+  const int panels = static_cast<int>(round_up(w.n, kPanel) / kPanel);
   for (int p = 0; p < panels; ++p) {
-    for (int64_t g = 0; g < groups; ++g) tile(g, p);
+    const int8_t* b = w.panels.data() + p * panel_size;
+    if (groups < kWidenMinGroups) {
+      for (int64_t g = 0; g < groups; ++g) tile(g, p, b);
+      continue;
+    }
+    wide.resize(size_t(panel_size));
+    for (int64_t i = 0; i < panel_size; ++i) wide[size_t(i)] = b[i];
+    for (int64_t g = 0; g < groups; ++g) tile(g, p, static_cast<const int16_t*>(wide.data()));
   }
 }
 
@@ -204,13 +226,12 @@ QuantizedRows quantize_rows_int8(int64_t rows, int k, const float* x) {
 }
 
 void int8_matmul_i32(const Int8Weight& w, int64_t rows, const float* x, int32_t* acc) {
-  const int pairs = w.pairs(), panels = static_cast<int>(round_up(w.n, kPanel) / kPanel);
+  const int pairs = w.pairs();
   QuantizedGroups q;
   quantize_groups(rows, w.k, x, q);
   std::vector<int32_t> tile(size_t(kGroupRows) * kPanel);
-  for_tiles(round_up(rows, kGroupRows) / kGroupRows, panels, [&](int64_t g, int p) {
-    int8_tile_i32(q.pairs.data() + g * kGroupRows * pairs * 2, w.panels.data() + int64_t{p} * pairs * kPanel * 2,
-                  pairs, tile.data(), kPanel);
+  for_tiles(w, round_up(rows, kGroupRows) / kGroupRows, q.wide, [&](int64_t g, int p, const auto* b) {
+    int8_tile_i32(q.pairs.data() + g * kGroupRows * pairs * 2, b, pairs, tile.data(), kPanel);
     for (int r = 0; r < kGroupRows && g * kGroupRows + r < rows; ++r) {
       for (int c = 0; c < kPanel && p * kPanel + c < w.n; ++c) {
         acc[(g * kGroupRows + r) * w.n + p * kPanel + c] = tile[size_t(r) * kPanel + c];
@@ -231,9 +252,8 @@ void project_rows_int8(const Int8Weight& w, const std::vector<float>& bias, int6
     QuantizedGroups& q = scratch[size_t(worker)];
     quantize_groups(count, w.k, x + r0 * w.k, q);
     float edge[kGroupRows * kPanel];
-    for_tiles(round_up(count, kGroupRows) / kGroupRows, panels, [&](int64_t g, int p) {
+    for_tiles(w, round_up(count, kGroupRows) / kGroupRows, q.wide, [&](int64_t g, int p, const auto* b) {
       const int16_t* a = q.pairs.data() + g * kGroupRows * pairs * 2;
-      const int8_t* b = w.panels.data() + int64_t{p} * pairs * kPanel * 2;
       const int64_t col = int64_t{p} * kPanel, row = g * kGroupRows;
       const float* sx = q.scales.data() + row;
       float* dst = y + (r0 + row) * n + col;

@@ -7,6 +7,7 @@
 //   PairVec                   kLanes pairs of int16 (2 * kLanes lanes)
 //   izero()
 //   load_i8_pairs(p)          2 * kLanes int8 at p, sign-extended: kLanes (column) pairs
+//   load_i16_pairs(p)         the same from int16 (weights widened beforehand)
 //   splat_pair(p)             the int16 pair p[0], p[1] in every pair slot
 //   dot_pairs_add(acc, a, b)  acc[i] + a[2i] * b[2i] + a[2i+1] * b[2i+1]
 //   to_float(v)               int32 lanes to float lanes (a Vec)

@@ -14,6 +14,7 @@ inline IVec izero() { return _mm256_setzero_si256(); }
 inline PairVec load_i8_pairs(const int8_t* p) {
   return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+inline PairVec load_i16_pairs(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline PairVec splat_pair(const int16_t* p) {
   int32_t pair;
   std::memcpy(&pair, p, sizeof pair);

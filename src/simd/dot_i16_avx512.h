@@ -19,6 +19,7 @@ inline IVec izero() { return _mm512_setzero_si512(); }
 inline PairVec load_i8_pairs(const int8_t* p) {
   return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
+inline PairVec load_i16_pairs(const int16_t* p) { return _mm512_loadu_si512(p); }
 inline PairVec splat_pair(const int16_t* p) {
   int32_t pair;
   std::memcpy(&pair, p, sizeof pair);

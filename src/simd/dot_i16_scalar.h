@@ -12,6 +12,7 @@ struct PairVec {
 
 inline IVec izero() { return 0; }
 inline PairVec load_i8_pairs(const int8_t* p) { return {p[0], p[1]}; }
+inline PairVec load_i16_pairs(const int16_t* p) { return {p[0], p[1]}; }
 inline PairVec splat_pair(const int16_t* p) { return {p[0], p[1]}; }
 inline IVec dot_pairs_add(IVec acc, PairVec a, PairVec b) { return acc + a.lo * b.lo + a.hi * b.hi; }
 inline Vec to_float(IVec v) { return static_cast<float>(v); }
