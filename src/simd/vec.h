@@ -19,8 +19,10 @@
 
 namespace attn::simd {
 #if !defined(ATTN_SIMD_HALF_PAIRS)
-// Pair loads for backends that widen halves natively (or one at a time): two plain loads,
-// elements in order, values unscaled. vec_wasm128.h has its own (see there).
+// Pair loads and the finite-half load for backends that widen halves natively (or one at a
+// time): plain loads, elements in order, values unscaled. vec_wasm128.h has its own.
+// Finite halves only: the general load is as fast here.
+inline Vec load_fp16_ordinary(const uint16_t* p) { return load_fp16(p); }
 constexpr bool kHalfPairsInterleaved = false;
 constexpr float kFp16PairUnit = 1.0f;
 inline void load2_bf16(const uint16_t* p, Vec& lo, Vec& hi) {

@@ -59,6 +59,16 @@ inline Vec load_fp16(const uint16_t* p) {
   const v128_t sign = wasm_i32x4_shl(wasm_v128_and(w, wasm_i32x4_splat(0x8000)), 16);
   return wasm_v128_or(wasm_v128_bitselect(special, finite, is_special), sign);
 }
+// Finite halves (no inf or NaN), in order and at their value, in 4 operations after the
+// load instead of 11: the half moved to the top 16 bits, shifted arithmetically so that its
+// exponent and mantissa land in float position (the sign's copies cleared), then rebiased
+// by one multiply (exact for subnormal halves too). Callers check their halves are finite.
+inline Vec load_fp16_ordinary(const uint16_t* p) {
+  const v128_t top = wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p)), 16);
+  const v128_t bits = wasm_v128_and(wasm_i32x4_shr(top, 3), wasm_i32x4_splat(static_cast<int32_t>(0x8fffe000u)));
+  return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
+}
+
 // Pair loads: 2·kLanes stored halves in one 128-bit load, split into two vectors without
 // widening instructions. Each 32-bit lane holds an even element in its low half and an odd
 // one in its high half, so `lo` gets the even elements and `hi` the odd ones
