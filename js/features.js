@@ -10,6 +10,13 @@ const SIMD_PROBE = new Uint8Array([
 export const IS_NODE = typeof process === 'object' && typeof process.versions === 'object' &&
   typeof process.versions.node === 'string' && typeof window === 'undefined';
 
+// Node's built-in modules, imported only when running in Node. The specifier is a variable
+// and both bundler comments are set so that Vite and webpack leave the import alone in a
+// browser build instead of trying (and warning about failing) to bundle `node:` modules.
+export function nodeImport(name) {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+}
+
 export function checkSIMDSupport() {
   try {
     return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);

@@ -17,6 +17,8 @@ export { WasmCrossAttention, WasmMultiHeadAttention } from './multihead_attentio
 export { createMask } from './masks.js';
 export { quantizeASAMModel } from './quantization.js';
 export { computeAttentionSparsity, measureAttentionEfficiency, memoryEfficientAttention } from './asam_utils.js';
+export { AttentionWorker, transfer } from './attention_worker.js';
 export default init;
 
-if (IS_NODE) await init();
+// js/worker.js sets the mark: it starts its own runtime with the options it is given.
+if (IS_NODE && !globalThis[Symbol.for('attnkit.worker')]) await init();

@@ -1539,3 +1539,91 @@ export interface WeightMemoryInfo extends MemoryInfo {
  */
 export declare function quantizeASAMModel<M extends WasmASAMLayer | WasmASAMEncoder | WasmHybridASAM | WasmMultiHeadAttention>(
   model: M, dtype: 'int8' | 'qint8' | 'fp16' | 'float16', options?: QuantizeOptions<Float32Array>): M;
+
+
+// ---- AttentionWorker: the classes in a worker, behind promises ---------------------------
+
+/** What {@link transfer} returns: a typed array moved to the worker instead of copied. */
+export interface Transferred<T extends ArrayBufferView | ArrayBuffer> {
+  readonly value: T;
+}
+
+/**
+ * Marks a typed array (or `ArrayBuffer`) as an argument to move to the worker: its memory is
+ * handed over instead of copied, and the caller's array is detached (length 0) afterwards.
+ * @throws {TypeError} naming `value` if it is not a typed array or `ArrayBuffer`.
+ */
+export declare function transfer<T extends ArrayBufferView | ArrayBuffer>(value: T): Transferred<T>;
+
+/** An argument as it may be sent to a worker: typed arrays, anywhere in it, may be {@link transfer}red. */
+export type Sendable<A> =
+  A extends ArrayBufferView | ArrayBuffer ? A | Transferred<A> :
+  A extends (...args: never[]) => unknown ? never :
+  A extends object ? { [K in keyof A]: Sendable<A[K]> } : A;
+
+/** The classes {@link AttentionWorker.construct} makes, by name. */
+export interface WorkerClasses {
+  WasmFlashAttention: typeof WasmFlashAttention;
+  WasmLinearAttention: typeof WasmLinearAttention;
+  WasmSparseAttention: typeof WasmSparseAttention;
+  WasmASAMLayer: typeof WasmASAMLayer;
+  WasmASAMEncoder: typeof WasmASAMEncoder;
+  WasmHybridASAM: typeof WasmHybridASAM;
+  WasmKVCache: typeof WasmKVCache;
+  WasmMultiHeadAttention: typeof WasmMultiHeadAttention;
+  WasmCrossAttention: typeof WasmCrossAttention;
+  WasmDenseAttention: typeof WasmDenseAttention;
+  WasmAdaptivePrecisionAttention: typeof WasmAdaptivePrecisionAttention;
+  WasmAdaptiveRankAttention: typeof WasmAdaptiveRankAttention;
+}
+
+/**
+ * An object living in an {@link AttentionWorker}: each method of `T` returns a promise of its
+ * result (typed arrays in it are moved, not copied, out of the worker). A call that throws in
+ * the worker rejects with the same error class, message and `param`; the object stays usable.
+ */
+export type RemoteObject<T> = {
+  [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]:
+    T[K] extends (...args: infer P) => infer R ? (...args: { [I in keyof P]: Sendable<P[I]> }) => Promise<Awaited<R>> : never;
+} & {
+  /** The class this object is an instance of. */
+  readonly className: string;
+  /** Reads a property (`lastStats`, `heads`, …) of the object in the worker. */
+  get<K extends keyof T>(property: K): Promise<T[K]>;
+};
+
+/**
+ * A worker (Web Worker in browsers, `worker_threads` in Node) with its own WebAssembly runtime,
+ * so that long calls keep the page (or the event loop) responsive. The synchronous classes stay
+ * as they are; this runs the same classes off the calling thread:
+ * ```js
+ * const worker = await AttentionWorker.create({ numThreads: 4 });
+ * const attn = await worker.construct('WasmFlashAttention', { heads: 8, dim: 64 });
+ * const out = await attn.forward(transfer(Q), transfer(K), transfer(V));
+ * worker.dispose();
+ * ```
+ * In Node an idle worker does not keep the process alive.
+ */
+export declare class AttentionWorker {
+  private constructor();
+  /**
+   * Starts a worker and its runtime with {@link init}'s options (chosen in the worker: a page
+   * that is not cross-origin isolated gets `'simd'` on one thread). Rejects with init's errors.
+   */
+  static create(options?: InitOptions): Promise<AttentionWorker>;
+  /** The worker's runtime: variant, threads and why. */
+  readonly info: RuntimeInfo;
+  /**
+   * Makes an instance of the named class in the worker.
+   * @throws {TypeError} naming `className` for an unknown class, `runtime` if options carry one;
+   * rejects with the constructor's own errors.
+   */
+  construct<N extends keyof WorkerClasses>(
+    className: N,
+    options?: Sendable<Omit<NonNullable<ConstructorParameters<WorkerClasses[N]>[0]>, 'runtime'>>,
+  ): Promise<RemoteObject<InstanceType<WorkerClasses[N]>>>;
+  /** Sets the worker runtime's thread count (at most `info.maxThreads`); `info` follows. */
+  setNumThreads(numThreads: number): Promise<void>;
+  /** Terminates the worker: calls in flight and later calls reject with an `Error`. */
+  dispose(): void;
+}

@@ -28,7 +28,8 @@ test('the module exports exactly the documented API', () => {
     'WasmKVCache', 'WasmLinearAttention', 'WasmMultiHeadAttention', 'WasmSparseAttention', 'checkSIMDSupport',
     'checkThreadSupport', 'computeAttentionSparsity', 'createMask', 'createRuntime', 'default', 'getRuntimeInfo', 'init',
     'lowRankAttention', 'measureAttentionEfficiency', 'memoryEfficientAttention', 'quantizeASAMModel', 'setNumThreads',
-  ]);
+    'AttentionWorker', 'transfer',
+  ].sort());
   assert.equal(attnkit.default, attnkit.init);
   assert.equal(init, attnkit.init);
   // types/index.d.ts declares exactly these values (types aside).

@@ -405,3 +405,28 @@ const qLast: QuantizationReport | null = qLayer.getMemoryUsage().quantization;
 // @ts-expect-error: quantize_asam_model takes int8 or fp16 only
 quantizeASAMModel(qLayer, 'fp32');
 void [qError, qBytes, qEncoder, qLast];
+
+// AttentionWorker: the classes in a worker, promises for results, transfer() for inputs.
+import { AttentionWorker, transfer } from 'attnkit';
+import type { RemoteObject, Transferred } from 'attnkit';
+const worker: AttentionWorker = await AttentionWorker.create({ numThreads: 2, variant: 'auto' });
+const workerVariant: 'simd' | 'simd-threads' = worker.info.variant;
+const remoteFlash: RemoteObject<WasmFlashAttention> = await worker.construct('WasmFlashAttention', { heads: 2, dim: 4 });
+const moved: Transferred<Float32Array> = transfer(new Float32Array(8));
+const remoteOut: Float32Array = await remoteFlash.forward(moved, new Float32Array(8), transfer(new Float32Array(8)));
+const remoteExt = await remoteFlash.forwardExtended({ q: transfer(new Float32Array(8)), k: new Float32Array(8),
+  v: new Float32Array(8), returnLse: true });
+const remoteHeads: number = await remoteFlash.get('heads');
+const remoteSparse = await worker.construct('WasmSparseAttention', { heads: 1, headDim: 32, pattern: 'local' });
+const remoteStats: SparseStats | null = await remoteSparse.get('lastStats');
+await worker.setNumThreads(1);
+worker.dispose();
+// @ts-expect-error not a class the worker makes
+await worker.construct('WasmNothing', {});
+// @ts-expect-error a remote method returns a promise, not the array
+const notAwaited: Float32Array = remoteFlash.forward(new Float32Array(8), new Float32Array(8), new Float32Array(8));
+// @ts-expect-error the worker's objects use the worker's runtime
+await worker.construct('WasmFlashAttention', { heads: 2, runtime: single });
+// @ts-expect-error new AttentionWorker() is private: use create()
+new AttentionWorker();
+export const workerUsed = [workerVariant, remoteOut, remoteExt.lse, remoteHeads, remoteStats, notAwaited];
