@@ -2,7 +2,7 @@
 // A Runtime is one instantiated module; the package keeps a default one (init()),
 // and createRuntime() makes more (to compare variants side by side, for example).
 import { raiseStatus, rangeError, typeError } from './errors.js';
-import { IS_NODE, checkSIMDSupport, threadSupportProblem } from './features.js';
+import { IS_NODE, checkSIMDSupport, nodeImport, threadSupportProblem } from './features.js';
 import { optionsObject, positiveInt, oneOf } from './validate.js';
 
 const VARIANTS = {
@@ -10,6 +10,7 @@ const VARIANTS = {
     exportName: 'create_attnkit_simd_threads',
     glue: () => new URL('../dist/wasm/attnkit-simd-threads.js', import.meta.url),
     wasm: () => new URL('../dist/wasm/attnkit-simd-threads.wasm', import.meta.url),
+    pthreadWorker: () => new URL('../dist/wasm/attnkit-simd-threads.worker.js', import.meta.url),
   },
   simd: {
     exportName: 'create_attnkit_simd',
@@ -21,7 +22,7 @@ const MAX_THREADS = 64;
 
 async function defaultThreadCount() {
   if (IS_NODE) {
-    const os = await import('node:os');
+    const os = await nodeImport('node:os');
     return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   }
   return (globalThis.navigator && navigator.hardwareConcurrency) || 4;
@@ -42,10 +43,10 @@ function chooseVariant(requested, numThreads) {
 }
 
 async function loadNodeFactory(spec, wasmUrl) {
-  const { createRequire } = await import('node:module');
-  const { readFile } = await import('node:fs/promises');
-  const { fileURLToPath } = await import('node:url');
-  const path = await import('node:path');
+  const { createRequire } = await nodeImport('node:module');
+  const { readFile } = await nodeImport('node:fs/promises');
+  const { fileURLToPath } = await nodeImport('node:url');
+  const path = await nodeImport('node:path');
   const require = createRequire(import.meta.url);
   const gluePath = fileURLToPath(spec.glue());
   const wasmPath = wasmUrl ? (String(wasmUrl).startsWith('file:') ? fileURLToPath(wasmUrl) : String(wasmUrl))
@@ -70,9 +71,19 @@ async function loadBrowserFactory(spec, wasmUrl) {
   // without touching globals. Its pthread workers importScripts() the same URL.
   const factory = new Function(`${await response.text()}\nreturn ${spec.exportName};`)();
   const wasmHref = wasmUrl ? new URL(String(wasmUrl), globalThis.location?.href).href : spec.wasm().href;
+  // Emscripten starts its pthreads from the file named `<glue>.worker.js` next to the glue,
+  // which a bundler renames (hashes) or inlines as a data: URL (it is 3 KB), where a worker
+  // could not importScripts() the glue. A same-origin blob of the script works in every case.
+  let pthreadHref = '';
+  if (spec.pthreadWorker) {
+    const workerUrl = spec.pthreadWorker().href;
+    const workerResponse = await fetch(workerUrl);
+    if (!workerResponse.ok) throw new Error(`init: cannot load ${workerUrl} (HTTP ${workerResponse.status})`);
+    pthreadHref = URL.createObjectURL(new Blob([await workerResponse.text()], { type: 'text/javascript' }));
+  }
   return (extra) => factory({
     mainScriptUrlOrBlob: glueUrl,
-    locateFile: (file) => (file.endsWith('.wasm') ? wasmHref : new URL(file, glueUrl).href),
+    locateFile: (file) => (file.endsWith('.wasm') ? wasmHref : file.endsWith('.worker.js') ? pthreadHref : new URL(file, glueUrl).href),
     ...extra,
   });
 }
