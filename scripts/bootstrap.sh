@@ -2,7 +2,9 @@
 # Installs the Debian packages the build needs. As root it installs them; otherwise it
 # prints the exact command to run. Safe to run again: apt skips what is present.
 set -euo pipefail
-PACKAGES=(emscripten binaryen cmake make g++ googletest libgtest-dev)
+# chromium: the browser test drives it headless through playwright-core (which cannot
+# download browsers here).
+PACKAGES=(emscripten binaryen cmake make g++ googletest libgtest-dev chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

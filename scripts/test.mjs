@@ -2,7 +2,8 @@
 //   native   GoogleTest, AVX2/AVX-512 and scalar builds of the core
 //   js       node --test on the JS API, both WASM variants
 //   types    tsc --strict on a consumer of the hand-written declarations
-//   package  npm pack, install into an empty folder, import from ESM
+//   package  npm pack, install into an empty folder, import from ESM, CommonJS and TypeScript
+//   browser  the Vite example (examples/browser) built on the tarball, in headless Chromium
 //   cuda     compiles the CUDA backend and its tests where nvcc exists (they run on a GPU
 //            machine: cuda/run_device.sh)
 import { existsSync } from 'node:fs';
@@ -25,7 +26,9 @@ function step(name, fn) {
 }
 
 step('bootstrap', bootstrap);
-if (!existsSync(join(ROOT, 'node_modules/.bin/tsc'))) step('npm install', () => run('npm', ['install', '--no-audit', '--no-fund']));
+// A fresh clone, or one whose package.json gained a devDependency since the last install.
+const DEV_TOOLS = ['node_modules/.bin/tsc', 'node_modules/.bin/vite', 'node_modules/playwright-core/package.json'];
+if (!DEV_TOOLS.every((p) => existsSync(join(ROOT, p)))) step('npm install', () => run('npm', ['install', '--no-audit', '--no-fund']));
 step('build wasm', buildWasm);
 step('build native', buildNative);
 if (results.every((r) => r.result === 'pass')) {
@@ -33,6 +36,7 @@ if (results.every((r) => r.result === 'pass')) {
   step('js tests', () => run('node', ['--test', '--test-reporter=spec', 'tests/js/']));
   step('types', () => run('node_modules/.bin/tsc', ['-p', 'tests/types']));
   step('package', () => run('node', ['--test', '--test-reporter=spec', 'tests/package/']));
+  step('browser', () => run('node', ['--test', '--test-reporter=spec', 'tests/browser/']));
 }
 const nvcc = findNvcc();
 if (nvcc) step('cuda compile', () => buildCuda(nvcc));

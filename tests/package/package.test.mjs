@@ -37,6 +37,19 @@ for (let h = 0; h < heads; ++h) for (let i = 0; i < n; ++i) {
 console.log(JSON.stringify({ relErr: err / big, simd: checkSIMDSupport(), info: getRuntimeInfo() }));
 `;
 
+const TS_CONSUMER = `
+import init, { AttentionWorker, WasmFlashAttention, transfer, type RuntimeInfo } from 'attnkit';
+await init();
+const q = new Float32Array([1, 0, 0, 1]), v = new Float32Array([3, 5, 7, 9]);
+const direct: Float32Array = new WasmFlashAttention({ heads: 1, dim: 2 }).forward(q, q, v);
+const worker = await AttentionWorker.create({ numThreads: 2 });
+const info: RuntimeInfo = worker.info;
+const remote = await worker.construct('WasmFlashAttention', { heads: 1, dim: 2 });
+const moved: Float32Array = await remote.forward(transfer(q.slice()), q, v);
+worker.dispose();
+console.log(JSON.stringify({ direct: Array.from(direct), worker: Array.from(moved), variant: info.variant }));
+`;
+
 test('npm pack tarball installs into an empty folder and runs', () => {
   const work = mkdtempSync(join(tmpdir(), 'attnkit-pack-'));
   try {
@@ -44,7 +57,7 @@ test('npm pack tarball installs into an empty folder and runs', () => {
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     const { filename, files, size, unpackedSize } = packed[0];
     const paths = files.map((f) => f.path);
-    for (const needed of ['js/index.js', 'js/index.cjs', 'types/index.d.ts', 'types/index.d.cts', 'dist/wasm/attnkit-simd.wasm',
+    for (const needed of ['js/index.js', 'js/index.cjs', 'js/worker.js', 'js/attention_worker.js', 'types/index.d.ts', 'types/index.d.cts', 'dist/wasm/attnkit-simd.wasm',
       'dist/wasm/attnkit-simd-threads.wasm', 'dist/wasm/attnkit-simd-threads.worker.js',
       'dist/wasm/package.json']) {
       assert.ok(paths.includes(needed), `tarball lacks ${needed}`);
@@ -52,6 +65,10 @@ test('npm pack tarball installs into an empty folder and runs', () => {
     assert.ok(!paths.some((p) => p.startsWith('src/') || p.startsWith('tests/')), 'tarball carries sources or tests');
     console.log(`tarball ${filename}: ${size} bytes packed, ${unpackedSize} unpacked, ${files.length} files`);
     for (const f of files.filter((f) => f.path.endsWith('.wasm'))) console.log(`  ${f.path}: ${f.size} bytes`);
+    // Budgets with room (385 KB packed, 470-480 KB per .wasm when set): a jump means
+    // something unintended got in.
+    assert.ok(size < 1_000_000, `tarball ${size} bytes packed`);
+    for (const f of files.filter((f) => f.path.endsWith('.wasm'))) assert.ok(f.size < 1_000_000, `${f.path}: ${f.size} bytes`);
 
     const app = join(work, 'app');
     execFileSync('mkdir', ['-p', app]);
@@ -78,6 +95,18 @@ test('npm pack tarball installs into an empty folder and runs', () => {
     const w = 1 / (1 + Math.exp(-1 / Math.sqrt(2)));
     const expected = [3 * w + 7 * (1 - w), 5 * w + 9 * (1 - w), 3 * (1 - w) + 7 * w, 5 * (1 - w) + 9 * w];
     cjsOut.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-5, `CommonJS output ${cjsOut} vs ${expected}`));
+
+    // TypeScript: the package's own declarations under tsc --strict, then the compiled file
+    // runs, the same two-key case on the main thread and in an AttentionWorker.
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: {
+      strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: [], skipLibCheck: false,
+    }, files: ['consumer.mts'] }));
+    writeFileSync(join(app, 'consumer.mts'), TS_CONSUMER);
+    execFileSync('node', [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app, stdio: ['ignore', 'inherit', 'inherit'] });
+    const tsOut = JSON.parse(execFileSync('node', ['consumer.mjs'], { cwd: app, encoding: 'utf8', timeout: 60000 }));
+    for (const out of [tsOut.direct, tsOut.worker]) {
+      out.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-5, `TypeScript output ${out} vs ${expected}`));
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
