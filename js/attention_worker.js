@@ -14,6 +14,7 @@ import { optionsObject } from './validate.js';
 
 const WHERE = 'AttentionWorker';
 const ERROR_CLASSES = { TypeError, RangeError, Error };
+const WORKER_FILE = './worker.js';
 
 class Transfer {
   constructor(value) {
@@ -53,14 +54,15 @@ function rebuildError(data) {
 }
 
 async function spawn() {
-  // Both spellings keep `new URL('./worker.js', import.meta.url)` literal, the form bundlers
-  // (Vite, webpack) recognise and emit as a worker entry.
   if (IS_NODE) {
     const { Worker } = await nodeImport('node:worker_threads');
     // A worker inherits the process's flags; --input-type (a script run with -e) is refused
     // for a worker started from a file, so it is left out.
     const execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { execArgv });
+    // Spelt so that bundlers, which look for `new URL('literal', import.meta.url)`, see only
+    // the browser's worker below.
+    const here = import.meta.url;
+    const worker = new Worker(new URL(WORKER_FILE, here), { execArgv });
     return {
       post: (message, list) => worker.postMessage(message, list),
       listen: (onMessage, onFailure) => {
@@ -73,6 +75,8 @@ async function spawn() {
       terminate: () => worker.terminate(),
     };
   }
+  // This exact spelling, `new Worker(new URL('./worker.js', import.meta.url), ...)`, is what
+  // Vite and webpack recognise and bundle as a worker entry.
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   return {
     post: (message, list) => worker.postMessage(message, list),

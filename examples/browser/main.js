@@ -165,6 +165,8 @@ function frameCounter() {
 }
 
 async function run(type, n, { heatmap = true } = {}) {
+  $('type').value = type;
+  $('length').value = String(n);
   const attn = await objectFor(type);
   const Q = random(n * HEADS * DIM), K = random(n * HEADS * DIM), V = random(n * HEADS * DIM);
   const stop = frameCounter();

@@ -2,12 +2,14 @@
 // installed the way a user installs it, served by `vite preview` and driven in headless
 // Chromium: the threaded build with cross-origin isolation, one thread without it, a clear
 // error without SIMD, outputs checked against tests/js/reference.mjs, and a screenshot.
+// Then examples/webpack, built by webpack on the same tarball, in the same browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { referenceFlash } from '../js/reference.mjs';
@@ -18,7 +20,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = join(ROOT, 'build/browser/screenshot.png');
 const HEADS = 8, DIM = 64;
 
-let work, app, browser, profile;
+let work, app, tarball, browser, profile;
 const servers = [];
 
 function startPreview(port, isolation) {
@@ -53,8 +55,8 @@ before(async () => {
   mkdirSync(app);
   for (const file of ['index.html', 'main.js', 'vite.config.js']) cpSync(join(ROOT, 'examples/browser', file), join(app, file));
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'browser-example', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', join(work, packed[0].filename)],
-    { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] });
+  tarball = join(work, packed[0].filename);
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', tarball], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] });
   symlinkSync(join(ROOT, 'node_modules/vite'), join(app, 'node_modules/vite'), 'dir');
   const t0 = Date.now();
   execFileSync('node', [VITE, 'build', '--logLevel', 'warn'], { cwd: app, stdio: ['ignore', 'inherit', 'inherit'], timeout: 120000 });
@@ -71,7 +73,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const server of servers) server.kill();
+  for (const server of servers) (server.kill ? server.kill() : server.close());
   if (work) rmSync(work, { recursive: true, force: true });
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
@@ -157,5 +159,47 @@ test('without SIMD: a clear error, nothing started', { timeout: 60000 }, async (
   const panel = await page.$eval('#runtime', (el) => ({ ...el.dataset, text: el.textContent }));
   assert.equal(panel.state, 'error');
   assert.match(panel.text, /lacks WebAssembly SIMD128/);
+  await page.close();
+});
+
+// A static server with the isolation headers, as a production server would send them.
+function serveStatic(dir, port) {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const server = createServer((req, res) => {
+    const path = normalize(join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
+    const file = path.endsWith('/') ? join(path, 'index.html') : path;
+    if (!file.startsWith(dir) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream',
+      'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
+    res.end(readFileSync(file));
+  });
+  servers.push(server);
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${port}/`)));
+}
+
+test('examples/webpack: the bundle runs threaded on the page and in an AttentionWorker', { timeout: 120000 }, async () => {
+  const wp = join(work, 'webpack-app');
+  mkdirSync(join(wp, 'src'), { recursive: true });
+  for (const file of ['index.html', 'webpack.config.js', 'src/index.js']) cpSync(join(ROOT, 'examples/webpack', file), join(wp, file));
+  writeFileSync(join(wp, 'package.json'), JSON.stringify({ name: 'webpack-example', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', tarball], { cwd: wp, stdio: ['ignore', 'ignore', 'inherit'] });
+  const t0 = Date.now();
+  const log = execFileSync('node', [join(ROOT, 'node_modules/webpack-cli/bin/cli.js'), '--no-color'],
+    { cwd: wp, encoding: 'utf8', timeout: 120000, env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') } });
+  console.log(`webpack build: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  assert.doesNotMatch(log, /ERROR/, log);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(err.message));
+  await page.goto(await serveStatic(wp, 4175));
+  await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 60000 });
+  const result = JSON.parse(await page.textContent('body'));
+  assert.equal(result.page.variant, 'simd-threads', JSON.stringify(result));
+  assert.equal(result.worker.variant, 'simd-threads');
+  assert.ok(result.maxDifference < 1e-6, `page vs worker output: ${result.maxDifference}`);
+  assert.deepEqual(problems, []);
   await page.close();
 });
