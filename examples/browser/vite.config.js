@@ -7,7 +7,10 @@
 // - worker.format 'es': AttentionWorker's module worker imports code lazily, which Vite's
 //   default 'iife' worker format cannot split.
 // No WASM plugin is needed: Vite emits the files those `new URL` calls name as assets.
-import { defineConfig } from 'vite';
+// server.fs.allow is only for this example, which links the package from the repository
+// (file:../..): the dev server may then serve files from there. An app that installed
+// attnkit from npm has it inside its own node_modules and needs no such line.
+import { defineConfig, searchForWorkspaceRoot } from 'vite';
 
 const isolation = process.env.ATTNKIT_ISOLATION === 'off' ? {} : {
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -15,7 +18,7 @@ const isolation = process.env.ATTNKIT_ISOLATION === 'off' ? {} : {
 };
 
 export default defineConfig({
-  server: { headers: isolation },
+  server: { headers: isolation, fs: { allow: [searchForWorkspaceRoot(process.cwd()), '../..'] } },
   preview: { headers: isolation },
   optimizeDeps: { exclude: ['attnkit'] },
   worker: { format: 'es' },
