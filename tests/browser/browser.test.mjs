@@ -25,7 +25,9 @@ const servers = [];
 
 function startPreview(port, isolation) {
   const server = spawn('node', [VITE, 'preview', '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
-    cwd: app, env: { ...process.env, ATTNKIT_ISOLATION: isolation ? 'on' : 'off' }, stdio: ['ignore', 'pipe', 'pipe'],
+    // NO_COLOR: with CI set, vite colours its output and splits the URL with escape codes.
+    cwd: app, env: { ...process.env, ATTNKIT_ISOLATION: isolation ? 'on' : 'off', NO_COLOR: '1', FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   servers.push(server);
   let log = '';
@@ -33,7 +35,7 @@ function startPreview(port, isolation) {
     const timer = setTimeout(() => reject(new Error(`vite preview did not start in 30 s:\n${log}`)), 30000);
     const onData = (chunk) => {
       log += chunk;
-      if (log.includes(`127.0.0.1:${port}`)) {
+      if (log.replace(/\x1b\[[0-9;]*m/g, '').includes(`127.0.0.1:${port}`)) {
         clearTimeout(timer);
         resolve(`http://127.0.0.1:${port}/`);
       }
