@@ -289,6 +289,29 @@ TEST(CudaFlashForward, KeepWindowOnLongRows) {
   }
 }
 
+// Enough query rows that the pre-pass hands each thread block several consecutive rows
+// (each later row's search starts from its predecessor's answer): 16384 rows give 4 per
+// block on a 132-SM GPU. Every bias dtype, a 2-byte and a 1-byte mask, causal both ways.
+TEST(CudaFlashForward, KeepWindowManyRowsPerBlock) {
+  struct Many {
+    DType t;
+    Causal causal;
+    bool active;
+    DType mask;
+  };
+  for (const Many& m : {Many{DType::kBFloat16, Causal::kNone, true, DType::kBFloat16},
+                        Many{DType::kFloat16, Causal::kBottomRight, false, DType::kUInt8},
+                        Many{DType::kFloat32, Causal::kTopLeft, true, DType::kUInt8}}) {
+    Case c = sized(m.t, 2, 2048, 300, 4, 4);
+    c.bias = true;
+    c.active = m.active;
+    c.mask_dtype = m.mask;
+    c.causal = m.causal;
+    c.keep_window = 37;
+    run_case(c);
+  }
+}
+
 // ASAM's local pattern on the GPU: a sliding window, alone and with causal, bias, softcap;
 // windows narrower and wider than a tile, one-sided, and rows whose window is empty.
 TEST(CudaFlashForward, SlidingWindow) {
