@@ -77,7 +77,7 @@ void low_rank_forward(const FlashShape& shape, float scale, int landmarks, const
 
 // How far head.out's rows are from exact attention on `rows` query rows spread evenly over
 // the sequence: ‖out − exact‖ / ‖exact‖ over those rows (0 when both are zero), the exact
-// rows computed here in float64 accumulation. Cost O(rows · seq_k · (head_dim + value_dim)).
+// rows computed here in float32 (SIMD dots). Cost O(rows · seq_k · (head_dim + value_dim)).
 double sampled_row_error(int seq_q, int seq_k, int head_dim, int value_dim, float scale, int rows,
                          const HeadView& head);
 
