@@ -166,7 +166,6 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_precision) {
   // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
   attn::bindings::bind_multihead_weights(
       emscripten::class_<AdaptivePrecisionHandle>("AdaptivePrecisionHandle")
-          .constructor<const AdaptivePrecisionInit&>()
           .function("forward", &AdaptivePrecisionHandle::forward)
           .function("step", &AdaptivePrecisionHandle::step)
           .function("lastDecision", &AdaptivePrecisionHandle::lastDecision)
@@ -176,4 +175,6 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_precision) {
           .function("cacheRows", &AdaptivePrecisionHandle::cacheRows)
           .function("cacheBytes", &AdaptivePrecisionHandle::cacheBytes)
           .function("cachePrecision", &AdaptivePrecisionHandle::cachePrecision));
+  emscripten::function("makeAdaptivePrecisionHandle", &attn::bindings::construct_guarded<attn::bindings::AdaptivePrecisionHandle, attn::bindings::AdaptivePrecisionInit>,
+                       emscripten::allow_raw_pointers());
 }

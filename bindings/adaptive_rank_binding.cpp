@@ -133,7 +133,7 @@ class AdaptiveRankHandle {
     }
     return all;
   }
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
+  std::string stageNamed(const std::string& name, double src, double count) { return staged_.stage(name, src, count); }
   std::string commitNamed() {
     const NamedWeights staged = staged_.take();
     return guarded([&] { layer_.load_named(staged); });
@@ -216,7 +216,6 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_rank) {
   emscripten::function("validateAdaptiveRank", &validate_adaptive_rank);
   emscripten::function("lowRankAttention", &low_rank_attention);
   emscripten::class_<AdaptiveRankHandle>("AdaptiveRankHandle")
-      .constructor<const AdaptiveRankInit&>()
       .function("forward", &AdaptiveRankHandle::forward)
       .function("attend", &AdaptiveRankHandle::attend)
       .function("statistics", &AdaptiveRankHandle::statistics)
@@ -227,4 +226,6 @@ EMSCRIPTEN_BINDINGS(attn_adaptive_rank) {
       .function("stageNamed", &AdaptiveRankHandle::stageNamed)
       .function("commitNamed", &AdaptiveRankHandle::commitNamed)
       .function("readWeight", &AdaptiveRankHandle::readWeight);
+  emscripten::function("makeAdaptiveRankHandle", &attn::bindings::construct_guarded<attn::bindings::AdaptiveRankHandle, attn::bindings::AdaptiveRankInit>,
+                       emscripten::allow_raw_pointers());
 }

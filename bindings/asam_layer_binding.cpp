@@ -63,8 +63,15 @@ struct ASAMCall {
 
 std::string validate_asam(const ASAMInit& init) {
   return guarded([&] {
-    asam::validate_asam_config(to_config(init));
+    const ASAMConfig c = asam::validate_asam_config(to_config(init));
     if (init.numLayers < 0) throw_range("numLayers", "must be a positive integer");
+    // Each layer fits (validate_asam_config); an encoder of millions of them would not.
+    const double layer_bytes =
+        sizeof(float) * (4.0 * c.dim * c.inner_dim() + double(c.dim) * c.gate_hidden_dim + double(c.inner_dim()) * c.num_clusters);
+    if (layer_bytes * init.numLayers > 4294967296.0) {
+      throw_range("numLayers", "the layers' weights (" + std::to_string(static_cast<long long>(layer_bytes)) +
+                                   " bytes each) do not fit in the 4 GiB WebAssembly heap");
+    }
   });
 }
 
@@ -144,7 +151,7 @@ class ASAMHandle {
   std::string load(int layer, double src, double size) {
     return guarded([&] { target(layer).load(address<const uint8_t>(src), static_cast<size_t>(size)); });
   }
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
+  std::string stageNamed(const std::string& name, double src, double count) { return staged_.stage(name, src, count); }
   std::string commitNamed(int layer) {
     const NamedWeights staged = staged_.take();
     return guarded([&] { target(layer).load_named(staged); });
@@ -221,7 +228,7 @@ class HybridHandle {
     o.set("globalScores", double(last_.global_scores));
     return o;
   }
-  void stageNamed(const std::string& name, double src, double count) { staged_.stage(name, src, count); }
+  std::string stageNamed(const std::string& name, double src, double count) { return staged_.stage(name, src, count); }
   std::string commitNamed() {
     const NamedWeights staged = staged_.take();
     return guarded([&] { h_.load_named(staged); });
@@ -277,7 +284,6 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .field("numGlobalTokens", &HybridInit::numGlobalTokens);
   emscripten::function("validateHybridASAM", &attn::bindings::validate_hybrid);
   emscripten::class_<HybridHandle>("HybridASAMHandle")
-      .constructor<const HybridInit&>()
       .function("forward", &HybridHandle::forward)
       .function("info", &HybridHandle::info)
       .function("stageNamed", &HybridHandle::stageNamed)
@@ -287,7 +293,6 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .function("precision", &HybridHandle::precision)
       .function("weightBytes", &HybridHandle::weightBytes);
   emscripten::class_<ASAMHandle>("ASAMHandle")
-      .constructor<const ASAMInit&>()
       .function("forward", &ASAMHandle::forward)
       .function("infoCount", &ASAMHandle::infoCount)
       .function("info", &ASAMHandle::info)
@@ -301,4 +306,8 @@ EMSCRIPTEN_BINDINGS(attn_asam_layer) {
       .function("setPrecision", &ASAMHandle::setPrecision)
       .function("precision", &ASAMHandle::precision)
       .function("weightBytes", &ASAMHandle::weightBytes);
+  emscripten::function("makeHybridASAMHandle", &attn::bindings::construct_guarded<attn::bindings::HybridHandle, attn::bindings::HybridInit>,
+                       emscripten::allow_raw_pointers());
+  emscripten::function("makeASAMHandle", &attn::bindings::construct_guarded<attn::bindings::ASAMHandle, attn::bindings::ASAMInit>,
+                       emscripten::allow_raw_pointers());
 }

@@ -1,7 +1,8 @@
 // embind surface of DenseAttention (src/adaattn/dense_attention.h): a handle whose every
 // method returns "" or an encoded error (never a C++ exception into JS). JS validates the
 // configuration with validateDenseAttention() first (no weights are built for it), so the
-// constructor cannot fail on bad options.
+// constructor cannot fail on bad options; makeDenseAttentionHandle (construct_guarded) turns a
+// failed allocation into an error too.
 #include <emscripten/bind.h>
 
 #include <cstdint>
@@ -101,9 +102,10 @@ EMSCRIPTEN_BINDINGS(attn_dense_attention) {
   // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
   attn::bindings::bind_multihead_weights(
       emscripten::class_<DenseHandle>("DenseAttentionHandle")
-          .constructor<const DenseInit&>()
           .function("forward", &DenseHandle::forward)
           .function("setTraining", &DenseHandle::setTraining)
           .function("training", &DenseHandle::training)
           .function("nextDropoutSeed", &DenseHandle::nextDropoutSeed));
+  emscripten::function("makeDenseAttentionHandle", &attn::bindings::construct_guarded<attn::bindings::DenseHandle, attn::bindings::DenseInit>,
+                       emscripten::allow_raw_pointers());
 }

@@ -34,4 +34,21 @@ std::string guarded(Fn&& fn) {
   }
 }
 
+// The error of the last construct_guarded() call that failed ("" after a success).
+inline std::string& construction_status() {
+  static std::string status;
+  return status;
+}
+
+// Makes a handle for JS: the bindings export this factory rather than an embind constructor,
+// because an exception thrown by a constructor (bad_alloc of a model's weights, a size the
+// validation missed) would reach JS as a bare number, its memory never freed. nullptr (null
+// in JS) on failure, with the encoded error kept for takeConstructionStatus().
+template <class Handle, class Init>
+Handle* construct_guarded(const Init& init) {
+  Handle* made = nullptr;
+  construction_status() = guarded([&] { made = new Handle(init); });
+  return made;
+}
+
 }  // namespace attn::bindings

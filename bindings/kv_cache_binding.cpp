@@ -2,6 +2,8 @@
 // encoded error; JS copies the rows into the heap and passes their addresses.
 #include <emscripten/bind.h>
 
+#include <cstddef>
+#include <limits>
 #include <string>
 
 #include "adaattn/kv_cache.h"
@@ -27,6 +29,13 @@ std::string validate_kv_cache(const KVCacheInit& i) {
   return guarded([&] {
     KVCache(i.heads, i.headDim, i.valueDim, precision_of(i.precision), 0);
     if (i.capacity < 0) throw_range("capacity", "must be >= 0");
+    // The rows reserved up front must be addressable (KVCache::reserve would name them "rows").
+    const double bytes = i.capacity * i.heads * (double(i.headDim) + i.valueDim) * (i.precision == 0 ? 4 : 2);
+    if (bytes > double(std::numeric_limits<std::ptrdiff_t>::max())) {
+      throw_range("capacity", std::to_string(static_cast<long long>(i.capacity)) + " rows of keys and values take " +
+                                  std::to_string(static_cast<long long>(bytes)) +
+                                  " bytes, more than a WebAssembly buffer can address (2 GiB)");
+    }
   });
 }
 
@@ -69,10 +78,11 @@ EMSCRIPTEN_BINDINGS(attn_kv_cache) {
       .field("capacity", &KVCacheInit::capacity);
   emscripten::function("validateKVCache", &attn::bindings::validate_kv_cache);
   emscripten::class_<KVCacheHandle>("KVCacheHandle")
-      .constructor<const KVCacheInit&>()
       .function("append", &KVCacheHandle::append)
       .function("attend", &KVCacheHandle::attend)
       .function("size", &KVCacheHandle::size)
       .function("memoryBytes", &KVCacheHandle::memoryBytes)
       .function("clear", &KVCacheHandle::clear);
+  emscripten::function("makeKVCacheHandle", &attn::bindings::construct_guarded<attn::bindings::KVCacheHandle, attn::bindings::KVCacheInit>,
+                       emscripten::allow_raw_pointers());
 }

@@ -1,7 +1,7 @@
 // embind surface of MultiHeadAttention: a handle class whose every method returns "" or an
 // encoded error (never a C++ exception into JS). JS validates the configuration with
 // validateMultiHead() first (no weights are built for it), so the constructor cannot fail on
-// bad options.
+// bad options; makeMultiHeadHandle (construct_guarded) turns a failed allocation into an error too.
 #include <emscripten/bind.h>
 
 #include <cstdint>
@@ -110,11 +110,12 @@ EMSCRIPTEN_BINDINGS(attn_multihead) {
   // The weights methods (savedBytes, saveInto, load, stageNamed, commitNamed, paramCount).
   attn::bindings::bind_multihead_weights(
       emscripten::class_<MultiHeadHandle>("MultiHeadHandle")
-          .constructor<const MultiHeadInit&>()
           .function("forward", &MultiHeadHandle::forward)
           .function("weightsLength", &MultiHeadHandle::weightsLength)
           .function("attentionWeights", &MultiHeadHandle::attentionWeights)
           .function("setPrecision", &MultiHeadHandle::setPrecision)
           .function("precision", &MultiHeadHandle::precision)
           .function("weightBytes", &MultiHeadHandle::weightBytes));
+  emscripten::function("makeMultiHeadHandle", &attn::bindings::construct_guarded<attn::bindings::MultiHeadHandle, attn::bindings::MultiHeadInit>,
+                       emscripten::allow_raw_pointers());
 }

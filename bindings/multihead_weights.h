@@ -37,8 +37,8 @@ std::string load_weights(Handle& h, double src, double size) {
 }
 
 template <class Handle>
-void stage_named(Handle& h, const std::string& name, double src, double count) {
-  h.staging().stage(name, src, count);
+std::string stage_named(Handle& h, const std::string& name, double src, double count) {
+  return h.staging().stage(name, src, count);
 }
 
 template <class Handle>

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "error_translation.h"
 #include "heap_address.h"
 #include "runtime/named_weights.h"
 
@@ -13,9 +14,18 @@ namespace attn::bindings {
 
 class NamedStaging {
  public:
-  void stage(const std::string& name, double src, double count) {
-    const float* p = address<const float>(src);
-    staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
+  // "" or the encoded error; a copy the heap cannot hold drops the whole set staged so far,
+  // so that the commit that follows cannot apply part of it.
+  std::string stage(const std::string& name, double src, double count) {
+    return guarded([&] {
+      const float* p = address<const float>(src);
+      try {
+        staged_.push_back({name, std::vector<float>(p, p + static_cast<size_t>(count))});
+      } catch (...) {
+        staged_.clear();
+        throw;
+      }
+    });
   }
   // The staged arrays; staging starts afresh.
   NamedWeights take() {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "bindings/runtime_binding.h"
 #include "error_translation.h"
@@ -39,6 +40,8 @@ std::string simd_backend() { return simd::kBackendName; }
 // Bytes malloc currently hands out (what the library's buffers occupy).
 double heap_used() { return static_cast<double>(mallinfo().uordblks); }
 
+std::string take_construction_status() { return std::exchange(construction_status(), std::string()); }
+
 }  // namespace
 
 }  // namespace attn::bindings
@@ -48,4 +51,5 @@ EMSCRIPTEN_BINDINGS(attn_runtime) {
   emscripten::function("numThreads", &attn::bindings::num_threads);
   emscripten::function("simdBackend", &attn::bindings::simd_backend);
   emscripten::function("heapUsed", &attn::bindings::heap_used);
+  emscripten::function("takeConstructionStatus", &attn::bindings::take_construction_status);
 }

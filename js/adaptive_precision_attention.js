@@ -9,7 +9,7 @@
 // over the cache, reading the stored halves (the fast decode of WasmKVCache).
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { adopt, disposedError, release } from './handle.js';
+import { construct, disposedError, release } from './handle.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { layerMaskFields } from './mask_layout.js';
@@ -51,7 +51,7 @@ export class WasmAdaptivePrecisionAttention {
       tolerance: config.tolerance, sampleRows: config.sampleRows, seed: config.seed,
     };
     raiseStatus(module.validateAdaptivePrecision(init), WHERE);
-    this.#handle = adopt(this, new module.AdaptivePrecisionHandle(init));
+    this.#handle = construct(this, module, 'AdaptivePrecisionHandle', init, WHERE);
   }
 
   get embedDim() { return this.#config.embedDim; }
@@ -97,11 +97,11 @@ export class WasmAdaptivePrecisionAttention {
       query: 0, key: 0, value: 0, out: 0, mask: 0,
     };
     return withHeap(module, where, (heap) => {
-      call.query = heap.copyIn(query);
-      call.key = heap.copyIn(key);
-      call.value = heap.copyIn(value);
-      if (mask !== null) call.mask = heap.copyIn(mask);
-      call.out = heap.alloc(outLength * 4);
+      call.query = heap.copyIn(query, 'query');
+      call.key = heap.copyIn(key, 'key');
+      call.value = heap.copyIn(value, 'value');
+      if (mask !== null) call.mask = heap.copyIn(mask, 'mask');
+      call.out = heap.alloc(outLength * 4, 'the output');
       raiseStatus(this.#handle.forward(call), where);
       const { precision, reason } = this.lastDecision;
       return { output: heap.readF32(call.out, outLength, out), precision, reason };
@@ -125,8 +125,8 @@ export class WasmAdaptivePrecisionAttention {
     }
     const out = outputArray(where, 'out', opts.out, query.length, 'rows * embedDim');
     return withHeap(module, where, (heap) => {
-      const ptr = heap.alloc(query.length * 4);
-      raiseStatus(this.#handle.step(rows, heap.copyIn(query), heap.copyIn(key), heap.copyIn(value), ptr), where);
+      const ptr = heap.alloc(query.length * 4, 'the output');
+      raiseStatus(this.#handle.step(rows, heap.copyIn(query, 'query'), heap.copyIn(key, 'key'), heap.copyIn(value, 'value'), ptr), where);
       const { precision, reason } = this.lastDecision;
       return { output: heap.readF32(ptr, query.length, out), precision, reason };
     });

@@ -5,8 +5,8 @@
 // with the measured estimate. lowRankAttention() is the bare Nyström kernel.
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { adopt, disposedError, release } from './handle.js';
-import { checkMask, maskStrides } from './mask_layout.js';
+import { construct, disposedError, release } from './handle.js';
+import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
 import { runtimeOption } from './runtime.js';
 import { loadNamed } from './weights.js';
 import {
@@ -57,7 +57,7 @@ export class WasmAdaptiveRankAttention {
     this.#runtime = runtimeOption(WHERE, opts.runtime);
     const { headDim, ...init } = this.#config;
     raiseStatus(this.#runtime.module.validateAdaptiveRank(init), WHERE);
-    this.#handle = adopt(this, new this.#runtime.module.AdaptiveRankHandle(init));
+    this.#handle = construct(this, this.#runtime.module, 'AdaptiveRankHandle', init, WHERE);
   }
 
   get config() { return this.#config; }
@@ -90,6 +90,8 @@ export class WasmAdaptiveRankAttention {
     const out = outputArray(where, 'out', opts.out, q.length, `${names[0]}.length`);
     const call = { batch, seqQ, seqK, maskKind: 0, maskBatchStride: 0, causal: causal ? 1 : 0, q: 0, k: 0, v: 0, out: 0, mask: 0 };
     const mask = opts.mask ?? undefined;
+    // Checked with or without a mask: a misspelt layout is a mistake either way.
+    if (opts.maskLayout !== undefined) oneOf(where, 'maskLayout', opts.maskLayout, MASK_LAYOUTS);
     if (mask !== undefined) {
       call.maskKind = checkMask(where, mask);
       const { headStride, batchStride } = maskStrides(where, mask, opts.maskLayout, batch, 1, seqQ, seqK);
@@ -97,11 +99,11 @@ export class WasmAdaptiveRankAttention {
       call.maskBatchStride = batchStride;
     }
     return withHeap(module, where, (heap) => {
-      call.q = heap.copyIn(q);
-      call.k = heap.copyIn(k);
-      call.v = heap.copyIn(v);
-      if (call.maskKind) call.mask = heap.copyIn(mask);
-      call.out = heap.alloc(q.byteLength);
+      call.q = heap.copyIn(q, 'Q');
+      call.k = heap.copyIn(k, 'K');
+      call.v = heap.copyIn(v, 'V');
+      if (call.maskKind) call.mask = heap.copyIn(mask, 'mask');
+      call.out = heap.alloc(q.byteLength, 'the output');
       raiseStatus(method === 'forward' ? this.#handle.forward(call) : this.#handle.attend(call), where);
       return heap.readF32(call.out, q.length, out);
     });
@@ -173,7 +175,7 @@ export class WasmAdaptiveRankAttention {
     const module = this.#live('getWeights');
     const sizes = this.parameterSizes();
     return withHeap(module, where, (heap) => Object.fromEntries(Object.entries(sizes).map(([name, count]) => {
-      const ptr = heap.alloc(count * 4);
+      const ptr = heap.alloc(count * 4, name);
       raiseStatus(this.#handle.readWeight(name, ptr), where);
       return [name, heap.readF32(ptr, count)];
     })));
@@ -222,7 +224,7 @@ export function lowRankAttention(Q, K, V, options) {
   return withHeap(module, where, (heap) => {
     const call = {
       batch, seqQ, seqK, headsQ: heads, headsKv, headDim, valueDim, landmarks, scale,
-      q: heap.copyIn(q), k: heap.copyIn(k), v: heap.copyIn(v), out: heap.alloc(length * 4),
+      q: heap.copyIn(q, 'Q'), k: heap.copyIn(k, 'K'), v: heap.copyIn(v, 'V'), out: heap.alloc(length * 4, 'the output'),
     };
     raiseStatus(module.lowRankAttention(call), where);
     return heap.readF32(call.out, length, out);

@@ -6,7 +6,7 @@
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { runtimeOption } from './runtime.js';
-import { adopt, disposedError, release } from './handle.js';
+import { construct, disposedError, release } from './handle.js';
 import { loadBinary, loadNamed, saveBinary } from './weights.js';
 import { probeValues, quantizeWith, weightPrecision } from './quantization.js';
 import {
@@ -46,7 +46,7 @@ function forwardLayer(where, module, handle, dim, x, options, maskReason, readIn
   const seq = rowCount(where, 'x', input, batch * dim, 'batch * dim');
   const out = outputArray(where, 'out', opts.out, batch * seq * dim, `batch * seq * dim = ${batch} * ${seq} * ${dim}`);
   return withHeap(module, where, (heap) => {
-    const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input), out: heap.alloc(input.byteLength) };
+    const call = { batch, seq, wantInfo: returnInfo, x: heap.copyIn(input, 'x'), out: heap.alloc(input.byteLength, 'the output') };
     raiseStatus(handle.forward(call), where);
     const output = heap.readF32(call.out, batch * seq * dim, out);
     return { output, info: returnInfo ? readInfo() : null };
@@ -105,7 +105,7 @@ class ASAMBase {
     this.#runtime = runtimeOption(where, opts.runtime);
     const init = { ...this.#config, numLayers };
     raiseStatus(this.#runtime.module.validateASAM(init), where);
-    this.#handle = adopt(this, new this.#runtime.module.ASAMHandle(init));
+    this.#handle = construct(this, this.#runtime.module, 'ASAMHandle', init, where);
   }
 
   get config() { return this.#config; }
@@ -220,6 +220,8 @@ export class WasmASAMEncoder extends ASAMBase {
   }
 
   #layerIndex(where, layer) {
+    // A disposed encoder says so whatever the layer (as every method of every class does).
+    if (this.disposed) throw disposedError('WasmASAMEncoder', where.split('.')[1]);
     const i = nonNegativeInt(where, 'layer', layer, 0);
     if (i >= this.#numLayers) throw rangeError(where, 'layer', `must be below numLayers (${this.#numLayers}), got ${i}`);
     return i;
@@ -252,7 +254,7 @@ export class WasmHybridASAM {
     const { localWindowSize, numGlobalTokens, ...layer } = this.#config;
     const init = { layer: { ...layer, numLayers: 0 }, localWindowSize, numGlobalTokens };
     raiseStatus(this.#runtime.module.validateHybridASAM(init), where);
-    this.#handle = adopt(this, new this.#runtime.module.HybridASAMHandle(init));
+    this.#handle = construct(this, this.#runtime.module, 'HybridASAMHandle', init, where);
   }
 
   get config() { return this.#config; }

@@ -6,7 +6,7 @@
 // in the WebAssembly heap until dispose() (or until a FinalizationRegistry frees them).
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { adopt, disposedError, release } from './handle.js';
+import { construct, disposedError, release } from './handle.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
@@ -40,7 +40,7 @@ export class WasmDenseAttention {
     this.#runtime = runtimeOption(WHERE, opts.runtime);
     const module = this.#runtime.module;
     raiseStatus(module.validateDenseAttention(config), WHERE);
-    this.#handle = adopt(this, new module.DenseAttentionHandle(config));
+    this.#handle = construct(this, module, 'DenseAttentionHandle', config, WHERE);
     this.#handle.setTraining(training);
   }
 
@@ -111,13 +111,13 @@ export class WasmDenseAttention {
       query: 0, key: 0, value: 0, out: 0, weights: 0, mask: 0,
     };
     return withHeap(module, where, (heap) => {
-      call.query = heap.copyIn(query);
-      call.key = heap.copyIn(key);
-      call.value = heap.copyIn(value);
-      if (mask !== null) call.mask = heap.copyIn(mask);
-      call.out = heap.alloc(outLength * 4);
+      call.query = heap.copyIn(query, 'query');
+      call.key = heap.copyIn(key, 'key');
+      call.value = heap.copyIn(value, 'value');
+      if (mask !== null) call.mask = heap.copyIn(mask, 'mask');
+      call.out = heap.alloc(outLength * 4, 'the output');
       const weightsLength = batch * seqQ * seqK;
-      if (needWeights) call.weights = heap.alloc(weightsLength * 4);
+      if (needWeights) call.weights = heap.alloc(weightsLength * 4, 'the weights');
       raiseStatus(this.#handle.forward(call), where);
       return {
         output: heap.readF32(call.out, outLength, out),

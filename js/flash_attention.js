@@ -2,7 +2,7 @@
 // Tensors are [seqLen][heads][dim] Float32Arrays (with a leading batch dimension in
 // forwardExtended); masks are additive Float32Arrays or boolean Uint8Arrays.
 import { raiseStatus, rangeError, typeError } from './errors.js';
-import { withHeap } from './heap.js';
+import { MAX_ALLOCATION, withHeap } from './heap.js';
 import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
 import { runtimeOption } from './runtime.js';
 import {
@@ -118,14 +118,14 @@ export class WasmFlashAttention {
     const module = this.#live(where.split('.')[1]);
     const call = this.#prepare(where, inputs);
     return withHeap(module, where, (heap) => {
-      call.q = heap.copyIn(inputs.q);
-      call.k = heap.copyIn(inputs.k);
-      call.v = heap.copyIn(inputs.v);
-      if (call.maskKind) call.mask = heap.copyIn(inputs.mask);
+      call.q = heap.copyIn(inputs.q, 'Q');
+      call.k = heap.copyIn(inputs.k, 'K');
+      call.v = heap.copyIn(inputs.v, 'V');
+      if (call.maskKind) call.mask = heap.copyIn(inputs.mask, 'mask');
       const outLength = call.batch * call.seqQ * call.headsQ * call.valueDim;
       const lseLength = call.batch * call.headsQ * call.seqQ;
-      call.out = heap.alloc(outLength * 4);
-      if (returnLse) call.lse = heap.alloc(lseLength * 4);
+      call.out = heap.alloc(outLength * 4, 'the output');
+      if (returnLse) call.lse = heap.alloc(lseLength * 4, 'the log-sum-exp');
       raiseStatus(module.flashForward(call), where);
       const result = { output: heap.readF32(call.out, outLength) };
       if (returnLse) result.lse = heap.readF32(call.lse, lseLength);
@@ -151,10 +151,10 @@ export class WasmFlashAttention {
     const call = this.#prepare(where, { q: Q, k: K, mask, dropout: 0 }, false);
     const length = call.headsQ * call.seqQ * call.seqK;
     return withHeap(module, where, (heap) => {
-      call.q = heap.copyIn(Q);
-      call.k = heap.copyIn(K);
-      if (call.maskKind) call.mask = heap.copyIn(mask);
-      call.out = heap.alloc(length * 4);
+      call.q = heap.copyIn(Q, 'Q');
+      call.k = heap.copyIn(K, 'K');
+      if (call.maskKind) call.mask = heap.copyIn(mask, 'mask');
+      call.out = heap.alloc(length * 4, 'the output');
       raiseStatus(module.attentionScores(call), where);
       return heap.readF32(call.out, length);
     });
@@ -169,6 +169,11 @@ export class WasmFlashAttention {
     const minRuns = positiveInt(where, 'minRuns', opts.minRuns, 3);
     if (minRuns > 10000) throw rangeError(where, 'minRuns', `expected at most 10000, got ${minRuns}`);
     const size = seqLen * this.heads * this.dim;
+    // Q, K, V and the output are in the heap together (and made here first, in JS).
+    if (4 * 4 * size > MAX_ALLOCATION) {
+      throw rangeError(where, 'seqLen', `${seqLen} tokens need ${4 * 4 * size} bytes for Q, K, V and the output; ` +
+        'the WebAssembly heap holds at most 4 GiB');
+    }
     const q = fillRandom(new Float32Array(size), 1);
     const k = fillRandom(new Float32Array(size), 2);
     const v = fillRandom(new Float32Array(size), 3);

@@ -1,6 +1,8 @@
 // The C++ objects behind the classes (embind handles): adopt() ties one to its JS owner so
 // that a FinalizationRegistry frees it if the owner is dropped without dispose();
 // release() frees it now (dispose). Every class keeps its handle in a private field.
+import { raiseStatus } from './errors.js';
+
 const forgotten = new FinalizationRegistry((handle) => {
   try {
     handle.delete();
@@ -8,6 +10,19 @@ const forgotten = new FinalizationRegistry((handle) => {
     // the runtime itself is gone
   }
 });
+
+// Makes the C++ object through the bindings' guarded factory module[`make${className}`]
+// (bindings/error_translation.h): null and a status when construction threw (a failed
+// allocation, say), raised here as the typed error; else the handle, adopted by `owner`.
+export function construct(owner, module, className, init, where) {
+  const handle = module[`make${className}`](init);
+  const status = module.takeConstructionStatus();
+  if (handle === null || status !== '') {
+    handle?.delete();
+    raiseStatus(status || `Error\x1finternal\x1fthe ${className} could not be made`, where);
+  }
+  return adopt(owner, handle);
+}
 
 export function adopt(owner, handle) {
   forgotten.register(owner, handle, owner);

@@ -2,7 +2,12 @@
 // scope is freed when the scope ends, on the error paths too.
 import { rangeError } from './errors.js';
 
-const MAX_ALLOCATION = 2 ** 32 - 2 ** 16;
+// The most one allocation can take: malloc takes a 32-bit size, and the heap tops out at 4 GiB.
+export const MAX_ALLOCATION = 2 ** 32 - 2 ** 16;
+
+function mib(bytes) {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
 
 class HeapScope {
   constructor(module, where) {
@@ -11,23 +16,26 @@ class HeapScope {
     this.pointers = [];
   }
 
-  alloc(bytes) {
+  // `what` names the buffer in the RangeError a failed allocation raises (param "memory").
+  alloc(bytes, what = 'a buffer') {
     // malloc takes a 32-bit size: anything larger would wrap around, not fail.
     if (bytes > MAX_ALLOCATION) {
       throw rangeError(this.where, 'memory',
-        `${bytes} bytes do not fit in the WebAssembly heap (4 GiB is the most a module can address)`);
+        `${what} of ${bytes} bytes does not fit in the WebAssembly heap (4 GiB is the most a module can address)`);
     }
     const ptr = this.module._malloc(Math.max(bytes, 4));
     if (!ptr) {
+      // malloc returns 0 (ABORTING_MALLOC=0) when the heap cannot grow by that much.
       throw rangeError(this.where, 'memory',
-        `the WebAssembly heap cannot hold another ${bytes} bytes (4 GiB is the most a module can address)`);
+        `the WebAssembly heap cannot hold ${what} of ${bytes} bytes besides the ${mib(this.module.heapUsed())} ` +
+        `it holds (4 GiB is the most a module can address)`);
     }
     this.pointers.push(ptr);
     return ptr;
   }
 
-  copyIn(array) {
-    const ptr = this.alloc(array.byteLength);
+  copyIn(array, what = 'an input') {
+    const ptr = this.alloc(array.byteLength, what);
     this.module.heapU8().set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), ptr);
     return ptr;
   }

@@ -4,7 +4,7 @@
 // half the bytes a decode step reads), arithmetic float32. Rows are [rows][heads][dim].
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { adopt, disposedError, release } from './handle.js';
+import { construct, disposedError, release } from './handle.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, nonNegativeInt, oneOf, optionsObject, outputArray, positiveInt, rowCount } from './validate.js';
 
@@ -31,7 +31,7 @@ export class WasmKVCache {
     this.#runtime = runtimeOption(WHERE, opts.runtime);
     const init = { ...this.#config, precision: PRECISIONS.indexOf(this.#config.precision) };
     raiseStatus(this.#runtime.module.validateKVCache(init), WHERE);
-    this.#handle = adopt(this, new this.#runtime.module.KVCacheHandle(init));
+    this.#handle = construct(this, this.#runtime.module, 'KVCacheHandle', init, WHERE);
   }
 
   get heads() { return this.#config.heads; }
@@ -61,7 +61,7 @@ export class WasmKVCache {
       throw rangeError(where, 'V', `length ${v.length} should be rows * heads * valueDim = ${rows} * ${heads} * ${valueDim}`);
     }
     withHeap(module, where, (heap) => {
-      raiseStatus(this.#handle.append(rows, heap.copyIn(k), heap.copyIn(v)), where);
+      raiseStatus(this.#handle.append(rows, heap.copyIn(k, 'K'), heap.copyIn(v, 'V')), where);
     });
   }
 
@@ -84,8 +84,8 @@ export class WasmKVCache {
     const length = queries * heads * valueDim;
     const out = outputArray(where, 'out', opts.out, length, `queries * heads * valueDim = ${queries} * ${heads} * ${valueDim}`);
     return withHeap(module, where, (heap) => {
-      const ptr = heap.alloc(length * 4);
-      raiseStatus(this.#handle.attend(queries, heap.copyIn(q), ptr, scale, causal), where);
+      const ptr = heap.alloc(length * 4, 'the output');
+      raiseStatus(this.#handle.attend(queries, heap.copyIn(q, 'Q'), ptr, scale, causal), where);
       return heap.readF32(ptr, length, out);
     });
   }

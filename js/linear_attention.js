@@ -63,10 +63,10 @@ export class WasmLinearAttention {
       q: 0, k: 0, v: 0, out: 0,
     };
     return withHeap(module, where, (heap) => {
-      call.q = heap.copyIn(q);
-      call.k = heap.copyIn(k);
-      call.v = heap.copyIn(v);
-      call.out = heap.alloc(outLength * 4);
+      call.q = heap.copyIn(q, 'Q');
+      call.k = heap.copyIn(k, 'K');
+      call.v = heap.copyIn(v, 'V');
+      call.out = heap.alloc(outLength * 4, 'the output');
       raiseStatus(module.linearAttention(call), where);
       return heap.readF32(call.out, outLength, out);
     });

@@ -1,6 +1,7 @@
 // createMask: the seed's common additive masks, [seqLen][seqLen] Float32Arrays
 // (0 attends, -Infinity blocks).
 import { rangeError, typeError } from './errors.js';
+import { MAX_ALLOCATION } from './heap.js';
 import { oneOf, positiveInt } from './validate.js';
 
 const WHERE = 'createMask';
@@ -21,6 +22,11 @@ function positionList(seqLen, positions, what) {
 export function createMask(type, seqLen, positions) {
   oneOf(WHERE, 'type', type, ['causal', 'padding', 'block']);
   positiveInt(WHERE, 'seqLen', seqLen);
+  // A mask the WebAssembly heap could never take (nor, far sooner, a typed array).
+  if (seqLen * seqLen * 4 > MAX_ALLOCATION) {
+    throw rangeError(WHERE, 'seqLen', `a [${seqLen}][${seqLen}] mask takes ${seqLen * seqLen * 4} bytes; ` +
+      'the WebAssembly heap holds at most 4 GiB');
+  }
   const mask = new Float32Array(seqLen * seqLen);
   if (type === 'causal') {
     for (let i = 0; i < seqLen; ++i) mask.fill(-Infinity, i * seqLen + i + 1, (i + 1) * seqLen);

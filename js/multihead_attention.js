@@ -4,12 +4,12 @@
 // them, and a FinalizationRegistry frees those of objects that were never disposed.
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
-import { checkMask, maskStrides } from './mask_layout.js';
-import { adopt, disposedError, release } from './handle.js';
+import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
+import { construct, disposedError, release } from './handle.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { probeValues, quantizeWith, weightPrecision } from './quantization.js';
 import { runtimeOption } from './runtime.js';
-import { boolean, finiteNumber, float32Array, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
+import { boolean, finiteNumber, float32Array, oneOf, optionsObject, positiveInt, rowCount, seedValue } from './validate.js';
 
 const WHERE = 'WasmMultiHeadAttention';
 
@@ -43,7 +43,7 @@ export class WasmMultiHeadAttention {
     const init = { modelDim, heads: config.heads, kdim: config.kdim, vdim: config.vdim, bias: config.bias,
       dropout: config.dropout, seed: config.seed };
     raiseStatus(module.validateMultiHead(init), where);
-    this.#handle = adopt(this, new module.MultiHeadHandle(init));
+    this.#handle = construct(this, module, 'MultiHeadHandle', init, where);
   }
 
   get modelDim() { return this.#config.modelDim; }
@@ -93,6 +93,8 @@ export class WasmMultiHeadAttention {
       query: 0, key: 0, value: 0, out: 0, mask: 0,
     };
     const mask = inputs.mask ?? null;
+    // Checked with or without a mask: a misspelt layout is a mistake either way.
+    if (inputs.maskLayout !== undefined) oneOf(where, 'maskLayout', inputs.maskLayout, MASK_LAYOUTS);
     if (mask !== null) {
       call.maskKind = checkMask(where, mask);
       const strides = maskStrides(where, mask, inputs.maskLayout, batch, heads, seqQ, seqK);
@@ -100,12 +102,12 @@ export class WasmMultiHeadAttention {
       call.maskHeadStride = strides.headStride;
     }
     return withHeap(module, where, (heap) => {
-      call.query = heap.copyIn(query);
-      call.key = heap.copyIn(key);
-      call.value = heap.copyIn(value);
-      if (mask !== null) call.mask = heap.copyIn(mask);
+      call.query = heap.copyIn(query, 'query');
+      call.key = heap.copyIn(key, 'key');
+      call.value = heap.copyIn(value, 'value');
+      if (mask !== null) call.mask = heap.copyIn(mask, 'mask');
       const outLength = batch * seqQ * modelDim;
-      call.out = heap.alloc(outLength * 4);
+      call.out = heap.alloc(outLength * 4, 'the output');
       raiseStatus(this.#handle.forward(call), where);
       return { output: heap.readF32(call.out, outLength) };
     });
@@ -119,7 +121,7 @@ export class WasmMultiHeadAttention {
     const length = this.#handle.weightsLength();
     if (length === 0) throw new Error(`${where}: no forward call yet`);
     return withHeap(module, where, (heap) => {
-      const out = heap.alloc(length * 4);
+      const out = heap.alloc(length * 4, 'the output');
       raiseStatus(this.#handle.attentionWeights(out), where);
       return heap.readF32(out, length);
     });

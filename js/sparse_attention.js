@@ -2,7 +2,7 @@
 // Tensors are [batch][seq][heads][dim] Float32Arrays; V may have its own width. The kernel
 // visits only the key blocks the pattern selects, and lastStats reports what it computed.
 import { raiseStatus, rangeError, typeError } from './errors.js';
-import { withHeap } from './heap.js';
+import { MAX_ALLOCATION, withHeap } from './heap.js';
 import { runtimeOption } from './runtime.js';
 import {
   finiteNumber, float32Array, oneOf, optionsObject, outputArray, positiveInt, rowCount, seedValue,
@@ -132,11 +132,11 @@ export class WasmSparseAttention {
     const call = this.#call(batch, seq, valueDim);
     return withHeap(module, where, (heap) => {
       this.#copyPattern(heap, call, centroids);
-      call.q = heap.copyIn(q);
-      call.k = heap.copyIn(k);
-      call.v = heap.copyIn(v);
-      call.out = heap.alloc(outLength * 4);
-      call.stats = heap.alloc(4 * 8);
+      call.q = heap.copyIn(q, 'Q');
+      call.k = heap.copyIn(k, 'K');
+      call.v = heap.copyIn(v, 'V');
+      call.out = heap.alloc(outLength * 4, 'the output');
+      call.stats = heap.alloc(4 * 8, 'the statistics');
       raiseStatus(module.sparseAttention(call), where);
       const [visitedBlocks, denseBlocks, computedScores, denseScores] = heap.readF64(call.stats, 4);
       const result = heap.readF32(call.out, outLength, out);
@@ -175,14 +175,18 @@ export class WasmSparseAttention {
       }
     }
     const maskLength = batch * heads * n * n;
+    if (maskLength > MAX_ALLOCATION) {
+      throw rangeError(where, 'seqLen', `the mask [batch][heads][seqLen][seqLen] = [${batch}][${heads}][${n}][${n}] takes ` +
+        `${maskLength} bytes; the WebAssembly heap holds at most 4 GiB`);
+    }
     const call = this.#call(batch, n, headDim);
     return withHeap(module, where, (heap) => {
       this.#copyPattern(heap, call, centroids);
       if (centroids) {
-        call.q = heap.copyIn(tensors.Q);
-        call.k = heap.copyIn(tensors.K);
+        call.q = heap.copyIn(tensors.Q, 'Q');
+        call.k = heap.copyIn(tensors.K, 'K');
       }
-      call.mask = heap.alloc(maskLength);
+      call.mask = heap.alloc(maskLength, 'the pattern mask');
       raiseStatus(module.sparsePatternMask(call), where);
       return heap.readU8(call.mask, maskLength);
     });
@@ -190,8 +194,8 @@ export class WasmSparseAttention {
 
   // The pattern's parameters that live in the heap: the scales, and the clustered centroids.
   #copyPattern(heap, call, centroids) {
-    call.scales = heap.copyIn(Int32Array.from(this.#config.scales));
-    if (centroids) call.centroids = heap.copyIn(centroids);
+    call.scales = heap.copyIn(Int32Array.from(this.#config.scales), 'scales');
+    if (centroids) call.centroids = heap.copyIn(centroids, 'centroids');
   }
 
   getMemoryUsage() {

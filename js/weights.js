@@ -8,7 +8,7 @@ import { float32Array } from './validate.js';
 // The bytes of saveInto(ptr, capacity) as a Uint8Array of `bytes` bytes.
 export function saveBinary(where, module, bytes, saveInto) {
   return withHeap(module, where, (heap) => {
-    const ptr = heap.alloc(bytes);
+    const ptr = heap.alloc(bytes, 'the saved weights');
     raiseStatus(saveInto(ptr, bytes), where);
     return module.heapU8().slice(ptr, ptr + bytes);
   });
@@ -17,7 +17,7 @@ export function saveBinary(where, module, bytes, saveInto) {
 // A Uint8Array handed to load(ptr, length).
 export function loadBinary(where, module, bytes, load) {
   return withHeap(module, where, (heap) => {
-    raiseStatus(load(heap.copyIn(bytes), bytes.length), where);
+    raiseStatus(load(heap.copyIn(bytes, 'the weights'), bytes.length), where);
   });
 }
 
@@ -33,7 +33,10 @@ export function loadNamed(where, module, handle, weights, names, owner, commit) 
     float32Array(where, name, array);
   }
   return withHeap(module, where, (heap) => {
-    for (const [name, array] of entries) handle.stageNamed(name, heap.copyIn(array), array.length);
+    // Every copy first: a copy the heap refuses then throws before anything is staged (a
+    // staging that fails drops its own set), so no stale array waits for the next commit.
+    const copies = entries.map(([name, array]) => [name, heap.copyIn(array, name), array.length]);
+    for (const [name, ptr, length] of copies) raiseStatus(handle.stageNamed(name, ptr, length), where);
     raiseStatus(commit(), where);
   });
 }

@@ -97,6 +97,12 @@ AdaptivePrecisionConfig AdaptivePrecisionAttention::validated(AdaptivePrecisionC
       c.policy != PrecisionPolicy::kBf16 && c.policy != PrecisionPolicy::kAdaptive) {
     throw_range("defaultPrecision", "must be 'fp32', 'fp16', 'bf16' or 'adaptive'");
   }
+  // What is left: the weights' size, checked by the projections under their own name.
+  try {
+    MultiHeadAttention::validated(projections_config(c));
+  } catch (const AttnError& e) {
+    throw AttnError(e.kind(), "embedDim", std::string(e.what()).substr(e.param().size() + 2));
+  }
   return c;
 }
 

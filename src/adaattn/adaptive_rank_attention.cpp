@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "adaattn/low_rank_attention.h"
@@ -84,6 +85,11 @@ AdaptiveRankConfig AdaptiveRankAttention::validated(const AdaptiveRankConfig& c)
   }
   if (!(std::isfinite(c.max_sampled_error) && c.max_sampled_error >= 0.0f)) {
     throw_range("maxSampledError", "must be a finite number >= 0 (a relative error)");
+  }
+  // The four embedDim x embedDim projections must be addressable: under WebAssembly size_t
+  // is 32 bits, and embedDim = 65536 would wrap their size to 0.
+  if (4.0 * c.embed_dim * c.embed_dim * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
+    throw_range("embedDim", "the weights (4 * embedDim^2 floats) are too large for this platform's memory");
   }
   return c;
 }

@@ -429,17 +429,21 @@ void KVCache::reserve(int64_t rows) {
     throw_range("rows", "the cache would hold more than " + std::to_string(max_rows) + " rows");
   }
   const int64_t capacity = std::min(max_rows, std::max(rows, capacity_ + capacity_ / 2));
-  auto regrow = [&](std::vector<unsigned char>& buf, int dim) {
+  // Both buffers are allocated before either replaces the old one: if the second
+  // allocation fails (std::bad_alloc), the cache is left exactly as it was.
+  auto grown = [&](const std::vector<unsigned char>& buf, int dim) {
     const int64_t old_head = capacity_ * dim * elem_bytes_, new_head = capacity * dim * elem_bytes_;
-    std::vector<unsigned char> grown(static_cast<size_t>(heads_ * new_head));
+    std::vector<unsigned char> out(static_cast<size_t>(heads_ * new_head));
     for (int h = 0; h < heads_; ++h) {
-      std::memcpy(grown.data() + h * new_head, buf.data() + h * old_head,
+      std::memcpy(out.data() + h * new_head, buf.data() + h * old_head,
                   static_cast<size_t>(size_ * dim * elem_bytes_));
     }
-    buf.swap(grown);
+    return out;
   };
-  regrow(keys_, head_dim_);
-  regrow(values_, value_dim_);
+  std::vector<unsigned char> keys = grown(keys_, head_dim_);
+  std::vector<unsigned char> values = grown(values_, value_dim_);
+  keys_.swap(keys);
+  values_.swap(values);
   capacity_ = capacity;
 }
 

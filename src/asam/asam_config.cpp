@@ -45,10 +45,14 @@ ASAMConfig validate_asam_config(ASAMConfig c) {
   }
   // The projections (Q, K, V in, one out: 4 * dim * inner floats) and the gate's first layer
   // must be addressable on this platform (32-bit under WebAssembly).
-  const double floats = 4.0 * c.dim * c.inner_dim() + double(c.dim) * c.gate_hidden_dim;
-  if (floats * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
-    throw_range("dim", "the weights are too large for this platform's memory");
-  }
+  // Each named after the option that sets its size; the centroids are [numHeads][numClusters][dimHead].
+  const double limit = double(std::numeric_limits<size_t>::max()) / 4 / sizeof(float);
+  const double projections = 4.0 * c.dim * c.inner_dim(), gate = double(c.dim) * c.gate_hidden_dim;
+  const double centroids = double(c.inner_dim()) * c.num_clusters;
+  if (projections > limit) throw_range(c.dim >= c.inner_dim() ? "dim" : "dimHead", "the weights are too large for this platform's memory");
+  if (gate > limit) throw_range("gateHiddenDim", "the gate's weights are too large for this platform's memory");
+  if (centroids > limit) throw_range("numClusters", "the centroids are too large for this platform's memory");
+  if (projections + gate + centroids > limit) throw_range("dim", "the weights are too large for this platform's memory");
   return c;
 }
 

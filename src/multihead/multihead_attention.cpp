@@ -41,7 +41,9 @@ MultiHeadConfig MultiHeadAttention::validated(MultiHeadConfig c) {
   if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
   const double params = double(c.model_dim) * (2.0 * c.model_dim + c.kdim + c.vdim + 4);
   if (params * sizeof(float) > double(std::numeric_limits<size_t>::max()) / 4) {
-    throw_range("modelDim", "the weights are too large for this platform's memory");
+    // Named after the dimension that makes them so (a huge kdim, not modelDim, say).
+    const char* largest = c.kdim > c.model_dim && c.kdim >= c.vdim ? "kdim" : c.vdim > c.model_dim ? "vdim" : "modelDim";
+    throw_range(largest, "the weights are too large for this platform's memory");
   }
   return c;
 }
