@@ -1581,6 +1581,9 @@ export interface WorkerClasses {
  * An object living in an {@link AttentionWorker}: each method of `T` returns a promise of its
  * result (typed arrays in it are moved, not copied, out of the worker). A call that throws in
  * the worker rejects with the same error class, message and `param`; the object stays usable.
+ * Calls run one at a time, in the order they were made (also when several are in flight), so
+ * one RemoteObject may be shared by any number of async tasks; objects of one worker share its
+ * runtime and run one call at a time: for parallel work, use several workers.
  */
 export type RemoteObject<T> = {
   [K in keyof T as T[K] extends (...args: never[]) => unknown ? K : never]:
@@ -1593,6 +1596,13 @@ export type RemoteObject<T> = {
 };
 
 /**
+ * Sharing an instance (every class): an object belongs to the thread that made it and its
+ * runtime; it cannot be handed to another worker (make one there, or use an AttentionWorker).
+ * On its thread each call runs whole before the next starts, so async tasks may share one
+ * instance; what carries over between calls (a KV cache's rows, `lastStats`,
+ * `getAttentionWeights()`, dropout and training state, precision and rank statistics)
+ * follows the calls in the order they ran: read it right after your call, before an `await`.
+ *
  * A worker (Web Worker in browsers, `worker_threads` in Node) with its own WebAssembly runtime,
  * so that long calls keep the page (or the event loop) responsive. The synchronous classes stay
  * as they are; this runs the same classes off the calling thread:
