@@ -242,7 +242,10 @@ void softmax_step(float* s, int padded, float& row_max, float& row_sum, float* a
   }
   const float alpha = row_max < -FLT_MAX ? 0.0f : std::exp2(row_max - shift);
   row_sum = row_sum * alpha + reduce_add(sum);
-  row_max = new_max;
+  // max() may pass over a NaN score (and a later -inf padding then wins the lane), but the
+  // sum cannot: keep the max NaN with it, as the merge of splits reads the max to tell a
+  // query that saw no key (zero output) from one that saw a NaN.
+  row_max = row_sum != row_sum ? row_sum : new_max;
   if (alpha != 1.0f) {
     for (int c = 0; c < dv; ++c) acc[c] *= alpha;
   }
@@ -257,10 +260,12 @@ struct KeyLimits {
 
 // One task: queries [0, nq) of head h against keys [j0, j1) (each query only below its
 // limit), into `state` (acc in row order).
+// careful: V may hold an inf or NaN, so a query whose limit falls inside a chunk takes
+// only the values below its limit rather than all of them with weight 0 (0 · NaN = NaN).
 template <class Rows>
 void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, int d, int dv,
                   int64_t j0, int64_t j1, int nq, const TaskQueries& qs, KeyLimits limits,
-                  Partial state) {
+                  bool careful, Partial state) {
   using namespace simd;
   constexpr int kPadded = (kChunk + kLanes - 1) / kLanes * kLanes;
   std::vector<float> scores(static_cast<size_t>(kQueryBlock) * kPadded);
@@ -285,8 +290,16 @@ void attend_range(const typename Rows::Elem* k, const typename Rows::Elem* v, in
         softmax_step<Rows>(scores.data() + t * kPadded, padded, state.max[q0 + t],
                            state.sum[q0 + t], state.acc + int64_t{q0 + t} * dv, dv);
       }
-      accumulate_queries<Rows>(nb, v + c0 * dv, count, dv, scores.data(), kPadded,
-                               state.acc + int64_t{q0} * dv);
+      if (careful && limits.of(q0) - c0 < count) {
+        for (int t = 0; t < nb; ++t) {
+          const int seen = static_cast<int>(std::clamp<int64_t>(limits.of(q0 + t) - c0, 0, count));
+          accumulate_queries<Rows>(1, v + c0 * dv, seen, dv, scores.data() + t * kPadded, kPadded,
+                                   state.acc + int64_t{q0 + t} * dv);
+        }
+      } else {
+        accumulate_queries<Rows>(nb, v + c0 * dv, count, dv, scores.data(), kPadded,
+                                 state.acc + int64_t{q0} * dv);
+      }
     }
   }
   if constexpr (Rows::kInterleaved) {
@@ -325,7 +338,7 @@ void append_rows(int64_t rows, int heads, int dim, int64_t first, int64_t capaci
 template <class Rows>
 void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const unsigned char* keys,
                 const unsigned char* values, int64_t queries, const float* q, float* out,
-                float scale, KeyLimits limits, ThreadPool* pool) {
+                float scale, KeyLimits limits, bool careful, ThreadPool* pool) {
   using Elem = typename Rows::Elem;
   const int nq = static_cast<int>(queries);
   const int workers = pool ? pool->size() : 1;
@@ -351,7 +364,7 @@ void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const uns
       const auto* k = reinterpret_cast<const Elem*>(keys) + int64_t{h} * capacity * d;
       const auto* v = reinterpret_cast<const Elem*>(values) + int64_t{h} * capacity * dv;
       attend_range<Rows>(k, v, d, dv, n * split / splits, n * (split + 1) / splits, nq,
-                         qs, limits, state);
+                         qs, limits, careful, state);
     }
   };
   if (pool && tasks > 1) {
@@ -363,9 +376,12 @@ void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const uns
   // Merge each head's splits: rescale every partial to the common max, then normalise.
   for (int h = 0; h < heads; ++h) {
     for (int t = 0; t < nq; ++t) {
+      // A NaN max (a NaN score) wins and stays, so the row comes out NaN; std::max would
+      // skip it, and a query of NaN would look as if it saw no key.
       float top = -std::numeric_limits<float>::infinity();
       for (int64_t s = 0; s < splits; ++s) {
-        top = std::max(top, states[(h * splits + s) * state_floats + t]);
+        const float m = states[(h * splits + s) * state_floats + t];
+        top = m > top || m != m ? m : top;
       }
       float* o = out + (int64_t{t} * heads + h) * dv;
       std::fill(o, o + dv, 0.0f);
@@ -378,7 +394,7 @@ void attend_all(int heads, int d, int dv, int64_t n, int64_t capacity, const uns
         const float* acc = st + 2 * nq + int64_t{t} * dv;
         for (int c = 0; c < dv; ++c) o[c] += w * acc[c];
       }
-      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;  // NaN stays NaN
       for (int c = 0; c < dv; ++c) o[c] *= inv;
     }
   }
@@ -465,6 +481,7 @@ void KVCache::append(int64_t rows, const float* k, const float* v) {
   }
   // Any inf or NaN half among the new rows sends attend() to the general widening.
   if (precision_ == StoragePrecision::kFp16 && !fp16_unusual_) fp16_unusual_ = has_unusual_fp16(size_, rows);
+  if (!values_special_) values_special_ = has_special_values(size_, rows);
   size_ += rows;
 }
 
@@ -484,7 +501,7 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
   const KeyLimits limits = causal ? KeyLimits{size_ - queries + 1, 1} : KeyLimits{size_, 0};
   auto run = [&](auto rows_tag) {
     attend_all<decltype(rows_tag)>(heads_, head_dim_, value_dim_, size_, capacity_, keys_.data(),
-                                   values_.data(), queries, q, out, s, limits, pool);
+                                   values_.data(), queries, q, out, s, limits, causal && values_special_, pool);
   };
   switch (precision_) {
     case StoragePrecision::kFp32: run(Fp32Rows{}); break;
@@ -496,6 +513,23 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
       }
       break;
     case StoragePrecision::kBf16: run(Bf16Rows{}); break;
+  }
+}
+
+bool KVCache::has_special_values(int64_t first, int64_t rows) const {
+  auto special = [&](auto rows_tag) {
+    using Rows = decltype(rows_tag);
+    float poison = 0.0f;  // x * 0 is NaN exactly for inf and NaN
+    for (int h = 0; h < heads_; ++h) {
+      const auto* at = reinterpret_cast<const typename Rows::Elem*>(values_.data()) + (h * capacity_ + first) * value_dim_;
+      for (int64_t e = 0; e < rows * value_dim_; ++e) poison += Rows::load1(at[e]) * 0.0f;
+    }
+    return poison != 0.0f;
+  };
+  switch (precision_) {
+    case StoragePrecision::kFp16: return special(Fp16Rows{});
+    case StoragePrecision::kBf16: return special(Bf16Rows{});
+    default: return special(Fp32Rows{});
   }
 }
 
@@ -546,6 +580,7 @@ void KVCache::convert(StoragePrecision precision) {
   }
   size_ = size;
   if (precision_ == StoragePrecision::kFp16) fp16_unusual_ = has_unusual_fp16(0, size_);
+  values_special_ = has_special_values(0, size_);
 }
 
 }  // namespace attn

@@ -54,6 +54,7 @@ class KVCache {
   void clear() {
     size_ = 0;
     fp16_unusual_ = false;
+    values_special_ = false;
   }
 
   int heads() const { return heads_; }
@@ -65,6 +66,8 @@ class KVCache {
   void reserve(int64_t rows);
   // Whether fp16 rows [first, first + rows) hold an inf or NaN half.
   bool has_unusual_fp16(int64_t first, int64_t rows) const;
+  // Whether stored values of rows [first, first + rows) hold an inf or NaN.
+  bool has_special_values(int64_t first, int64_t rows) const;
 
   int heads_;
   int head_dim_;
@@ -78,6 +81,9 @@ class KVCache {
   // fp16: some stored half is inf or NaN, so attend() widens with the general (slower on
   // WASM) conversion rather than the one for finite halves.
   bool fp16_unusual_ = false;
+  // Some stored value is inf or NaN: causal attend() then multiplies each query only by the
+  // values it sees (0 · NaN would reach queries before that key).
+  bool values_special_ = false;
 };
 
 }  // namespace attn

@@ -85,20 +85,25 @@ void pack_keys(const FlashShape& s, const Tiling& t, const float* k, int b, int 
 }
 
 // V of one (batch, kv head, key block) in kPanel-column panels of `count` rows each.
-void pack_values(const FlashShape& s, const Tiling& t, const float* v, int b, int hkv, int kb,
+// Returns whether every value is finite (x * 0 is 0 exactly for finite x, NaN otherwise).
+bool pack_values(const FlashShape& s, const Tiling& t, const float* v, int b, int hkv, int kb,
                  float* dst) {
   const int j0 = kb * t.block_k;
   const int count = t.keys_in_block(s, kb);
   const int dv = s.value_dim;
+  float poison = 0.0f;
   for (int p = 0; p < t.value_padded; p += kPanel) {
     float* panel = dst + int64_t{p} * count;
     for (int j = 0; j < count; ++j) {
       const float* row = v + ((int64_t{b} * s.seq_k + j0 + j) * s.heads_kv + hkv) * dv;
       for (int col = 0; col < kPanel; ++col) {
-        panel[j * kPanel + col] = p + col < dv ? row[p + col] : 0.0f;
+        const float x = p + col < dv ? row[p + col] : 0.0f;
+        panel[j * kPanel + col] = x;
+        poison += x * 0.0f;
       }
     }
   }
+  return poison == 0.0f;
 }
 
 // One task at a time per worker; without a pool the caller runs them all.
@@ -110,9 +115,11 @@ void run_parallel(ThreadPool* pool, int64_t tasks, const ThreadPool::Body& body)
   }
 }
 
-// Packs K (and V when v != nullptr) for every (batch, kv head, key block) in parallel.
+// Packs K (and V when v != nullptr) for every (batch, kv head, key block) in parallel;
+// v_special[(b * heads_kv + hkv) * key_blocks + kb] says whether that block of V holds an
+// inf or NaN.
 void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float* v,
-              float* packed_k, float* packed_v, ThreadPool* pool) {
+              float* packed_k, float* packed_v, uint8_t* v_special, ThreadPool* pool) {
   const int64_t tasks = int64_t{s.batch} * s.heads_kv * t.key_blocks;
   run_parallel(pool, tasks, [&](int64_t begin, int64_t end, int) {
     for (int64_t task = begin; task < end; ++task) {
@@ -123,8 +130,8 @@ void pack_all(const FlashShape& s, const Tiling& t, const float* k, const float*
       pack_keys(s, t, k, b, hkv, kb,
                 packed_k + bh * t.keys_per_head + int64_t{kb} * t.block_k * s.head_dim);
       if (v != nullptr) {
-        pack_values(s, t, v, b, hkv, kb,
-                    packed_v + bh * t.values_per_head + int64_t{kb} * t.block_k * t.value_padded);
+        v_special[task] = !pack_values(s, t, v, b, hkv, kb,
+                                       packed_v + bh * t.values_per_head + int64_t{kb} * t.block_k * t.value_padded);
       }
     }
   });
@@ -232,6 +239,51 @@ void for_each_selected_block(const KeySelector& sel, const FlashShape& s, const 
   }
 }
 
+// acc[r] += p[r][j] v[j] over the keys j each row attends (logit not -inf, not dropped):
+// the P·V product of a key block whose V holds an inf or NaN. The GEMM would also multiply
+// the zero weights of blocked keys, and 0 * NaN = NaN would reach rows that cannot see the
+// key. attended[j * width + r] marks the pairs; V is packed as pack_values lays it out,
+// panels of `packed` rows (the whole block, of which the first `count` keys are used).
+void add_attended_values(const Tiling& t, int width, int rows, int count, int packed, const float* st,
+                         const uint8_t* attended, const float* values, float* acc) {
+  for (int r = 0; r < rows; ++r) {
+    float* out = acc + int64_t{r} * t.value_padded;
+    for (int j = 0; j < count; ++j) {
+      if (!attended[int64_t{j} * width + r]) continue;
+      const float p = st[int64_t{j} * width + r];
+      for (int c = 0; c < t.value_padded; ++c) {
+        out[c] += p * values[int64_t{c / kPanel} * kPanel * packed + int64_t{j} * kPanel + c % kPanel];
+      }
+    }
+  }
+}
+
+// The additive mask must hold 0, finite biases or -inf only. +inf would make a row's
+// softmax inf - inf (NaN) and NaN has no meaning as a bias: both are refused rather than
+// guessed at. Reads each element once, whatever the broadcast strides.
+void check_mask_values(const FlashShape& s, const MaskView& m) {
+  if (m.additive == nullptr) return;
+  const int batches = m.batch_stride == 0 ? 1 : s.batch;
+  const int heads = m.head_stride == 0 ? 1 : s.heads_q;
+  const int rows = m.row_stride == 0 ? 1 : s.seq_q;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (int b = 0; b < batches; ++b) {
+    for (int h = 0; h < heads; ++h) {
+      for (int i = 0; i < rows; ++i) {
+        const float* row = m.additive + b * m.batch_stride + h * m.head_stride + i * m.row_stride;
+        bool ok = true;
+        for (int j = 0; j < s.seq_k; ++j) ok &= row[j] < kInf;  // false for +inf and NaN
+        if (!ok) {
+          const int j = static_cast<int>(std::find_if(row, row + s.seq_k, [](float x) { return !(x < kInf); }) - row);
+          throw_range("mask", std::string("must hold 0, finite biases or -Infinity; element [") +
+                                  std::to_string(b) + "][" + std::to_string(h) + "][" + std::to_string(i) +
+                                  "][" + std::to_string(j) + "] is " + (std::isnan(row[j]) ? "NaN" : "+Infinity"));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void validate_flash(const FlashShape& s, const FlashOptions& o) {
@@ -295,6 +347,7 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
       tensors.out == nullptr) {
     throw_type("tensors", "q, k, v and out must all be given");
   }
+  check_mask_values(s, o.mask);
   const Tiling t(s, o);
   const ScoreRules rules = make_score_rules(s, o);
   const float prescale = query_prescale(s, o);
@@ -305,7 +358,8 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
 
   auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
   auto packed_v = alloc_floats(int64_t{s.batch} * s.heads_kv * t.values_per_head);
-  pack_all(s, t, tensors.k, tensors.v, packed_k.get(), packed_v.get(), pool);
+  std::vector<uint8_t> v_special(size_t(s.batch) * s.heads_kv * t.key_blocks);
+  pack_all(s, t, tensors.k, tensors.v, packed_k.get(), packed_v.get(), v_special.data(), pool);
 
   // Per worker: packed Qᵀ, Sᵀ of one key block, the output accumulator, row max/sum/alpha.
   const int64_t scratch_floats =
@@ -321,6 +375,7 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
     const int64_t bhkv = int64_t{blk.b} * s.heads_kv + blk.h / group;
     const float* keys = packed_k.get() + bhkv * t.keys_per_head;
     const float* values = packed_v.get() + bhkv * t.values_per_head;
+    std::vector<uint8_t> attended;  // only for key blocks whose V holds an inf or NaN
 
     pack_query_block(s, tensors.q, blk.b, blk.h, i0, rows, width, prescale, q_packed);
     std::fill(acc, acc + int64_t{width} * dvp, 0.0f);
@@ -344,6 +399,13 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
           rules.apply(st + l0, width, count, j0, blk.b, blk.h, i0 + l0);
         }
       }
+      const bool special = v_special[bhkv * t.key_blocks + kb] != 0;
+      if (special) {
+        attended.resize(size_t(count) * width);
+        for (int64_t e = 0; e < int64_t{count} * width; ++e) {
+          attended[e] = st[e] != -std::numeric_limits<float>::infinity();
+        }
+      }
       for (int l0 = 0; l0 < width; l0 += kSoftmaxGroups * simd::kLanes) {
         online_softmax_step<kSoftmaxGroups>(st + l0, width, count, row_max + l0, row_sum + l0,
                                             alpha + l0);
@@ -353,7 +415,10 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
           const uint64_t base =
               ((uint64_t(blk.b) * s.heads_q + blk.h) * s.seq_q + i0 + r) * s.seq_k + j0;
           for (int j = 0; j < count; ++j) {
-            if (!rng.keep(base + j)) st[int64_t{j} * width + r] = 0.0f;
+            if (!rng.keep(base + j)) {
+              st[int64_t{j} * width + r] = 0.0f;
+              if (special) attended[int64_t{j} * width + r] = 0;
+            }
           }
         }
       }
@@ -366,8 +431,13 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
         }
       }
       // O += P·V with P read from Sᵀ: row group g of P is columns g*kTileRows.. of Sᵀ.
-      gemm_panels(width, dvp, count, st, kTileRows, width,
-                  values + int64_t{kb} * t.block_k * dvp, packed, acc, dvp, true);
+      if (special) {
+        add_attended_values(t, width, rows, count, packed, st, attended.data(),
+                            values + int64_t{kb} * t.block_k * dvp, acc);
+      } else {
+        gemm_panels(width, dvp, count, st, kTileRows, width,
+                    values + int64_t{kb} * t.block_k * dvp, packed, acc, dvp, true);
+      }
     };
     if (o.keys == nullptr) {
       for (int kb = 0; kb < blocks; ++kb) visit(kb);
@@ -379,13 +449,15 @@ void flash_forward(const FlashShape& s, const FlashOptions& o, const FlashTensor
     for (int r = 0; r < rows; ++r) {
       const int i = i0 + r;
       const float sum = row_sum[r];
-      const float norm = sum > 0.0f ? (dropout ? rng.keep_scale() : 1.0f) / sum : 0.0f;
+      // sum is 0 only for a row with no attended key (zero output, lse -inf); a NaN sum
+      // (a NaN or +inf logit) keeps the row NaN.
+      const float norm = sum == 0.0f ? 0.0f : (dropout ? rng.keep_scale() : 1.0f) / sum;
       float* dst = tensors.out + ((int64_t{blk.b} * s.seq_q + i) * s.heads_q + blk.h) * dv;
       const float* src = acc + int64_t{r} * dvp;
       for (int c = 0; c < dv; ++c) dst[c] = src[c] * norm;
       if (tensors.lse != nullptr) {
         tensors.lse[(int64_t{blk.b} * s.heads_q + blk.h) * s.seq_q + i] =
-            sum > 0.0f ? row_max[r] * kLn2 + std::log(sum) : -std::numeric_limits<float>::infinity();
+            sum == 0.0f ? -std::numeric_limits<float>::infinity() : row_max[r] * kLn2 + std::log(sum);
       }
     }
   });
@@ -400,6 +472,7 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
   if (q == nullptr || k == nullptr || weights == nullptr) {
     throw_type("tensors", "q, k and weights must all be given");
   }
+  check_mask_values(s, o.mask);
   const double weight_bytes = double(s.batch) * s.heads_q * s.seq_q * s.seq_k * sizeof(float);
   if (weight_bytes > double(std::numeric_limits<size_t>::max()) / 2) {
     throw_range("shape", "the weights [batch][heads][seq_q][seq_k] are too large for this platform");
@@ -411,7 +484,7 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
   const int bq = t.block_q;
 
   auto packed_k = alloc_floats(int64_t{s.batch} * s.heads_kv * t.keys_per_head);
-  pack_all(s, t, k, nullptr, packed_k.get(), nullptr, pool);
+  pack_all(s, t, k, nullptr, packed_k.get(), nullptr, nullptr, pool);
 
   // Per worker: packed Qᵀ and Sᵀ of one key block.
   const int64_t scratch_floats = int64_t{bq} * s.head_dim + int64_t{t.block_k} * bq;
@@ -437,8 +510,10 @@ void attention_scores(const FlashShape& s, const FlashOptions& o, const float* q
     }
     for (int r = 0; r < rows; ++r) {
       float* row = out + int64_t{r} * s.seq_k;
+      // A NaN logit becomes the max (and stays), so the whole row comes out NaN, as in the
+      // forward; std::max would skip it and a row of only NaN would look fully masked.
       float row_max = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < s.seq_k; ++j) row_max = std::max(row_max, row[j]);
+      for (int j = 0; j < s.seq_k; ++j) row_max = row[j] > row_max || row[j] != row[j] ? row[j] : row_max;
       if (row_max == -std::numeric_limits<float>::infinity()) {
         std::fill(row, row + s.seq_k, 0.0f);
         continue;

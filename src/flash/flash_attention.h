@@ -7,11 +7,14 @@ namespace attn {
 
 class ThreadPool;
 
-// Throws AttnError naming the offending field when the call is malformed.
+// Throws AttnError naming the offending field when the call is malformed (shapes, options,
+// mask strides; the mask's values are checked by the calls that read them).
 void validate_flash(const FlashShape& shape, const FlashOptions& options);
 
 // out (and lse when given) = softmax(mask(softcap(scale * q kᵀ))) v, with dropout on
-// the weights. Rows whose keys are all masked give zeros (lse = -inf).
+// the weights. Rows whose keys are all masked give zeros (lse = -inf). NaN and inf follow
+// README's "NaN and infinity" table: a NaN reaches exactly the rows (and, from V, the
+// columns) that attend it; an additive mask holding +inf or NaN throws AttnError("mask").
 void flash_forward(const FlashShape& shape, const FlashOptions& options,
                    const FlashTensors& tensors, ThreadPool* pool);
 

@@ -75,7 +75,11 @@ struct ScoreRules {
       valid = valid < 0 ? 0 : (valid > count ? count : valid);
       const int64_t row = batch * mask.batch_stride + head * mask.head_stride + i * mask.row_stride + j0;
       if (mask.additive != nullptr) {
-        for (int j = 0; j < valid; ++j) st[j * ld + l] += mask.additive[row + j] * kLog2e;
+        // -inf is set, not added: a NaN score (NaN query or key) stays blocked.
+        for (int j = 0; j < valid; ++j) {
+          const float m = mask.additive[row + j];
+          st[j * ld + l] = m == kNegInf ? kNegInf : st[j * ld + l] + m * kLog2e;
+        }
       } else if (mask.allowed != nullptr) {
         for (int j = 0; j < valid; ++j) {
           if (!mask.allowed[row + j]) st[j * ld + l] = kNegInf;

@@ -31,7 +31,8 @@ void features(FeatureMap map, const float* x, int dim, float* f) {
       for (; c < dim; ++c) f[c] = x[c] > 0.0f ? x[c] + 1.0f : std::exp(x[c]);
       break;
     case FeatureMap::kRelu:
-      for (; c + kLanes <= dim; c += kLanes) store(f + c, max(load(x + c), zero()));
+      // x second: relu(NaN) stays NaN (vec_scalar.h's NaN rule).
+      for (; c + kLanes <= dim; c += kLanes) store(f + c, max(zero(), load(x + c)));
       for (; c < dim; ++c) f[c] = std::max(x[c], 0.0f);
       break;
     case FeatureMap::kDpfp: {
@@ -77,8 +78,12 @@ class LinearPass {
       gemm(rows, rows, features_, {w_.phi_q.data(), features_, false}, {w_.phi_k.data(), features_, true},
            w_.scores.data(), kChunk, false, w_.gemm);
       for (int i = 0; i < rows; ++i) std::fill(w_.scores.begin() + i * kChunk + i + 1, w_.scores.begin() + i * kChunk + rows, 0.0f);
-      gemm(rows, width_, rows, {w_.scores.data(), kChunk, false}, {w_.values.data(), width_, false},
-           w_.num.data(), width_, true, w_.gemm);
+      if (values_finite(rows)) {
+        gemm(rows, width_, rows, {w_.scores.data(), kChunk, false}, {w_.values.data(), width_, false},
+             w_.num.data(), width_, true, w_.gemm);
+      } else {
+        add_visible_values(rows);
+      }
       accumulate_state(rows, w_.state.data());
       store(b, h, i0, rows, out);
     }
@@ -127,6 +132,27 @@ class LinearPass {
     return rows;
   }
 
+  // Whether the chunk's values are all finite (x * 0 is 0 exactly for finite x).
+  bool values_finite(int rows) const {
+    float poison = 0.0f;
+    for (int64_t e = 0; e < int64_t{rows} * width_; ++e) poison += w_.values[size_t(e)] * 0.0f;
+    return poison == 0.0f;
+  }
+
+  // num[i] += sum over j <= i of scores[i][j] [v_j | 1]: the chunk's causal product without the
+  // zero scores above the diagonal, which would turn a NaN or inf in a later key's value into
+  // 0 * NaN = NaN in rows that cannot see that key. Only chunks holding such a value come here.
+  void add_visible_values(int rows) {
+    for (int i = 0; i < rows; ++i) {
+      float* num = w_.num.data() + int64_t{i} * width_;
+      for (int j = 0; j <= i; ++j) {
+        const float w = w_.scores[size_t(i) * kChunk + j];
+        const float* val = w_.values.data() + int64_t{j} * width_;
+        for (int c = 0; c < width_; ++c) num[c] += w * val[c];
+      }
+    }
+  }
+
   // state += phi(K_chunk)^T [V_chunk | 1]
   void accumulate_state(int rows, float* state) {
     gemm(features_, width_, rows, {w_.phi_k.data(), features_, true}, {w_.values.data(), width_, false}, state,
@@ -143,7 +169,8 @@ class LinearPass {
     for (int r = 0; r < rows; ++r) {
       const float* num = w_.num.data() + int64_t{r} * width_;
       const float den = num[s_.value_dim] + o_.eps;
-      const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+      // A zero denominator (no key, eps = 0) gives a zero row; a NaN one stays NaN.
+      const float inv = den == 0.0f ? 0.0f : 1.0f / den;
       float* dst = out + row_offset(b, i0 + r, h, s_.seq_q, s_.value_dim);
       for (int c = 0; c < s_.value_dim; ++c) dst[c] = num[c] * inv;
     }

@@ -22,12 +22,12 @@ inline Vec exp_reduced(Vec x, Vec& n) {
 
 // exp(x) with relative error about 2e-7 for x in [-87.33, 88.72] (the whole normal
 // float range). Below it returns exactly 0, so a -inf score contributes nothing;
-// above it saturates at about FLT_MAX.
+// above it saturates at about FLT_MAX; NaN gives NaN.
 inline Vec exp(Vec x) {
   const Vec hi = set1(88.72f);  // just under ln(FLT_MAX), so the result stays finite
   const Vec lo = set1(-87.3365479f);  // ln(FLT_MIN)
   Mask underflow = less(x, lo);
-  x = max(min(x, hi), lo);
+  x = max(lo, min(hi, x));  // x second: a NaN survives the clamp (vec_scalar.h)
   Vec n;
   const Vec p = exp_reduced(x, n);
   // n spans [-126, 128]; 2^n as 2^h * 2^(n-h) with h = round(n/2) keeps both
@@ -39,9 +39,9 @@ inline Vec exp(Vec x) {
 
 // exp(x) for x <= 0, the softmax case (x = score - running max): no overflow side to
 // guard, and clamping at -88 makes 2^n vanish exactly (n = -127 has no exponent bits),
-// so -inf still gives exactly 0. About 25% fewer operations than exp().
+// so -inf still gives exactly 0 and NaN gives NaN. About 25% fewer operations than exp().
 inline Vec exp_nonpositive(Vec x) {
-  x = max(x, set1(-88.0f));
+  x = max(set1(-88.0f), x);
   Vec n;
   const Vec p = exp_reduced(x, n);
   return mul(p, pow2_int(n));
@@ -51,9 +51,10 @@ inline Vec exp_nonpositive(Vec x) {
 // x = n + f with |f| <= 1/2, and 2^f = e^(f ln 2) from the same degree-6 Taylor polynomial
 // as exp_reduced (|f ln 2| <= 0.35, relative error ~2e-7), coefficients (ln 2)^k / k! so no
 // multiplication by ln 2 is needed. Clamping at -127 makes 2^n vanish exactly (n = -127 has no
-// exponent bits), so -inf gives 0. Four operations fewer than exp_nonpositive.
+// exponent bits), so -inf gives 0; a NaN x passes the clamp and gives NaN, which is how a NaN
+// score poisons its softmax row. Four operations fewer than exp_nonpositive.
 inline Vec exp2_nonpositive(Vec x) {
-  x = max(x, set1(-127.0f));
+  x = max(set1(-127.0f), x);
   const Vec n = round_nearest(x);
   const Vec f = sub(x, n);
   Vec p = set1(1.5403530393381606e-4f);       // ln2^6 / 720
@@ -66,7 +67,8 @@ inline Vec exp2_nonpositive(Vec x) {
   return mul(p, pow2_int(n));
 }
 
-// tanh(x) = sign(x) * (1 - e) / (1 + e), e = exp(-2|x|): no cancellation for large |x|.
+// tanh(x) = sign(x) * (1 - e) / (1 + e), e = exp(-2|x|): no cancellation for large |x|;
+// tanh(±inf) = ±1 and tanh(NaN) = NaN.
 inline Vec tanh(Vec x) {
   Vec ax = max(x, sub(zero(), x));
   Vec e = exp(mul(ax, set1(-2.0f)));

@@ -23,12 +23,16 @@ inline Vec mul(Vec a, Vec b) { return a * b; }
 inline Vec div(Vec a, Vec b) { return a / b; }
 // a * b + c (fused where the target has it).
 inline Vec mul_add(Vec a, Vec b, Vec c) { return a * b + c; }
+// max(a, b) = a > b ? a : b and min(a, b) = a < b ? a : b in every backend (x86's maxps /
+// minps rule): when either operand is NaN the result is b. Callers put the operand whose NaN
+// must come through second, e.g. max(set1(lo), x) clamps x and keeps a NaN x.
 inline Vec max(Vec a, Vec b) { return a > b ? a : b; }
 inline Vec min(Vec a, Vec b) { return a < b ? a : b; }
 inline Vec round_nearest(Vec a) { return std::nearbyint(a); }
-// 2^n for integral n in [-126, 127], given as a float.
+// 2^n for integral n in [-126, 127], given as a float. A NaN n (whose caller's result is
+// NaN anyway) gives 2^0 rather than an undefined float-to-int conversion.
 inline Vec pow2_int(Vec n) {
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  int32_t bits = ((n == n ? static_cast<int32_t>(n) : 0) + 127) << 23;
   float r;
   std::memcpy(&r, &bits, sizeof r);
   return r;

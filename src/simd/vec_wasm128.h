@@ -20,9 +20,10 @@ inline Vec sub(Vec a, Vec b) { return wasm_f32x4_sub(a, b); }
 inline Vec mul(Vec a, Vec b) { return wasm_f32x4_mul(a, b); }
 inline Vec div(Vec a, Vec b) { return wasm_f32x4_div(a, b); }
 inline Vec mul_add(Vec a, Vec b, Vec c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
-// pmax/pmin lower to single maxps/minps on x86; inputs here are never NaN-sensitive.
-inline Vec max(Vec a, Vec b) { return wasm_f32x4_pmax(a, b); }
-inline Vec min(Vec a, Vec b) { return wasm_f32x4_pmin(a, b); }
+// pmax(a, b) = a < b ? b : a gives a when either is NaN; swapped, pmax(b, a) is x86's
+// maxps(a, b), the NaN rule of every backend (see vec_scalar.h), and still one instruction.
+inline Vec max(Vec a, Vec b) { return wasm_f32x4_pmax(b, a); }
+inline Vec min(Vec a, Vec b) { return wasm_f32x4_pmin(b, a); }
 inline Vec round_nearest(Vec a) { return wasm_f32x4_nearest(a); }
 inline Vec pow2_int(Vec n) {
   v128_t i = wasm_i32x4_trunc_sat_f32x4(n);
