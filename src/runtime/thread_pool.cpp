@@ -27,7 +27,16 @@ void ThreadPool::run_chunks(int worker) {
   for (;;) {
     const int64_t begin = next_.fetch_add(grain_, std::memory_order_relaxed);
     if (begin >= count_) return;
-    (*body_)(begin, std::min(count_, begin + grain_), worker);
+    try {
+      (*body_)(begin, std::min(count_, begin + grain_), worker);
+    } catch (...) {
+      // An exception must not leave a worker thread (std::terminate) nor let the caller
+      // return while others still run the body: keep the first, hand out no more chunks.
+      next_.store(count_, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      return;
+    }
   }
 }
 
@@ -69,6 +78,12 @@ void ThreadPool::parallel_for(int64_t count, int64_t grain, const Body& body) {
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return busy_workers_ == 0; });
   body_ = nullptr;
+  if (error_) {
+    std::exception_ptr error = std::move(error_);
+    error_ = nullptr;
+    lock.unlock();
+    std::rethrow_exception(error);
+  }
 }
 
 }  // namespace attn

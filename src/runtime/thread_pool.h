@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -28,6 +29,9 @@ class ThreadPool {
   // Runs body over [0, count) in chunks of `grain`, handing chunks out
   // dynamically (causal attention makes tasks uneven). Returns when all are done.
   // Not reentrant: one parallel_for at a time per pool.
+  // If a chunk throws, on whatever thread, no further chunk starts, the chunks already
+  // running finish, and the first exception is rethrown here on the calling thread; the
+  // pool stays usable.
   void parallel_for(int64_t count, int64_t grain, const Body& body);
 
   // Threads this platform can usefully run (hardware_concurrency, at least 1).
@@ -48,6 +52,7 @@ class ThreadPool {
   int busy_workers_ = 0;
   uint64_t generation_ = 0;
   bool stopping_ = false;
+  std::exception_ptr error_;  // first exception of this parallel_for (under mutex_)
 };
 
 }  // namespace attn

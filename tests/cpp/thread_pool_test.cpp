@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -148,6 +150,78 @@ TEST(ThreadPool, ManyPoolsCreatedAndDestroyed) {
     ThreadPool pool(1 + n % 4);
     if (n % 2) check_cover(pool, 100 + n, 1 + n % 5);
   }
+}
+
+// A chunk that throws on a worker thread (not the caller): the exception arrives on the
+// caller, intact; no chunk is still running when it does; few chunks start after it; the pool
+// then works as before. Repeated, because which thread throws first varies.
+TEST(ThreadPool, ExceptionOnAWorkerIsRethrownOnTheCaller) {
+  for (int size : {2, 3, 4}) {
+    ThreadPool pool(size);
+    const auto caller = std::this_thread::get_id();
+    for (int round = 0; round < 20; ++round) {
+      SCOPED_TRACE(::testing::Message() << "size " << size << " round " << round);
+      std::atomic<int> running{0}, started{0}, thrown{0};
+      std::atomic<int> still_running_at_catch{-1};
+      const int64_t count = 4000;
+      try {
+        pool.parallel_for(count, 1, [&](int64_t begin, int64_t, int) {
+          ++running;
+          ++started;
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+          // Only threads other than the caller throw, and after the first few chunks.
+          if (std::this_thread::get_id() != caller && begin >= 8) {
+            --running;
+            ++thrown;
+            throw std::runtime_error("chunk " + std::to_string(begin));
+          }
+          --running;
+        });
+        ADD_FAILURE() << "parallel_for returned normally";
+      } catch (const std::runtime_error& e) {
+        still_running_at_catch = running.load();
+        EXPECT_EQ(std::string(e.what()).rfind("chunk ", 0), 0u) << e.what();
+      }
+      EXPECT_EQ(still_running_at_catch.load(), 0) << "chunks still ran after parallel_for threw";
+      EXPECT_GE(thrown.load(), 1);
+      EXPECT_LE(thrown.load(), size - 1);  // each throwing worker stops after its throw
+      EXPECT_LT(started.load(), count / 2) << "chunks kept being handed out after the throw";
+    }
+    check_cover(pool, 1000, 3);  // usable afterwards
+    check_cover(pool, 7, 1);
+  }
+}
+
+// The caller's own chunk throws while workers hold long chunks: the workers finish
+// theirs first; the error is the caller's.
+TEST(ThreadPool, ExceptionOnTheCallerWaitsForTheWorkers) {
+  ThreadPool pool(3);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> finished{0}, worker_chunks{0};
+  bool caught = false;
+  try {
+    pool.parallel_for(3, 1, [&](int64_t, int64_t, int) {
+      if (std::this_thread::get_id() == caller) throw std::out_of_range("caller");
+      ++worker_chunks;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      ++finished;
+    });
+  } catch (const std::out_of_range& e) {
+    caught = true;
+    EXPECT_EQ(finished.load(), worker_chunks.load()) << "returned while a worker still ran";
+    EXPECT_STREQ(e.what(), "caller");
+  }
+  EXPECT_TRUE(caught);
+  check_cover(pool, 500, 2);
+}
+
+TEST(ThreadPool, ExceptionInAPoolOfOnePropagates) {
+  ThreadPool pool(1);
+  EXPECT_THROW(pool.parallel_for(10, 1, [](int64_t b, int64_t, int) {
+                 if (b == 3) throw std::logic_error("three");
+               }),
+               std::logic_error);
+  check_cover(pool, 100, 7);
 }
 
 }  // namespace
