@@ -55,6 +55,10 @@ class MultiHeadHandle {
     });
   }
 
+  void setTraining(bool training) { m_.set_training(training); }
+  bool training() const { return m_.training(); }
+  double nextDropoutSeed() const { return static_cast<double>(m_.next_dropout_seed()); }
+
   double weightsLength() const { return static_cast<double>(m_.last_weights_size()); }
   std::string attentionWeights(double out) const {
     return guarded([&] { m_.attention_weights(address<float>(out), shared_pool()); });
@@ -111,6 +115,9 @@ EMSCRIPTEN_BINDINGS(attn_multihead) {
   attn::bindings::bind_multihead_weights(
       emscripten::class_<MultiHeadHandle>("MultiHeadHandle")
           .function("forward", &MultiHeadHandle::forward)
+          .function("setTraining", &MultiHeadHandle::setTraining)
+          .function("training", &MultiHeadHandle::training)
+          .function("nextDropoutSeed", &MultiHeadHandle::nextDropoutSeed)
           .function("weightsLength", &MultiHeadHandle::weightsLength)
           .function("attentionWeights", &MultiHeadHandle::attentionWeights)
           .function("setPrecision", &MultiHeadHandle::setPrecision)

@@ -34,6 +34,7 @@ export class WasmMultiHeadAttention {
       seed: seedValue(where, opts.seed, 0),
       causal: boolean(where, 'causal', opts.causal, false),
     };
+    const training = boolean(where, 'training', opts.training, false);
     if (modelDim % config.heads !== 0) {
       throw rangeError(where, 'heads', `must divide modelDim (${modelDim}), got ${config.heads}`);
     }
@@ -44,6 +45,7 @@ export class WasmMultiHeadAttention {
       dropout: config.dropout, seed: config.seed };
     raiseStatus(module.validateMultiHead(init), where);
     this.#handle = construct(this, module, 'MultiHeadHandle', init, where);
+    this.#handle.setTraining(training);
   }
 
   get modelDim() { return this.#config.modelDim; }
@@ -59,6 +61,30 @@ export class WasmMultiHeadAttention {
   #live(method) {
     if (this.#handle === null) throw disposedError(this.#where, method);
     return this.#runtime.module;
+  }
+
+  // Training mode applies dropout (a fresh mask per call, from seed + the number of earlier
+  // training calls); eval mode, the default, does not, so equal inputs give equal outputs
+  // (as PyTorch's module.train() / module.eval()).
+  train(mode = true) {
+    this.#live('train');
+    this.#handle.setTraining(boolean(`${this.#where}.train`, 'mode', mode));
+    return this;
+  }
+
+  eval() {
+    return this.train(false);
+  }
+
+  get training() {
+    this.#live('training');
+    return this.#handle.training();
+  }
+
+  // The seed of the dropout mask the next training call draws, so a call can be reproduced.
+  get nextDropoutSeed() {
+    this.#live('nextDropoutSeed');
+    return this.#handle.nextDropoutSeed();
   }
 
   // query [seqQ][modelDim], key [seqK][kdim], value [seqK][vdim] -> [seqQ][modelDim].
@@ -166,9 +192,10 @@ export class WasmMultiHeadAttention {
     } else if (probe === null || typeof probe !== 'object') {
       throw typeError(where, 'probe', 'expected a Float32Array or { query, key, value }');
     }
-    const run = this.dropout > 0 ? null : () => this.#run('quantizeWeights: probe', probe).output;
+    const random = this.dropout > 0 && this.training;
+    const run = random ? null : () => this.#run('quantizeWeights: probe', probe).output;
     this.#quantization = quantizeWith(where, this.#handle, p, opts.probe === undefined ? 'random' : 'given', run,
-      'dropout > 0: the outputs are random');
+      'dropout > 0 in training mode: the outputs are random');
     return this.#quantization;
   }
 

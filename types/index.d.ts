@@ -785,14 +785,16 @@ export interface MultiHeadAttentionOptions {
   /** Biases in the projections. Default `true`. */
   bias?: boolean | undefined;
   /**
-   * Dropout on the attention weights, in `[0, 1)`, applied on every forward call (there is no
-   * separate evaluation mode: leave it at `0` for inference). Default `0`.
+   * Dropout on the attention weights, in `[0, 1)`, applied only in training mode
+   * ({@link WasmMultiHeadAttention.train}); eval mode, the default, never drops. Default `0`.
    */
   dropout?: number | undefined;
   /** Seed of the initial weights (and of dropout masks): a non-negative safe integer. Default `0`. */
   seed?: number | undefined;
   /** Query `i` attends to keys `j <= i` unless a call says otherwise. Default `false`. */
   causal?: boolean | undefined;
+  /** Start in training mode (dropout on). Default `false`: inference, deterministic. */
+  training?: boolean | undefined;
   /** The runtime to run on (from {@link createRuntime}). Default: the default runtime. */
   runtime?: AttnRuntime | undefined;
 }
@@ -867,6 +869,14 @@ export class WasmMultiHeadAttention {
   readonly dropout: number;
   readonly seed: number;
   readonly causal: boolean;
+  /** Whether dropout applies (training mode). */
+  readonly training: boolean;
+  /** The dropout seed of the next training call: `seed` + training calls so far. */
+  readonly nextDropoutSeed: number;
+  /** Training mode (`true`, dropout on) or eval mode. @returns this. */
+  train(mode?: boolean): this;
+  /** Eval mode (the default): no dropout, equal inputs give equal outputs. @returns this. */
+  eval(): this;
 
   /**
    * @param query `[seqQ][modelDim]`. @param key `[seqK][kdim]`. @param value `[seqK][vdim]`.

@@ -121,7 +121,8 @@ void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* q
   FlashOptions options;
   options.causal = causal;
   options.mask = mask;
-  options.dropout = config_.dropout;
+  const bool dropout = training_ && config_.dropout > 0.0f;
+  options.dropout = dropout ? config_.dropout : 0.0f;
   options.seed = config_.seed + calls_;
   validate_flash(shape, options);  // sizes, mask strides: before any work
   if (query == nullptr || key == nullptr || value == nullptr || out == nullptr) {
@@ -134,7 +135,7 @@ void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* q
   project_rows(packed_.v, w_.v_bias, int64_t{batch} * seq_k, value, v.data(), pool);
   flash_forward(shape, options, {q.data(), k.data(), v.data(), heads.data(), nullptr}, pool);
   project_rows(packed_.out, w_.out_bias, int64_t{batch} * seq_q, heads.data(), out, pool);
-  if (config_.dropout > 0.0f) ++calls_;
+  if (dropout) ++calls_;
 
   // What attention_weights() needs to recompute this call's weights.
   last_batch_ = batch, last_seq_q_ = seq_q, last_seq_k_ = seq_k, last_causal_ = causal;

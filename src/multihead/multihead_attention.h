@@ -11,6 +11,10 @@
 // output, zero biases), drawn from a seeded generator, so the same seed gives the same
 // weights. They load from PyTorch's names or from the versioned binary format of save();
 // a load that fails leaves the weights as they were.
+//
+// Dropout (on the attention weights, as PyTorch's) applies only in training mode, off until
+// set_training(true), as in DenseAttention: by default every call is deterministic. Training
+// call n (counting from 0, only calls that drop) draws its mask with seed `seed + n`.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -32,8 +36,8 @@ struct MultiHeadConfig {
   int kdim = 0;  // 0 = model_dim
   int vdim = 0;  // 0 = model_dim
   bool bias = true;
-  float dropout = 0.0f;  // on the attention weights, in [0, 1)
-  uint64_t seed = 0;     // initial weights (and dropout masks, seed + call number)
+  float dropout = 0.0f;  // on the attention weights in training mode, in [0, 1)
+  uint64_t seed = 0;     // initial weights (and dropout masks, seed + training call number)
 };
 
 class MultiHeadAttention {
@@ -48,6 +52,11 @@ class MultiHeadAttention {
   const MultiHeadConfig& config() const { return config_; }
   int head_dim() const { return config_.model_dim / config_.heads; }
   int64_t param_count() const;
+
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+  // The dropout seed the next training call will use (seed + training calls so far).
+  uint64_t next_dropout_seed() const { return config_.seed + calls_; }
 
   // mask: additive or boolean [seq_q][seq_k] per (batch, head) with broadcast strides, as
   // the flash call's. Keeps the projected Q and K (and a copy of the mask) so that
@@ -99,7 +108,8 @@ class MultiHeadAttention {
   Weights w_;
   Packed packed_;
   WeightPrecision precision_ = WeightPrecision::kFp32;
-  uint64_t calls_ = 0;
+  bool training_ = false;
+  uint64_t calls_ = 0;  // training calls that dropped
   // The last forward, for attention_weights().
   int last_batch_ = 0, last_seq_q_ = 0, last_seq_k_ = 0;
   CausalAlign last_causal_ = CausalAlign::kNone;

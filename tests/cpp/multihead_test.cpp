@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <memory>
+#include <random>
+#include <vector>
 
 #include "runtime/errors.h"
 #include "runtime/thread_pool.h"
@@ -267,6 +269,37 @@ TEST(MultiHead, RefusesBadConfigAndCalls) {
   std::vector<float> x(8), out(8);
   EXPECT_THROW(m.forward(1, 0, 1, x.data(), x.data(), x.data(), {}, CausalAlign::kNone, out.data(), nullptr),
                attn::AttnError);
+}
+
+// Dropout only in training mode (eval by default): eval calls equal a dropout-0 layer's and
+// draw no seed; training calls differ from it and from each other, seed + 0, + 1, ...
+TEST(MultiHead, DropoutOnlyInTrainingMode) {
+  ATTN_TRACE_SEED();
+  std::mt19937_64 rng(testutil::test_seed());
+  const int e = 16, n = 12;
+  const std::vector<float> x = testutil::randn(rng, size_t(n) * e);
+  MultiHeadAttention drop(MultiHeadConfig{e, 2, 0, 0, true, 0.5f, 3});
+  MultiHeadAttention plain(MultiHeadConfig{e, 2, 0, 0, true, 0.0f, 3});
+  auto run = [&](MultiHeadAttention& m) {
+    std::vector<float> out(size_t(n) * e);
+    m.forward(1, n, n, x.data(), x.data(), x.data(), MaskView{}, CausalAlign::kNone, out.data(), nullptr);
+    return out;
+  };
+  const std::vector<float> reference = run(plain);
+  EXPECT_FALSE(drop.training());
+  EXPECT_EQ(run(drop), reference);
+  EXPECT_EQ(run(drop), reference);
+  EXPECT_EQ(drop.next_dropout_seed(), 3u);
+  drop.set_training(true);
+  const std::vector<float> a = run(drop), b = run(drop);
+  EXPECT_NE(a, reference);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(drop.next_dropout_seed(), 5u);
+  drop.set_training(false);
+  EXPECT_EQ(run(drop), reference);
+  MultiHeadAttention again(MultiHeadConfig{e, 2, 0, 0, true, 0.5f, 3});
+  again.set_training(true);
+  EXPECT_EQ(run(again), a);  // the first training call uses seed + 0
 }
 
 }  // namespace
