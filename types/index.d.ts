@@ -28,7 +28,9 @@ export type CausalMode = boolean | 'top-left' | 'bottom-right' | 'none';
 /**
  * An attention mask: additive `Float32Array` (`0` attends, `-Infinity` blocks, finite
  * values bias the scaled score) or boolean `Uint8Array` (`1` attends, `0` blocks).
- * Any other typed array (including `Uint8ClampedArray`) is refused with a `TypeError`.
+ * Any other typed array (including `Uint8ClampedArray`) is refused with a `TypeError`;
+ * `+Infinity` or `NaN` in an additive mask with a `RangeError` naming `mask` (README, "NaN
+ * and infinity").
  */
 export type AttentionMask = Float32Array | Uint8Array;
 
