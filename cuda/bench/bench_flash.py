@@ -4,6 +4,7 @@ against the same call with every key active. Prints tables, writes JSON (argv[1]
 import json
 import math
 import os
+import statistics
 import sys
 
 import torch
@@ -25,7 +26,7 @@ def sdpa(backend, q, k, v, causal):
 
 
 def dense_table(results):
-    print("\n## Forward, bf16, TFLOP/s (median of 20; batch x n = 16384 tokens, 16 heads)")
+    print("\n## Forward, bf16, TFLOP/s (3 rounds in turn x 10 calls, median; batch x n = 16384 tokens, 16 heads)")
     print(f"{'d':>4} {'causal':>6} {'n':>6} {'attn_cuda':>10} {'SDPA flash':>11} {'SDPA cuDNN':>11} {'/flash':>7} {'/cuDNN':>7}")
     for d in (64, 128):
         for causal in (False, True):
@@ -35,13 +36,24 @@ def dense_table(results):
                 out = torch.empty_like(q)
                 flops = attn_cuda.flops(b, h, n, n, d, causal)
                 row = {"d": d, "causal": causal, "n": n, "batch": b, "heads": h}
-                row["ours_ms"] = time_ms(lambda: attn_cuda.flash_forward(q, k, v, out=out, causal=causal))
+                # Three rounds, the three kernels in turn each round (10 timed calls each), and
+                # the median over the rounds: clocks and power drift over a run, and timing each
+                # kernel once, one after the other, moved the ratios by a few per cent.
+                fns = {"ours": lambda: attn_cuda.flash_forward(q, k, v, out=out, causal=causal)}
                 for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
                     try:
-                        row[name + "_ms"] = time_ms(sdpa(backend, q, k, v, causal))
+                        fns[name] = sdpa(backend, q, k, v, causal)
+                        fns[name]()
                     except RuntimeError as e:
+                        fns.pop(name)
                         row[name + "_ms"] = None
                         row[name + "_error"] = str(e)[:200]
+                times = {name: [] for name in fns}
+                for _ in range(3):
+                    for name, fn in fns.items():
+                        times[name].append(time_ms(fn, reps=10))
+                for name, ts in times.items():
+                    row[name + "_ms"] = statistics.median(ts)
                 tf = {key: (flops / row[key + "_ms"] / 1e9 if row.get(key + "_ms") else None) for key in ("ours", "flash", "cudnn")}
                 row.update({key + "_tflops": val for key, val in tf.items()})
                 results.append(row)

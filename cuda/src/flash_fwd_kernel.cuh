@@ -20,6 +20,50 @@ __device__ __forceinline__ void load_tile(T* smem, const T* gmem, int64_t row_st
   copy_tile_async<T, kHeadDim, kRows, kFwdThreads>(smem, gmem, row_stride, row0, limit);
 }
 
+// The key / value tiles of the main loop: this thread's source chunk and shared-memory
+// destination are computed once, so a tile costs a 64-bit multiply-add plus one 64-bit add
+// and one copy per row pass; only a tile that runs past the last key predicates (and
+// zero-fills) its rows. (The general copy computed addresses and predicates afresh for each
+// tile: ~230 integer instructions per tile at head dim 128, a fifth of the loop.)
+template <typename T, int kCols, int kRows>
+struct TileStream {
+  static constexpr int kChunks = kCols / 8;
+  static constexpr int kRowsPerPass = kFwdThreads / kChunks;
+  static constexpr int kPasses = kRows / kRowsPerPass;
+  static_assert(kFwdThreads % kChunks == 0 && kRowsPerPass % 8 == 0 && kRows % kRowsPerPass == 0,
+                "each pass must cover whole groups of 8 rows");
+  const char* src;       // this thread's chunk of row `row` of tile 0
+  int64_t row_bytes;     // row stride in bytes
+  uint32_t dst;          // its shared-memory byte address in stage 0
+  int row, limit;
+
+  __device__ __forceinline__ TileStream(const T* smem, const T* gmem, int64_t row_stride, int limit_)
+      : row(threadIdx.x / kChunks), limit(limit_) {
+    const int chunk = threadIdx.x % kChunks;
+    row_bytes = row_stride * int64_t{sizeof(T)};
+    src = reinterpret_cast<const char*>(gmem + chunk * 8) + row * row_bytes;
+    dst = smem_address(smem + swizzled<kCols>(row, chunk));
+  }
+  // Issues the copies of rows [tile * kRows, + kRows) into stage `stage` (kRows x kCols each).
+  __device__ __forceinline__ void load(int tile, int stage) const {
+    const int row0 = tile * kRows;
+    const char* s = src + row0 * row_bytes;
+    const int64_t pass_bytes = kRowsPerPass * row_bytes;
+    const uint32_t d = dst + static_cast<uint32_t>(stage * kRows * kCols * sizeof(T));
+    if (row0 + kRows <= limit) {
+#pragma unroll
+      for (int pass = 0; pass < kPasses; ++pass)
+        cp_async_16_full(d + pass * kRowsPerPass * kCols * sizeof(T), s + pass * pass_bytes);
+    } else {
+#pragma unroll
+      for (int pass = 0; pass < kPasses; ++pass) {
+        const bool valid = row0 + row + pass * kRowsPerPass < limit;
+        cp_async_16(d + pass * kRowsPerPass * kCols * sizeof(T), valid ? s + pass * pass_bytes : src, valid);
+      }
+    }
+  }
+};
+
 // Q fragments of the warp's row tiles: kept in registers for the whole kernel when they
 // fit (head dim 64), else re-read from shared memory for each k16 slice (head dim 128,
 // whose output accumulators already take half the register file).
@@ -331,10 +375,12 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
 
   int nb = next_active(n_begin);
+  const TileStream<T, kHeadDim, kBlockN> k_stream(sK, k, p.k_stride.row, p.seq_k);
+  const TileStream<T, kHeadDim, kBlockN> v_stream(sV, v, p.v_stride.row, p.seq_k);
   load_tile<T, kHeadDim, kBlockM>(sQ, q, p.q_stride.row, m0, p.seq_q);
   if (nb < n_end) {
-    load_tile<T, kHeadDim, kBlockN>(sK, k, p.k_stride.row, nb * kBlockN, p.seq_k);
-    load_tile<T, kHeadDim, kBlockN>(sV, v, p.v_stride.row, nb * kBlockN, p.seq_k);
+    k_stream.load(nb, 0);
+    v_stream.load(nb, 0);
   }
   cp_async_commit();
 
@@ -355,10 +401,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       cp_async_commit();
     }
     if (nb_next < n_end) {
-      load_tile<T, kHeadDim, kBlockN>(sK + (stage ^ 1) * kBlockN * kHeadDim, k, p.k_stride.row,
-                                      nb_next * kBlockN, p.seq_k);
-      load_tile<T, kHeadDim, kBlockN>(sV + (stage ^ 1) * kBlockN * kHeadDim, v, p.v_stride.row,
-                                      nb_next * kBlockN, p.seq_k);
+      k_stream.load(nb_next, stage ^ 1);
+      v_stream.load(nb_next, stage ^ 1);
     }
     cp_async_commit();  // possibly empty: keeps the group count the same every iteration
     if (stage_rules) {
@@ -374,8 +418,6 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const T* sKs = sK + stage * kBlockN * kHeadDim;
     const T* sVs = sV + stage * kBlockN * kHeadDim;
 
-    float s[kRowTiles][kTilesN][4];
-    tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     const int j0 = nb * kBlockN;
     const bool crosses_diagonal = p.causal && j0 + kBlockN - 1 > m0 + p.causal_offset;
     // Some row's window leaves out some key of the tile (its last row's first key, its first
@@ -384,6 +426,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
         (p.window_left >= 0 && j0 < int64_t{min(m0 + kBlockM, p.seq_q) - 1} + p.causal_offset - p.window_left) ||
         (p.window_right >= 0 && j0 + kBlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
     const bool elementwise = any_rules || crosses_diagonal || crosses_window || j0 + kBlockN > p.seq_k;
+    float s[kRowTiles][kTilesN][4];
+    tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend
       if (stage_rules) cp_async_wait<1>();
       __syncthreads();
@@ -393,10 +437,18 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, elementwise, any_rules);
 
-    // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max
-    // is kept in log2 units; the tile's values become log2 units by `factor` (> 0, so the
+    // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max is
+    // kept in log2 units; the tile's values become log2 units by `factor` (> 0, so the
     // maximum can be taken before scaling), folded into each exponent's FFMA.
+    // Lazy rescaling: a row's reference maximum moves only when the tile's maximum exceeds it
+    // by more than kSlack (log2 units), so probabilities stay <= 2^kSlack (exact in float32,
+    // and as precise in 16 bits) and the output rescale, a warp-uniform branch before the
+    // exponentials, is rare after the first tiles (it cost 128 multiplies per thread and
+    // tile, and register moves around the mma accumulators).
+    constexpr float kSlack = 8.0f;
     const float factor = rules.log2_factor(any_rules);
+    float tile_max[kRowTiles][2];
+    bool grow = false;
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) {
 #pragma unroll
@@ -407,26 +459,49 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
           mx = fmaxf(mx, fmaxf(s[mt][nt][half * 2], s[mt][nt][half * 2 + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        mx = fmaxf(row_max[mt][half], mx * factor);
-        const float base = mx == -CUDART_INF_F ? 0.0f : mx;  // a row that sees nothing yet
-        const float alpha = ex2_approx(row_max[mt][half] - base);
-        row_max[mt][half] = mx;
-        float sum = 0.0f;
+        tile_max[mt][half] = mx * factor;
+        grow = grow || tile_max[mt][half] > row_max[mt][half] + kSlack;
+      }
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+      float alpha[kRowTiles][2];
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float mx = tile_max[mt][half];
+          const bool move = mx > row_max[mt][half] + kSlack;  // never when mx = -inf
+          alpha[mt][half] = move ? ex2_approx(row_max[mt][half] - mx) : 1.0f;  // 0 from -inf
+          if (move) row_max[mt][half] = mx;
+          row_sum[mt][half] *= alpha[mt][half];
+        }
+#pragma unroll
+      for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+        for (int d = 0; d < kTilesD; ++d) {
+          o[mt][d][0] *= alpha[mt][0];
+          o[mt][d][1] *= alpha[mt][0];
+          o[mt][d][2] *= alpha[mt][1];
+          o[mt][d][3] *= alpha[mt][1];
+        }
+    }
+#pragma unroll
+    for (int mt = 0; mt < kRowTiles; ++mt) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        // A row that has seen nothing yet keeps -inf: its exponentials are ex2(-inf) = 0.
+        const float neg_base = row_max[mt][half] == -CUDART_INF_F ? 0.0f : -row_max[mt][half];
+        float sum[2] = {0.0f, 0.0f};  // two chains of additions
 #pragma unroll
         for (int nt = 0; nt < kTilesN; ++nt) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float pe = ex2_approx(fmaf(s[mt][nt][half * 2 + e], factor, -base));
-            sum += pe;
-            s[mt][nt][half * 2 + e] = pe;
+            float& x = s[mt][nt][half * 2 + e];
+            x = ex2_approx(fmaf(x, factor, neg_base));
+            sum[nt & 1] += x;
           }
         }
-        row_sum[mt][half] = row_sum[mt][half] * alpha + sum;
-#pragma unroll
-        for (int d = 0; d < kTilesD; ++d) {
-          o[mt][d][half * 2] *= alpha;
-          o[mt][d][half * 2 + 1] *= alpha;
-        }
+        row_sum[mt][half] += sum[0] + sum[1];
       }
     }
     if (dropout) {
@@ -442,7 +517,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
             for (int e = 0; e < 2; ++e) {
               const int j = j0 + nt * 8 + 2 * t + e;
               float& pe = s[mt][nt][half * 2 + e];
-              pe = p.rng.keep(row_base + j) ? pe * p.rng.keep_scale() : 0.0f;
+              if (!p.rng.keep(row_base + j)) pe = 0.0f;  // kept ones: 1 / (1 - p) in the epilogue
             }
         }
     }
@@ -494,10 +569,13 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       const int i = row_of(mt) + half * 8;
       if (i >= p.seq_q) continue;
       OutT* orow = out + i * p.o_stride.row;
+      // Dropout's 1 / (1 - p) for the kept weights is applied here (probabilities go up to
+      // 2^kSlack in the loop: scaled there they could overflow float16 for p near 1).
+      const float out_scale = dropout ? inv[mt][half] * p.rng.keep_scale() : inv[mt][half];
 #pragma unroll
       for (int d = 0; d < kTilesD; ++d)
-        store2<OutT>(orow + d * 8 + 2 * t, o[mt][d][half * 2] * inv[mt][half],
-                     o[mt][d][half * 2 + 1] * inv[mt][half]);
+        store2<OutT>(orow + d * 8 + 2 * t, o[mt][d][half * 2] * out_scale,
+                     o[mt][d][half * 2 + 1] * out_scale);
       if (p.lse != nullptr && t == 0) {
         constexpr float kLn2 = 0.6931471805599453f;
         p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row] =

@@ -91,8 +91,13 @@ def main():
         out1, _ = attn_cuda.flash_forward(q16, k16, v1, dropout=0.3, seed=1234)
         fd = ((out1.double() - out0.double()) * dout.double()).sum().item()
         an = (dv.double() * (v1.double() - v16.double())).sum().item()
-        check(f"dropout d{d}: dv agrees with the forward's dropped weights", abs(fd - an) < 1e-2 * max(1.0, abs(an)),
-              f"forward difference {fd:.4f}, from dv {an:.4f}")
+        # fd comes from float16 outputs: each carries a rounding error up to u|out| (u = 2^-11),
+        # which sums to about `noise` (0.02-0.03 here; 80 repeats on an H100 stayed under 1.8x it).
+        u = 2.0 ** -11
+        noise = (((u * out0.double()) ** 2 + (u * out1.double()) ** 2) * dout.double() ** 2).sum().sqrt().item()
+        check(f"dropout d{d}: dv agrees with the forward's dropped weights",
+              abs(fd - an) < 1e-2 * max(1.0, abs(an)) + 4 * noise,
+              f"forward difference {fd:.4f}, from dv {an:.4f}, output rounding ~{noise:.4f}")
     # 4. against SDPA's flash backend backward, bf16, larger (both vs float64 autograd).
     from torch.nn.attention import SDPBackend, sdpa_kernel
     for d in (64, 128):

@@ -78,6 +78,38 @@ def main():
                 keep &= j <= i
             want, _, _ = reference_attention(q, k, v, keep=keep.expand(b, h, sq, sk))
             check(f"window {window} d{d} causal={causal}", rel(out, want) < 1e-2, f"rel {rel(out, want):.1e}")
+    # 4b. rows whose maximum keeps growing across key tiles (the kernel moves a row's reference
+    # maximum only when a tile exceeds it by more than 2^8, then rescales the output): large
+    # logits rising along the keys, dense kernel and (with a rising bias, softcap, lse and
+    # return_softmax) the general one; fully masked leading tiles under bottom-right causal.
+    for dtype in (torch.float16, torch.bfloat16):
+        for d in (64, 128):
+            for causal in (False, "top-left", "bottom-right"):
+                b, sq, sk, h = 2, 300, 1000, 4
+                u = torch.randn(d, device="cuda")
+                u /= u.norm()
+                ramp = torch.linspace(-3, 3, sk, device="cuda")[None, :, None, None] * u
+                q = (torch.randn(b, sq, h, d, device="cuda") + 4 * u).to(dtype)
+                k = (torch.randn(b, sk, h, d, device="cuda") + 4 * ramp).to(dtype)
+                v = rand(b, sk, h, d, dtype=dtype)
+                lse = torch.empty(b, h, sq, device="cuda")
+                out = attn_cuda.flash_forward(q, k, v, lse=lse, scale=0.5, causal=causal)[0]
+                want, want_lse, _ = reference_attention(q, k, v, scale=0.5, causal=causal)
+                fin = torch.isfinite(want_lse)
+                lse_err = (lse[fin] - want_lse[fin]).abs().max().item()
+                check(f"growing maxima {dtype} d{d} causal={causal}",
+                      rel(out, want) < (2e-2 if dtype == torch.bfloat16 else 5e-3) and lse_err < 5e-2,
+                      f"rel {rel(out, want):.1e}, lse {lse_err:.1e}")
+                bias = (torch.arange(sk, device="cuda") * 0.05).expand(b, h, sq, sk) + rand(b, h, sq, sk, dtype=torch.float32)
+                probs = torch.empty(b, h, sq, sk, device="cuda", dtype=dtype)
+                out = attn_cuda.flash_forward(q, k, v, bias=bias.to(dtype), lse=lse, softmax=probs, scale=0.5,
+                                              softcap=40.0, causal=causal)[0]
+                want, want_lse, want_p = reference_attention(q, k, v, bias=bias.to(dtype), scale=0.5, softcap=40.0,
+                                                             causal=causal)
+                lse_err = (lse[fin] - want_lse[fin]).abs().max().item()
+                check(f"growing maxima + rising bias, softcap {dtype} d{d} causal={causal}",
+                      rel(out, want) < (2e-2 if dtype == torch.bfloat16 else 5e-3) and lse_err < 5e-2
+                      and rel(probs, want_p) < 2e-2, f"rel {rel(out, want):.1e}, lse {lse_err:.1e}, p {rel(probs, want_p):.1e}")
     # 5. errors name the parameter.
     q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
     check_errors((
