@@ -450,7 +450,9 @@ void KVCache::reserve(int64_t rows) {
   auto grown = [&](const std::vector<unsigned char>& buf, int dim) {
     const int64_t old_head = capacity_ * dim * elem_bytes_, new_head = capacity * dim * elem_bytes_;
     std::vector<unsigned char> out(static_cast<size_t>(heads_ * new_head));
-    for (int h = 0; h < heads_; ++h) {
+    // An empty cache may have no buffer yet: memcpy from its null data() is undefined even
+    // for 0 bytes (UBSan reports it).
+    for (int h = 0; h < heads_ && size_ > 0; ++h) {
       std::memcpy(out.data() + h * new_head, buf.data() + h * old_head,
                   static_cast<size_t>(size_ * dim * elem_bytes_));
     }
@@ -494,6 +496,9 @@ void KVCache::attend(int64_t queries, const float* q, float* out, std::optional<
                                std::to_string(queries));
   }
   if (scale && !std::isfinite(*scale)) throw_range("scale", "must be a finite number");
+  // Queries are multiplied by scale·log2(e) first: where that overflows, zeros in q became
+  // NaN (found by tests/fuzz/kv_cache_fuzz with scale = FLT_MAX).
+  if (scale && !std::isfinite(*scale * kLog2e)) throw_range("scale", "is too large (scale * log2(e) overflows float32)");
   if (queries == 0) return;
   if (q == nullptr) throw_type("q", "must be given");
   if (out == nullptr) throw_type("out", "must be given");
