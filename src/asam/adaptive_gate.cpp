@@ -137,7 +137,7 @@ void AdaptiveGate::load_named(const NamedWeights& named) {
     size_t i = 0;
     while (i < params.size() && params[i].name != name) ++i;
     if (i == params.size()) {
-      throw_range(name, "is not a weight of AdaptiveGate (expected token_proj.weight, token_proj.bias, "
+      throw_range(weight_param(name), "is not a weight of AdaptiveGate (expected token_proj.weight, token_proj.bias, "
                         "gate_proj.weight, gate_proj.bias, pattern_proj.weight, pattern_proj.bias)");
     }
     check_named_weight(name, x, slots[i]->size());

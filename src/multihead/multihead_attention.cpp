@@ -212,6 +212,13 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   std::vector<float>* parts[] = {&fresh.q, &fresh.k, &fresh.v, &fresh.q_bias, &fresh.k_bias, &fresh.v_bias, &fresh.out, &fresh.out_bias};
   size_t at = kHeader;
   for (auto* part : parts) at = get_floats(data, at, *part);
+  // As load_named (and ASAMLayer::load) refuse them: a buffer whose checksum was computed
+  // over NaN or inf weights is still not weights (found by tests/fuzz/weights_load_fuzz).
+  for (const auto* part : parts) {
+    for (float x : *part) {
+      if (!std::isfinite(x)) throw_range("weights", "hold a value that is not finite");
+    }
+  }
   set_weights(std::move(fresh));
 }
 
@@ -247,7 +254,7 @@ void MultiHeadAttention::load_named(const NamedWeights& named) {
       if (!config_.bias) throw_range(name, "given, but this object was made with bias = false");
       check_named_weight(name, x, e), fresh.out_bias = x, have_out_bias = true;
     } else {
-      throw_range(name, "is not a weight of nn.MultiheadAttention (expected in_proj_weight or q/k/v_proj_weight, "
+      throw_range(weight_param(name), "is not a weight of nn.MultiheadAttention (expected in_proj_weight or q/k/v_proj_weight, "
                         "in_proj_bias, out_proj.weight, out_proj.bias)");
     }
   }

@@ -29,6 +29,10 @@ struct ParameterView {
   }
 };
 
+// What an error about the entry `name` names: the name, or a placeholder for the empty
+// name (a JS object may have the key ""), so that no error names nothing.
+inline std::string weight_param(const std::string& name) { return name.empty() ? "(empty name)" : name; }
+
 // A named array must hold exactly `count` finite floats; throws AttnError naming it.
 inline void check_named_weight(const std::string& name, const std::vector<float>& x, size_t count) {
   if (x.size() != count) {
@@ -49,7 +53,7 @@ inline void assign_named(const NamedWeights& named, const std::vector<ParameterV
   for (const auto& [name, x] : named) {
     size_t i = 0;
     while (i < slots.size() && params[i].name != name) ++i;
-    if (i == slots.size()) throw_range(name, unknown);
+    if (i == slots.size()) throw_range(weight_param(name), unknown);
     check_named_weight(name, x, slots[i]->size());
     *slots[i] = x;
     given[i] = true;

@@ -396,6 +396,12 @@ TEST(ASAMLayer, NamedWeightsAreCheckedByName) {
   w = good;
   w["in_proj_weight"] = {1.0f};
   refused(named_of(w), "in_proj_weight");
+  w = good;  // the empty name (a JS key ""), found by tests/fuzz/weights_load_fuzz
+  w[""] = {1.0f};
+  refused(named_of(w), "(empty name)");
+  w = good;
+  w["gate."] = {1.0f};
+  refused(named_of(w), "gate.(empty name)");
 }
 
 TEST(ASAMLayer, RefusesMasksAndBadCalls) {

@@ -14,6 +14,7 @@
 
 #include "runtime/errors.h"
 #include "runtime/thread_pool.h"
+#include "runtime/weights_format.h"
 #include "test_util.h"
 
 namespace {
@@ -208,6 +209,13 @@ TEST(MultiHead, BadBuffersAreRefusedAndTheOldWeightsStay) {
   refused(MultiHeadAttention({16, 2, 0, 0, true, 0.0f, 4}).save(), "other heads");
   refused(MultiHeadAttention({16, 4, 0, 0, false, 0.0f, 4}).save(), "no biases");
   refused({}, "empty");
+  // A NaN weight under a valid checksum (found by tests/fuzz/weights_load_fuzz).
+  auto nan_weight = good;
+  const float nan = NAN;
+  std::memcpy(nan_weight.data() + 40, &nan, sizeof nan);
+  nan_weight.resize(nan_weight.size() - 4);
+  attn::weights_format::seal(nan_weight);
+  refused(nan_weight, "a NaN weight, checksum resealed");
 }
 
 TEST(MultiHead, LoadsPyTorchNames) {
@@ -237,6 +245,7 @@ TEST(MultiHead, LoadsPyTorchNames) {
   refused({{"in_proj_weight", in_w}, {"in_proj_bias", in_b}, {"out_proj.bias", out_b}}, "out_proj.weight");
   refused({{"in_proj_weight", std::vector<float>(10)}, {"out_proj.weight", out_w}}, "in_proj_weight");
   refused({{"bias_k", out_b}}, "bias_k");
+  refused({{"", out_b}}, "(empty name)");  // found by tests/fuzz/weights_load_fuzz: the error named nothing
   refused({{"in_proj_weight", in_w}, {"out_proj.weight", out_w}, {"out_proj.bias", out_b}}, "in_proj_bias");
   auto nan_w = out_w;
   nan_w[3] = NAN;
