@@ -305,6 +305,13 @@ void validate_flash(const FlashShape& s, const FlashOptions& o) {
   if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) {
     throw_range("dropout", "must be in [0, 1)");
   }
+  // q is multiplied by scale·log2(e) (with softcap, scale / softcap) before q·kᵀ: where that
+  // product overflows, zeros in q became NaN and every output NaN for finite inputs (found by
+  // tests/fuzz/flash_forward_fuzz with scale near FLT_MAX), so such options are refused.
+  if (!std::isfinite(query_prescale(s, o))) {
+    if (o.softcap > 0.0f) throw_range("softcap", "is too small for this scale (scale / softcap overflows float32)");
+    throw_range("scale", "is too large (scale * log2(e) overflows float32)");
+  }
   if (o.block_q < 0 || o.block_q > kMaxBlock) {
     throw_range("block_q", "must be in [0, " + std::to_string(kMaxBlock) + "] (0 = automatic)");
   }

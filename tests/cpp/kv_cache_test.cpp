@@ -516,6 +516,12 @@ TEST(KVCache, ValidationNamesTheParameter) {
   expect_error([&] { cache.attend(1, x.data(), nullptr); }, ErrorKind::kType, "out");
   expect_error([&] { cache.attend(1, x.data(), out.data(), testutil::kNaN); }, ErrorKind::kRange,
                "scale");
+  // scale * log2(e) overflows: zeros in q would become NaN (found by tests/fuzz/kv_cache_fuzz).
+  expect_error([&] { cache.attend(1, x.data(), out.data(), FLT_MAX); }, ErrorKind::kRange, "scale");
+  // Scales that do not overflow still work (with queries small enough for the scores to fit).
+  std::vector<float> tiny(8, 1e-38f);
+  cache.attend(1, tiny.data(), out.data(), 2e38f);
+  for (int c = 0; c < 8; ++c) EXPECT_FLOAT_EQ(out[size_t(c)], 1.0f);
   EXPECT_EQ(cache.size(), 2);
 }
 

@@ -99,7 +99,9 @@ TEST(Validation, HeadsKvMustDivideHeadsQ) {
 }
 
 TEST(Validation, Scale) {
-  for (float bad : {kNaN, kInf, -kInf}) {
+  // ±FLT_MAX: scale * log2(e) overflows and zeros in q would become NaN (found by
+  // tests/fuzz/flash_forward_fuzz).
+  for (float bad : {kNaN, kInf, -kInf, std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()}) {
     FlashOptions o;
     o.scale = bad;
     SCOPED_TRACE(bad);
@@ -107,6 +109,8 @@ TEST(Validation, Scale) {
   }
   FlashOptions o;
   o.scale = 1e-3f;
+  EXPECT_NO_THROW(attn::validate_flash(good_shape(), o));
+  o.scale = -2e38f;
   EXPECT_NO_THROW(attn::validate_flash(good_shape(), o));
 }
 
@@ -122,6 +126,10 @@ TEST(Validation, Softcap) {
     o.softcap = good;
     EXPECT_NO_THROW(attn::validate_flash(good_shape(), o)) << good;
   }
+  // A denormal softcap: scale / softcap overflows, as a huge scale does.
+  FlashOptions o;
+  o.softcap = std::numeric_limits<float>::denorm_min();
+  expect_invalid(good_shape(), o, ErrorKind::kRange, "softcap");
 }
 
 TEST(Validation, Dropout) {
