@@ -196,6 +196,9 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   constexpr size_t kHeader = 4 + 4 * 6;
   check_prefix(data, size, kMagic, kVersion, kHeader, "attnkit weights");
   const uint32_t dims[] = {get_u32(data + 8), get_u32(data + 12), get_u32(data + 16), get_u32(data + 20)};
+  // Only 0 and 1: a buffer save() cannot write is not accepted as one (found by
+  // tests/fuzz/weights_load_fuzz: a flag of 2 loaded, and saved back as 1).
+  if (get_u32(data + 24) > 1) throw_range("weights", "bias flag " + std::to_string(get_u32(data + 24)) + " is not 0 or 1");
   const bool bias = get_u32(data + 24) != 0;
   const int expect[] = {config_.model_dim, config_.heads, config_.kdim, config_.vdim};
   const char* names[] = {"modelDim", "heads", "kdim", "vdim"};

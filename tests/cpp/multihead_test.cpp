@@ -216,6 +216,11 @@ TEST(MultiHead, BadBuffersAreRefusedAndTheOldWeightsStay) {
   nan_weight.resize(nan_weight.size() - 4);
   attn::weights_format::seal(nan_weight);
   refused(nan_weight, "a NaN weight, checksum resealed");
+  auto bias_flag = good;  // a flag save() never writes
+  bias_flag[24] = 2;
+  bias_flag.resize(bias_flag.size() - 4);
+  attn::weights_format::seal(bias_flag);
+  refused(bias_flag, "bias flag 2, checksum resealed");
 }
 
 TEST(MultiHead, LoadsPyTorchNames) {
