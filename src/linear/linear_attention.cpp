@@ -172,7 +172,11 @@ class LinearPass {
       // A zero denominator (no key, eps = 0) gives a zero row; a NaN one stays NaN.
       const float inv = den == 0.0f ? 0.0f : 1.0f / den;
       float* dst = out + row_offset(b, i0 + r, h, s_.seq_q, s_.value_dim);
-      for (int c = 0; c < s_.value_dim; ++c) dst[c] = num[c] * inv;
+      if (std::isfinite(inv)) {
+        for (int c = 0; c < s_.value_dim; ++c) dst[c] = num[c] * inv;
+      } else {  // a denormal den (vanishing features, a denormal eps): 1/den overflows, 0·inf was NaN
+        for (int c = 0; c < s_.value_dim; ++c) dst[c] = num[c] / den;
+      }
     }
   }
 

@@ -108,6 +108,15 @@ TEST(LinearAttention, ReluWithNoOverlapGivesZeros) {
   std::vector<float> q(20, -1.0f), k(20, 1.0f), v(15, 2.0f), out(15, 9.0f);
   attn::linear_attention(s, {FeatureMap::kRelu, true, 1e-6f}, q.data(), k.data(), v.data(), out.data(), nullptr);
   for (float x : out) EXPECT_EQ(x, 0.0f);
+  // A denormal eps: 1/eps overflows, and 0 * inf gave NaN (found by tests/fuzz/linear_attention_fuzz).
+  for (bool causal : {true, false}) {
+    attn::linear_attention(s, {FeatureMap::kRelu, causal, 3e-45f}, q.data(), k.data(), v.data(), out.data(), nullptr);
+    for (float x : out) EXPECT_EQ(x, 0.0f) << "causal " << causal;
+  }
+  // Denormal weights with a denormal eps: finite (not accurate: the weights have few bits left).
+  std::vector<float> tiny_q(20, 1e-23f), tiny_k(20, 1e-23f);
+  attn::linear_attention(s, {FeatureMap::kRelu, false, 1e-45f}, tiny_q.data(), tiny_k.data(), v.data(), out.data(), nullptr);
+  for (float x : out) EXPECT_TRUE(std::isfinite(x)) << x;
 }
 
 TEST(LinearAttention, RefusesBadArguments) {
