@@ -312,6 +312,9 @@ void validate_flash(const FlashShape& s, const FlashOptions& o) {
     if (o.softcap > 0.0f) throw_range("softcap", "is too small for this scale (scale / softcap overflows float32)");
     throw_range("scale", "is too large (scale * log2(e) overflows float32)");
   }
+  // The capped scores are multiplied by softcap·log2(e): the same overflow (softcap = FLT_MAX
+  // gave -inf lse and NaN outputs, found by flash_forward_fuzz).
+  if (!std::isfinite(o.softcap * kLog2e)) throw_range("softcap", "is too large (softcap * log2(e) overflows float32)");
   if (o.block_q < 0 || o.block_q > kMaxBlock) {
     throw_range("block_q", "must be in [0, " + std::to_string(kMaxBlock) + "] (0 = automatic)");
   }

@@ -126,10 +126,13 @@ TEST(Validation, Softcap) {
     o.softcap = good;
     EXPECT_NO_THROW(attn::validate_flash(good_shape(), o)) << good;
   }
-  // A denormal softcap: scale / softcap overflows, as a huge scale does.
-  FlashOptions o;
-  o.softcap = std::numeric_limits<float>::denorm_min();
-  expect_invalid(good_shape(), o, ErrorKind::kRange, "softcap");
+  // A denormal softcap: scale / softcap overflows, as a huge scale does; FLT_MAX: softcap *
+  // log2(e) overflows (found by tests/fuzz/flash_forward_fuzz: -inf lse, NaN outputs).
+  for (float bad : {std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max()}) {
+    FlashOptions o;
+    o.softcap = bad;
+    expect_invalid(good_shape(), o, ErrorKind::kRange, "softcap");
+  }
 }
 
 TEST(Validation, Dropout) {
