@@ -193,6 +193,14 @@ void run(FuzzedDataProvider& in) {
   std::vector<float> out(no, -7.0f), lse(size_t(b * hq * sq), -7.0f);
   attn::FlashTensors t{q.data(), k.data(), v.data(), out.data(), want_lse ? lse.data() : nullptr};
 
+  if (std::getenv("FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr,
+                 "shape b %d sq %d sk %d hq %d hkv %d d %d dv %d; causal %d scale %g softcap %g dropout %g "
+                 "blocks %d/%d mask %d selector %d lse %d pool %d weights %d; |q| %g |k| %g |v| %g |mask| %g\n",
+                 s.batch, s.seq_q, s.seq_k, s.heads_q, s.heads_kv, s.head_dim, s.value_dim, causal,
+                 o.scale ? double(*o.scale) : -1.0, o.softcap, o.dropout, o.block_q, o.block_k, mask_kind, selector,
+                 want_lse, pool != nullptr, want_weights, q.max_abs, k.max_abs, v.max_abs, mask.max_abs);
+  }
   if (!fuzz::returns([&] { attn::flash_forward(s, o, t, pool); })) return;
   std::vector<float> weights;
   if (want_weights) {

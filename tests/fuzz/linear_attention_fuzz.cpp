@@ -10,6 +10,8 @@
 // lose to underflow relative to the row's total weight.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <vector>
 
 #include "fuzz_common.h"
@@ -45,60 +47,84 @@ std::vector<double> features(FeatureMap map, const float* x, int d) {
 }
 
 void run(FuzzedDataProvider& in) {
-  LinearShape s;
-  s.batch = in.ConsumeIntegralInRange(0, 2);
-  s.heads = in.ConsumeIntegralInRange(0, 3);
-  s.seq_q = in.ConsumeIntegralInRange(0, 200);
-  s.seq_k = in.ConsumeBool() ? s.seq_q : in.ConsumeIntegralInRange(0, 200);
-  s.head_dim = in.ConsumeIntegralInRange(0, 40);
-  s.value_dim = in.ConsumeBool() ? s.head_dim : in.ConsumeIntegralInRange(0, 40);
+  // Options first and every range valid at its minimum: bytes run out from the end, and an
+  // exhausted input then still makes a valid call. One input in 32 breaks one field.
+  const int broken = in.ConsumeIntegralInRange(0, 31) == 31 ? in.ConsumeIntegralInRange(0, 6) : -1;
   LinearOptions o;
-  o.feature_map = static_cast<FeatureMap>(in.ConsumeIntegralInRange(in.ConsumeIntegralInRange(0, 31) == 0 ? -1 : 0, 3));
   o.causal = in.ConsumeBool();
-  o.eps = in.ConsumeBool() ? 1e-6f : fuzz::make_option(in, 0.0f, 1e-2f);
+  o.feature_map = static_cast<FeatureMap>(in.ConsumeIntegralInRange(0, 2));
+  o.eps = in.ConsumeBool() ? fuzz::make_option(in, 0.0f, 1e-2f) : 1e-6f;
   attn::ThreadPool* pool = in.ConsumeBool() ? fuzz::shared_pool() : nullptr;
+  LinearShape s;
+  s.batch = in.ConsumeIntegralInRange(1, 2);
+  s.heads = in.ConsumeIntegralInRange(1, 3);
+  s.seq_q = in.ConsumeIntegralInRange(1, 300);
+  s.seq_k = o.causal || in.ConsumeBool() ? s.seq_q : in.ConsumeIntegralInRange(1, 300);
+  s.head_dim = in.ConsumeIntegralInRange(1, 40);
+  s.value_dim = in.ConsumeBool() ? in.ConsumeIntegralInRange(1, 40) : s.head_dim;
+  switch (broken) {
+    case 0: s.batch = 0; break;
+    case 1: s.heads = -1; break;
+    case 2: o.causal = true, s.seq_k = s.seq_q + 1; break;
+    case 3: s.head_dim = 0; break;
+    case 4: o.feature_map = static_cast<FeatureMap>(in.PickValueInArray({-1, 3, 1000})); break;
+    case 5: o.eps = in.PickValueInArray({-1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}); break;
+    case 6: s.value_dim = 0; break;
+    default: break;
+  }
 
-  const int64_t b = s.batch, hh = s.heads, d = s.head_dim, dv = s.value_dim;
+  const int64_t b = std::max(0, s.batch), hh = std::max(0, s.heads), d = std::max(0, s.head_dim), dv = std::max(0, s.value_dim);
   const fuzz::Tensor q = fuzz::make_tensor(in, size_t(b * s.seq_q * hh * d));
   const fuzz::Tensor k = fuzz::make_tensor(in, size_t(b * s.seq_k * hh * d));
   const fuzz::Tensor v = fuzz::make_tensor(in, size_t(b * s.seq_k * hh * dv));
   std::vector<float> out(size_t(b * s.seq_q * hh * dv), -7.0f);
-  if (!fuzz::returns([&] { attn::linear_attention(s, o, q.data(), k.data(), v.data(), out.data(), pool); })) return;
-  if (q.nonfinite || k.nonfinite || v.nonfinite) return;
+  const bool ran = fuzz::returns([&] { attn::linear_attention(s, o, q.data(), k.data(), v.data(), out.data(), pool); });
+  if (std::getenv("FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "shape b %d sq %d sk %d h %d d %d dv %d; map %d causal %d eps %g pool %d; |q| %g |k| %g |v| %g%s\n",
+                 s.batch, s.seq_q, s.seq_k, s.heads, s.head_dim, s.value_dim, int(o.feature_map), o.causal,
+                 double(o.eps), pool != nullptr, q.max_abs, k.max_abs, v.max_abs, ran ? "" : " (refused)");
+  }
+  fuzz::require(ran == (broken < 0), ran ? "a broken call was accepted" : "a valid call was refused");
+  if (!ran || q.nonfinite || k.nonfinite || v.nonfinite) return;
 
+  // The float64 formula through its running sums: S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) (over
+  // j <= i when causal), so the reference costs O(n·F·dv) like the kernel, not O(n²).
   const int F = attn::linear_feature_count(o.feature_map, s.head_dim);
   for (int64_t bi = 0; bi < b; ++bi) {
     for (int64_t h = 0; h < hh; ++h) {
-      std::vector<std::vector<double>> phi_k;
-      double v_abs = 0;
-      for (int64_t j = 0; j < s.seq_k; ++j) {
-        phi_k.push_back(features(o.feature_map, k.data() + ((bi * s.seq_k + j) * hh + h) * d, s.head_dim));
-        for (int64_t c = 0; c < dv; ++c) v_abs = std::max(v_abs, double(std::fabs(v.data()[((bi * s.seq_k + j) * hh + h) * dv + c])));
+      std::vector<double> S(size_t(F) * size_t(dv), 0.0), z(size_t(F), 0.0);
+      double v_abs = 0, largest_k = 0;
+      int64_t added = 0;
+      auto add_key = [&](int64_t j) {
+        const std::vector<double> phi = features(o.feature_map, k.data() + ((bi * s.seq_k + j) * hh + h) * d, s.head_dim);
+        const float* vj = v.data() + ((bi * s.seq_k + j) * hh + h) * dv;
+        for (int f = 0; f < F; ++f) {
+          z[size_t(f)] += phi[size_t(f)];
+          largest_k = std::max(largest_k, phi[size_t(f)]);
+          for (int64_t c = 0; c < dv; ++c) S[size_t(f * dv + c)] += phi[size_t(f)] * double(vj[c]);
+        }
+        for (int64_t c = 0; c < dv; ++c) v_abs = std::max(v_abs, double(std::fabs(vj[c])));
+        ++added;
+      };
+      if (!o.causal) {
+        for (int64_t j = 0; j < s.seq_k; ++j) add_key(j);
       }
       for (int64_t i = 0; i < s.seq_q; ++i) {
+        if (o.causal) add_key(i);
         const std::vector<double> phi_q = features(o.feature_map, q.data() + ((bi * s.seq_q + i) * hh + h) * d, s.head_dim);
-        const int64_t keys = o.causal ? i + 1 : s.seq_k;
-        std::vector<double> num(size_t(dv), 0.0);
-        double den = 0, largest = 0;
-        for (int64_t j = 0; j < keys; ++j) {
-          double w = 0;
-          for (int f = 0; f < F; ++f) {
-            w += phi_q[size_t(f)] * phi_k[size_t(j)][size_t(f)];
-            largest = std::max({largest, phi_q[size_t(f)], phi_k[size_t(j)][size_t(f)]});
-          }
-          den += w;
-          const float* vj = v.data() + ((bi * s.seq_k + j) * hh + h) * dv;
-          for (int64_t c = 0; c < dv; ++c) num[size_t(c)] += w * double(vj[c]);
-        }
+        double den = 0, largest = largest_k;
+        for (int f = 0; f < F; ++f) den += phi_q[size_t(f)] * z[size_t(f)], largest = std::max(largest, phi_q[size_t(f)]);
         // Past this, float32 sums of features and weights can overflow.
-        if (!(largest * largest * F * double(keys) * std::max(1.0, v_abs) < 1e30)) continue;
+        if (!(largest * largest * F * double(added) * std::max(1.0, v_abs) < 1e30)) continue;
         const double total = den + double(o.eps);
-        const double sums_err = 2 * (keys + F + 8) * 2 * kUnit * den + 1e-6 * den;
-        const double underflow = 4.0 * double(keys + 1) * F * kDenormMin;
+        const double sums_err = 2 * (added + F + 8) * 2 * kUnit * den + 1e-6 * den;
+        const double underflow = 4.0 * double(added + 1) * F * kDenormMin;
         const double bound = total > 0 ? (sums_err + 2 * underflow) * v_abs / total + 1e-35 : 1e-35;
         for (int64_t c = 0; c < dv; ++c) {
+          double num = 0;
+          for (int f = 0; f < F; ++f) num += phi_q[size_t(f)] * S[size_t(f * dv + c)];
           const float got = out[size_t(((bi * s.seq_q + i) * hh + h) * dv + c)];
-          const double want = total > 0 ? num[size_t(c)] / total : 0.0;
+          const double want = total > 0 ? num / total : 0.0;
           if (!std::isfinite(got)) fuzz::fail("output not finite for representable finite inputs", got, want);
           if (!(std::fabs(got - want) <= bound)) fuzz::fail("output differs from the float64 formula", got, want, bound);
         }
