@@ -24,9 +24,9 @@ std::string guarded(Fn&& fn) {
     const char* js_class = e.kind() == ErrorKind::kType    ? "TypeError"
                            : e.kind() == ErrorKind::kRange ? "RangeError"
                                                            : "Error";
-    std::string message = e.what();
-    message = message.substr(e.param().size() + 2);  // drop the "param: " prefix
-    return encode_error(js_class, e.param(), message);
+    // message(), not what() cut after "param: ": a NUL in a weight's name cut what() short,
+    // and substr then threw out of this handler (found by tests/fuzz/weights_load_fuzz).
+    return encode_error(js_class, e.param(), e.message());
   } catch (const std::bad_alloc&) {
     return encode_error("RangeError", "memory", "the WebAssembly heap cannot hold this call");
   } catch (const std::exception& e) {

@@ -89,7 +89,7 @@ DenseConfig DenseAttention::validated(const DenseConfig& c) {
   try {
     MultiHeadAttention::validated(projections_config(c));  // what is left: the weights' size
   } catch (const AttnError& e) {
-    throw AttnError(e.kind(), "embedDim", std::string(e.what()).substr(e.param().size() + 2));
+    throw AttnError(e.kind(), "embedDim", e.message());
   }
   return c;
 }

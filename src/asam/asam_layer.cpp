@@ -174,7 +174,7 @@ void ASAMLayer::load_named(const NamedWeights& named) {
   try {
     gate.load_named(gate_weights);
   } catch (const AttnError& e) {
-    throw AttnError(e.kind(), kGatePrefix + e.param(), std::string(e.what()).substr(e.param().size() + 2));
+    throw AttnError(e.kind(), kGatePrefix + e.param(), e.message());
   }
   proj_.set_weights(std::move(fresh));
   centroids_ = std::move(centroids);

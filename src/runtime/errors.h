@@ -15,13 +15,17 @@ enum class ErrorKind {
 class AttnError : public std::invalid_argument {
  public:
   AttnError(ErrorKind kind, std::string param, const std::string& message)
-      : std::invalid_argument(param + ": " + message), kind_(kind), param_(std::move(param)) {}
+      : std::invalid_argument(param + ": " + message), kind_(kind), param_(std::move(param)), message_(message) {}
   ErrorKind kind() const { return kind_; }
   const std::string& param() const { return param_; }
+  // The message without the parameter (what() is "param: message"), for re-throwing under
+  // another name: what() is a C string, cut short by a NUL in a fuzzed weight name.
+  const std::string& message() const { return message_; }
 
  private:
   ErrorKind kind_;
   std::string param_;
+  std::string message_;
 };
 
 [[noreturn]] inline void throw_range(const std::string& param, const std::string& message) {

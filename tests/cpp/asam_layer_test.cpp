@@ -402,6 +402,12 @@ TEST(ASAMLayer, NamedWeightsAreCheckedByName) {
   w = good;
   w["gate."] = {1.0f};
   refused(named_of(w), "gate.(empty name)");
+  // A NUL in a name cut what() short, and re-naming the gate's error threw std::out_of_range
+  // (found by tests/fuzz/weights_load_fuzz).
+  const std::string nul_name("gate.x\0yyyyyyyyyyyyyyyyyyyyyyyy", 30);
+  w = good;
+  w[nul_name] = {1.0f};
+  refused(named_of(w), nul_name);
 }
 
 TEST(ASAMLayer, RefusesMasksAndBadCalls) {

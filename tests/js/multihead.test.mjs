@@ -151,6 +151,10 @@ for (const { name, runtime } of RUNTIMES) {
         [[1, 2, 3], TypeError, 'weights', /Uint8Array/],
         [{ in_proj_weight: new Float32Array(5) }, RangeError, 'in_proj_weight', /768/],
         [{ bias_k: new Float32Array(16) }, RangeError, 'bias_k', /not a weight/],
+        // Found by tests/fuzz/weights_load_fuzz: the empty name, and a NUL in a name (it cut the
+        // C++ message short and the error translation threw, aborting the module).
+        [{ '': new Float32Array(16) }, RangeError, '(empty name)', /not a weight/],
+        [{ [`b\0${'x'.repeat(30)}`]: new Float32Array(16) }, RangeError, `b\0${'x'.repeat(30)}`, /not a weight/],
         [{ in_proj_weight: [1, 2] }, TypeError, 'in_proj_weight', /Float32Array/],
         [{ in_proj_weight: new Float32Array(768) }, RangeError, 'out_proj.weight', /missing/],
       ];
