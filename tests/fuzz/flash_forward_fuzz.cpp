@@ -52,10 +52,10 @@ void fuzz_validation(FuzzedDataProvider& in) {
 
 int pick_block(FuzzedDataProvider& in) {
   switch (in.ConsumeIntegralInRange(0, 5)) {
-    case 0: return -1;
-    case 1: return 5000;
-    case 2:
-    case 3: return in.ConsumeIntegralInRange(1, 200);
+    case 5: return -1;
+    case 4: return 5000;
+    case 3:
+    case 2: return in.ConsumeIntegralInRange(1, 200);
     default: return 0;
   }
 }
@@ -106,13 +106,13 @@ Mask make_mask(FuzzedDataProvider& in, bool additive, size_t n, int64_t row_len)
 
 void run(FuzzedDataProvider& in) {
   FlashShape s;
-  s.batch = in.ConsumeIntegralInRange(0, 2);
+  s.batch = fuzz::in_range_or(in, 1, 2, 0);
   s.heads_kv = in.ConsumeIntegralInRange(1, 3);
-  s.heads_q = s.heads_kv * in.ConsumeIntegralInRange(1, 3) + (in.ConsumeIntegralInRange(0, 31) == 0 ? 1 : 0);
-  s.seq_q = in.ConsumeIntegralInRange(0, 80);
-  s.seq_k = in.ConsumeIntegralInRange(0, 80);
-  s.head_dim = in.ConsumeIntegralInRange(0, 72);
-  s.value_dim = in.ConsumeBool() ? s.head_dim : in.ConsumeIntegralInRange(0, 72);
+  s.heads_q = s.heads_kv * in.ConsumeIntegralInRange(1, 3) + (in.ConsumeIntegralInRange(0, 31) == 31 ? 1 : 0);
+  s.seq_q = fuzz::in_range_or(in, 1, 80, 0);
+  s.seq_k = fuzz::in_range_or(in, 1, 80, -1);
+  s.head_dim = fuzz::in_range_or(in, 1, 72, 0);
+  s.value_dim = in.ConsumeBool() ? fuzz::in_range_or(in, 1, 72, 0) : s.head_dim;
   // Bounded work per input (the float64 reference does as much as the kernel).
   const double work = double(std::max(1, s.batch)) * s.heads_q * std::max(1, s.seq_q) * (s.head_dim + s.value_dim + 1);
   if (work * s.seq_k > 1.5e6) s.seq_k = std::max(1, int(1.5e6 / work));
@@ -127,7 +127,7 @@ void run(FuzzedDataProvider& in) {
   o.block_q = pick_block(in);
   o.block_k = pick_block(in);
 
-  const int64_t hq = std::max(0, s.heads_q), b = std::max(0, s.batch), sq = s.seq_q, sk = s.seq_k;
+  const int64_t hq = std::max(0, s.heads_q), b = std::max(0, s.batch), sq = std::max(0, s.seq_q), sk = std::max(0, s.seq_k);
   const int mask_kind = in.ConsumeIntegralInRange(0, 4);  // none, additive, boolean, both, none
   Mask mask;
   if (mask_kind == 1 || mask_kind == 2 || mask_kind == 3) {
@@ -163,7 +163,7 @@ void run(FuzzedDataProvider& in) {
   if (selector == 1) {
     keys.kind = KeySelector::Kind::kBand;
     keys.max_distance = in.ConsumeIntegralInRange<int64_t>(-1, 90);
-    keys.min_distance = in.ConsumeIntegralInRange<int64_t>(in.ConsumeIntegralInRange(0, 15) == 0 ? -1 : 0, 8);
+    keys.min_distance = in.ConsumeIntegralInRange<int64_t>(in.ConsumeIntegralInRange(0, 15) == 15 ? -1 : 0, 8);
     o.keys = &keys;
   } else if (selector == 2) {
     keys.kind = KeySelector::Kind::kRowRanges;
@@ -265,7 +265,10 @@ void run(FuzzedDataProvider& in) {
           const float* vj = v.data() + ((bi * sk + j) * s.heads_kv + h / group) * s.value_dim;
           for (int c2 = 0; c2 < s.value_dim; ++c2) v_abs = std::max(v_abs, double(std::fabs(vj[c2])));
         }
-        const double prescaled = std::fabs(scale) * dot_abs * (o.softcap > 0 ? 1.0 / o.softcap : 1.4427);
+        // The kernel multiplies q by the prescale first: that product is an intermediate too.
+        double q_abs = 0;
+        for (int c2 = 0; c2 < s.head_dim; ++c2) q_abs = std::max(q_abs, double(std::fabs(qi[c2])));
+        const double prescaled = std::fabs(scale) * std::max(dot_abs, q_abs) * (o.softcap > 0 ? 1.0 / o.softcap : 1.4427);
         const bool representable = finite_inputs && prescaled < kRepresentable && mask.max_abs < kRepresentable &&
                                    double(sk) * v_abs * keep_scale < kRepresentable;
         if (!representable) continue;
@@ -305,7 +308,7 @@ void run(FuzzedDataProvider& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
-  if (in.ConsumeIntegralInRange(0, 15) == 0) {
+  if (in.ConsumeIntegralInRange(0, 15) == 15) {
     fuzz_validation(in);
   } else {
     run(in);

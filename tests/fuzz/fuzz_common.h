@@ -69,6 +69,13 @@ struct Tensor {
   size_t size() const { return x.size(); }
 };
 
+// An integer in [lo, hi], or `bad` (one value in hi - lo + 2): an input that has run out
+// gives lo, so short inputs still make valid calls.
+inline int in_range_or(FuzzedDataProvider& in, int lo, int hi, int bad) {
+  const int v = in.ConsumeIntegralInRange(lo, hi + 1);
+  return v == hi + 1 ? bad : v;
+}
+
 // Values that break naive numerics; overrides pick from these.
 inline float special_value(uint8_t code) {
   constexpr float kInf = std::numeric_limits<float>::infinity();

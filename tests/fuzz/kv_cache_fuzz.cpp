@@ -26,7 +26,7 @@ constexpr double kUnit = 1.0 / 16777216.0;
 
 StoragePrecision pick_precision(FuzzedDataProvider& in) {
   // 3 is no precision at all: refused by name.
-  return static_cast<StoragePrecision>(in.ConsumeIntegralInRange(0, in.ConsumeIntegralInRange(0, 31) == 0 ? 3 : 2));
+  return static_cast<StoragePrecision>(in.ConsumeIntegralInRange(0, 31) == 31 ? 3 : in.ConsumeIntegralInRange(0, 2));
 }
 
 float stored(StoragePrecision p, float x) {
@@ -70,24 +70,29 @@ void check_attend(const Shadow& sh, int64_t queries, const fuzz::Tensor& q,
         const float* vj = sh.v.data() + (j * sh.heads + h) * sh.dv;
         for (int c2 = 0; c2 < sh.dv; ++c2) v_abs = std::max(v_abs, double(std::fabs(vj[c2])));
       }
-      if (!(sc * dot_abs * 1.4427 < 1e30 && double(n) * v_abs < 1e30)) continue;
+      double q_abs = 0;  // q times scale·log2(e) is an intermediate too
+      for (int c2 = 0; c2 < sh.d; ++c2) q_abs = std::max(q_abs, double(std::fabs(qt[c2])));
+      if (!(sc * std::max(dot_abs, q_abs) * 1.4427 < 1e30 && double(n) * v_abs < 1e30)) continue;
       const double logit_err = (sh.d + 4) * 2 * kUnit * sc * dot_abs + 1e-30;
       const double bound = (2 * logit_err + 1e-6 + (n + 8) * 2 * kUnit) * v_abs + 1e-35;
       for (int c2 = 0; c2 < sh.dv; ++c2) {
         const size_t at = size_t((t * sh.heads + h) * sh.dv + c2);
         if (!std::isfinite(out[at])) fuzz::fail("attend() not finite for finite stored rows", out[at], r.out[at]);
-        if (!(std::fabs(out[at] - r.out[at]) <= bound)) fuzz::fail("attend() differs from the float64 reference", out[at], r.out[at], bound);
+        if (!(std::fabs(out[at] - r.out[at]) <= bound)) {
+          std::fprintf(stderr, "query %lld head %d column %d of %lld x %d x %d\n", (long long)t, h, c2, (long long)queries, sh.heads, sh.dv);
+          fuzz::fail("attend() differs from the float64 reference", out[at], r.out[at], bound);
+        }
       }
     }
   }
 }
 
 void run(FuzzedDataProvider& in) {
-  const int heads = in.ConsumeIntegralInRange(0, 4);
-  const int d = in.ConsumeIntegralInRange(0, 80);
-  const int dv = in.ConsumeBool() ? d : in.ConsumeIntegralInRange(0, 80);
+  const int heads = fuzz::in_range_or(in, 1, 4, 0);
+  const int d = fuzz::in_range_or(in, 1, 80, 0);
+  const int dv = in.ConsumeBool() ? fuzz::in_range_or(in, 1, 80, -1) : d;
   StoragePrecision precision = pick_precision(in);
-  const int64_t hint = in.ConsumeIntegralInRange<int64_t>(-1, 100);
+  const int64_t hint = fuzz::in_range_or(in, 0, 100, -1);
   std::unique_ptr<KVCache> made;
   if (!fuzz::returns([&] { made = std::make_unique<KVCache>(heads, d, dv, precision, hint); })) return;
   KVCache& cache = *made;
@@ -103,11 +108,16 @@ void run(FuzzedDataProvider& in) {
     switch (what) {
       case 0:
       case 1: {  // append
-        int64_t rows = in.ConsumeIntegralInRange<int64_t>(-1, 48);
+        int64_t rows = fuzz::in_range_or(in, 0, 48, -1);
         if (sh.rows() + rows > kMaxRows) rows = kMaxRows - sh.rows();
         const size_t nk = size_t(std::max<int64_t>(0, rows) * heads * d), nv = size_t(std::max<int64_t>(0, rows) * heads * dv);
         const fuzz::Tensor k = fuzz::make_tensor(in, nk), v = fuzz::make_tensor(in, nv);
-        const bool null_k = in.ConsumeIntegralInRange(0, 31) == 0;
+        const bool null_k = in.ConsumeIntegralInRange(0, 31) == 31;
+        if (verbose) {
+          std::fprintf(stderr, "  rows %lld:", (long long)rows);
+          for (size_t i = 0; i < k.size() && i < 16; ++i) std::fprintf(stderr, " k %g v %g", k.x[i], v.x[i]);
+          std::fprintf(stderr, "\n");
+        }
         if (fuzz::returns([&] { cache.append(rows, null_k ? nullptr : k.data(), v.data()); })) {
           for (float x : k.x) sh.k.push_back(stored(cache.precision(), x));
           for (float x : v.x) sh.v.push_back(stored(cache.precision(), x));
@@ -116,14 +126,18 @@ void run(FuzzedDataProvider& in) {
       }
       case 2:
       case 3: {  // attend
-        const int64_t queries = in.ConsumeIntegralInRange<int64_t>(-1, 8);
+        const int64_t queries = fuzz::in_range_or(in, 0, 8, -1);
         std::optional<float> scale;
         if (in.ConsumeBool()) scale = fuzz::make_option(in, -3.0f, 3.0f);
         const bool causal = in.ConsumeBool();
         attn::ThreadPool* pool = in.ConsumeBool() ? fuzz::shared_pool() : nullptr;
         const fuzz::Tensor q = fuzz::make_tensor(in, size_t(std::max<int64_t>(0, queries) * heads * d));
         std::vector<float> out(size_t(std::max<int64_t>(0, queries) * heads * dv), -7.0f);
-        if (verbose) std::fprintf(stderr, "  queries %lld scale %g causal %d pool %d\n", (long long)queries, scale ? *scale : -1.0, causal, pool != nullptr);
+        if (verbose) {
+          std::fprintf(stderr, "  queries %lld scale %g causal %d pool %d:", (long long)queries, scale ? *scale : -1.0, causal, pool != nullptr);
+          for (size_t i = 0; i < q.size() && i < 16; ++i) std::fprintf(stderr, " %g", q.x[i]);
+          std::fprintf(stderr, "\n");
+        }
         if (fuzz::returns([&] { cache.attend(queries, q.data(), out.data(), scale, pool, causal); })) {
           check_attend(sh, queries, q, scale, causal, out);
         }

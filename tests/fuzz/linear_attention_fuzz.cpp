@@ -84,7 +84,8 @@ void run(FuzzedDataProvider& in) {
                  s.batch, s.seq_q, s.seq_k, s.heads, s.head_dim, s.value_dim, int(o.feature_map), o.causal,
                  double(o.eps), pool != nullptr, q.max_abs, k.max_abs, v.max_abs, ran ? "" : " (refused)");
   }
-  fuzz::require(ran == (broken < 0), ran ? "a broken call was accepted" : "a valid call was refused");
+  const bool eps_ok = std::isfinite(o.eps) && o.eps >= 0.0f;
+  fuzz::require(ran == (broken < 0 && eps_ok), ran ? "a broken call was accepted" : "a valid call was refused");
   if (!ran || q.nonfinite || k.nonfinite || v.nonfinite) return;
 
   // The float64 formula through its running sums: S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) (over

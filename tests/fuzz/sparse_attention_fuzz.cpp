@@ -27,21 +27,21 @@ constexpr double kUnit = 1.0 / 16777216.0;
 
 void run(FuzzedDataProvider& in) {
   FlashShape s;
-  s.batch = in.ConsumeIntegralInRange(0, 2);
+  s.batch = fuzz::in_range_or(in, 1, 2, 0);
   s.heads_q = in.ConsumeIntegralInRange(1, 3);
-  s.heads_kv = in.ConsumeIntegralInRange(0, 31) == 0 ? in.ConsumeIntegralInRange(1, 3) : s.heads_q;
-  s.seq_q = in.ConsumeIntegralInRange(0, 260);
-  s.seq_k = in.ConsumeIntegralInRange(0, 31) == 0 ? in.ConsumeIntegralInRange(0, 260) : s.seq_q;
-  s.head_dim = in.ConsumeIntegralInRange(0, 40);
-  s.value_dim = in.ConsumeBool() ? s.head_dim : in.ConsumeIntegralInRange(0, 40);
+  s.heads_kv = in.ConsumeIntegralInRange(0, 31) == 31 ? in.ConsumeIntegralInRange(1, 3) : s.heads_q;
+  s.seq_q = fuzz::in_range_or(in, 1, 260, 0);
+  s.seq_k = in.ConsumeIntegralInRange(0, 31) == 31 ? in.ConsumeIntegralInRange(0, 260) : s.seq_q;
+  s.head_dim = fuzz::in_range_or(in, 1, 40, 0);
+  s.value_dim = in.ConsumeBool() ? fuzz::in_range_or(in, 1, 40, 0) : s.head_dim;
   // Bounded work: the reference and the mask are O(n²) per (batch, head).
   const int n_max = int(std::sqrt(3e6 / (std::max(1, s.batch) * s.heads_q * double(s.head_dim + s.value_dim + 2))));
   s.seq_q = std::min(s.seq_q, n_max), s.seq_k = std::min(s.seq_k, n_max);
 
   PatternParams p;
   p.type = static_cast<PatternType>(in.ConsumeIntegralInRange(0, 4));
-  p.window_size = in.ConsumeIntegralInRange(-1, 300);
-  p.stride = in.ConsumeIntegralInRange(-1, 80);
+  p.window_size = fuzz::in_range_or(in, 1, 300, -1);
+  p.stride = fuzz::in_range_or(in, 1, 80, 0);
   p.block_size = in.PickValueInArray({32, 32, 64, 64, 96, 128, 1024, 0, 48, 2048});
   if (in.ConsumeBool()) {
     p.scales.clear();
@@ -49,7 +49,7 @@ void run(FuzzedDataProvider& in) {
     for (int i = 0; i < count; ++i) p.scales.push_back(in.ConsumeIntegralInRange(-1, 130));
   }
   p.seed = in.ConsumeIntegral<uint64_t>();
-  p.num_clusters = in.ConsumeIntegralInRange(0, 9);
+  p.num_clusters = fuzz::in_range_or(in, 1, 9, 0);
   std::optional<float> scale;
   if (in.ConsumeBool()) scale = fuzz::make_option(in, -4.0f, 4.0f);
   const bool want_lse = in.ConsumeBool();
@@ -57,7 +57,7 @@ void run(FuzzedDataProvider& in) {
 
   const int64_t b = s.batch, h = s.heads_q, n = s.seq_q;
   const fuzz::Tensor centroids = fuzz::make_tensor(in, size_t(h * std::max(0, p.num_clusters) * s.head_dim));
-  if (in.ConsumeIntegralInRange(0, 31) != 0) p.centroids = centroids.data();
+  if (in.ConsumeIntegralInRange(0, 31) != 31) p.centroids = centroids.data();
   const fuzz::Tensor q = fuzz::make_tensor(in, size_t(b * n * h * s.head_dim));
   const fuzz::Tensor k = fuzz::make_tensor(in, size_t(b * std::max(0, s.seq_k) * std::max(0, s.heads_kv) * s.head_dim));
   const fuzz::Tensor v = fuzz::make_tensor(in, size_t(b * std::max(0, s.seq_k) * std::max(0, s.heads_kv) * s.value_dim));
@@ -108,7 +108,9 @@ void run(FuzzedDataProvider& in) {
           const float* vj = v.data() + ((bi * n + j) * h + hh) * s.value_dim;
           for (int c2 = 0; c2 < s.value_dim; ++c2) v_abs = std::max(v_abs, double(std::fabs(vj[c2])));
         }
-        if (!(sc * dot_abs * 1.4427 < 1e30 && double(n) * v_abs < 1e30)) continue;
+        double q_abs = 0;  // q times the prescale is an intermediate too
+        for (int c2 = 0; c2 < s.head_dim; ++c2) q_abs = std::max(q_abs, double(std::fabs(qi[c2])));
+        if (!(sc * std::max(dot_abs, q_abs) * 1.4427 < 1e30 && double(n) * v_abs < 1e30)) continue;
         const size_t row = size_t((bi * h + hh) * n + i);
         // Parts merged through their lse add a few roundings on top of one flash call's.
         const double logit_err = (s.head_dim + 4) * 2 * kUnit * sc * dot_abs + 1e-30;
