@@ -4,7 +4,9 @@
 set -euo pipefail
 # chromium: the browser test drives it headless through playwright-core (which cannot
 # download browsers here).
-PACKAGES=(emscripten binaryen cmake make g++ googletest libgtest-dev chromium)
+# clang, libclang-rt-14-dev: the sanitizer builds and libFuzzer (its runtime and
+# FuzzedDataProvider.h are in libclang-rt-14-dev, only a recommendation of clang's).
+PACKAGES=(emscripten binaryen cmake make g++ googletest libgtest-dev chromium clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,12 +4,15 @@
 //   types    tsc --strict on a consumer of the hand-written declarations
 //   package  npm pack, install into an empty folder, import from ESM, CommonJS and TypeScript
 //   browser  the Vite example (examples/browser) built on the tarball, in headless Chromium
+//   sanitizers  the GoogleTest suite built with clang under ASan+UBSan and under TSan
+//   fuzz     each libFuzzer target of tests/fuzz for ATTN_FUZZ_SECONDS (default 30) from its seed corpus
 //   cuda     compiles the CUDA backend and its tests where nvcc exists (they run on a GPU
 //            machine: cuda/run_device.sh)
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootstrap, buildCuda, buildNative, buildWasm, findNvcc, run } from './build.mjs';
+import { asan, fuzz, tsan } from './sanitize.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const results = [];
@@ -37,6 +40,11 @@ if (results.every((r) => r.result === 'pass')) {
   step('types', () => run('node_modules/.bin/tsc', ['-p', 'tests/types']));
   step('package', () => run('node', ['--test', '--test-reporter=spec', 'tests/package/']));
   step('browser', () => run('node', ['--test', '--test-reporter=spec', 'tests/browser/']));
+  step('sanitizers', () => {
+    asan();
+    tsan();
+  });
+  step('fuzz', () => fuzz(Number(process.env.ATTN_FUZZ_SECONDS ?? 30)));
 }
 const nvcc = findNvcc();
 if (nvcc) step('cuda compile', () => buildCuda(nvcc));
