@@ -29,7 +29,11 @@ export function loadNamed(where, module, handle, weights, names, owner, commit) 
   }
   const entries = Object.entries(weights);
   for (const [name, array] of entries) {
-    if (!names.includes(name)) throw rangeError(where, name, `is not a weight of ${owner} (expected one of ${names.join(', ')})`);
+    if (!names.includes(name)) {
+      // An empty name is named as the C++ loaders name it, so the error says something.
+      throw rangeError(where, name === '' ? '(empty name)' : name,
+        `is not a weight of ${owner} (expected one of ${names.join(', ')})`);
+    }
     float32Array(where, name, array);
   }
   return withHeap(module, where, (heap) => {
