@@ -24,4 +24,13 @@ for spec in "$@"; do
   read -r head flags <<< "$spec"; name=${head%@*}
   echo "$name: $(grep -A1 'flash_bwd_dense' build/bwdv/$name.log | grep -E 'spill|Used' | paste -sd' ' | sed 's/ptxas info    ://g; s/bytes //g')"
 done
-python3 cuda/bench/bwd_variants.py "${args[@]}" 2>&1 | tee "$out/bwd_variants.txt"
+if [ -n "${PROFILE:-}" ]; then  # Nsight Compute on the second run of each variant and of SDPA's kernel
+  ncu -k 'regex:flash_bwd_dense|flash_bwd_dq_dk_dv' --launch-skip $(( ${#args[@]} + 1 )) --launch-count $(( ${#args[@]} + 1 )) \
+    --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section LaunchStats --section Occupancy \
+    --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section InstructionStats \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\\.ratio" \
+    python3 cuda/bench/bwd_variants.py "${args[@]}" > "$out/ncu_bwd.txt" 2>&1
+  grep -E "flash_bwd|Duration|Throughput|Stall|Warp Cycles|Issued Ipc|Registers|Achieved Occ|Executed Ipc|L1/TEX Hit|L2 Hit|One or More|No Eligible|Mem Pipes|Shared|stalled" "$out/ncu_bwd.txt" | head -150
+else
+  python3 cuda/bench/bwd_variants.py "${args[@]}" 2>&1 | tee "$out/bwd_variants.txt"
+fi

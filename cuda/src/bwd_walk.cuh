@@ -29,6 +29,26 @@ struct QueryWalk {
   __device__ __forceinline__ int first_query(int step) const { return (m_begin + step % blocks) * kBlockM; }
 };
 
+// The (query head, first query) of successive steps of a QueryWalk, advanced by additions:
+// the division and remainder of head() / first_query() at every step, computed by all 256
+// threads, were a tenth of the dense kernel's instructions.
+template <int kBlockM>
+struct StepCursor {
+  int h, m0;
+  int m_first, m_end;  // first query of a head's first step; end of its last step
+
+  __device__ __forceinline__ StepCursor(const QueryWalk<kBlockM>& walk, const BwdParams& p, int hk)
+      : h(hk * p.group), m0(walk.m_begin * kBlockM), m_first(walk.m_begin * kBlockM),
+        m_end((walk.m_begin + walk.blocks) * kBlockM) {}
+  __device__ __forceinline__ void advance() {
+    m0 += kBlockM;
+    if (m0 >= m_end) {
+      m0 = m_first;
+      ++h;
+    }
+  }
+};
+
 // Q and dO rows [m0, m0 + kBlockM) of head h into one stage's tiles (cp.async, uncommitted),
 // and per row: lse in log2 units (+inf where the row gets no weight: past seq_q, or a row
 // that saw no key, forward lse = -inf) and D = rowsum(dO * O).
@@ -56,6 +76,37 @@ __device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, flo
     sLse[r] = lse2;
     sD[r] = d;
   }
+}
+
+// The same, with the two row statistics also copied by cp.async, as they are: no thread
+// waits on a global load at the top of a step (the dense kernel's warps 0 and 1 did, for
+// a whole memory latency, while the rest then waited for them at the next barrier). Rows
+// past seq_q get 0s; the reader converts lse with lse_log2() and gives those rows +inf.
+template <typename T, int kHeadDim, int kBlockM, int kThreads>
+__device__ __forceinline__ void stage_query_step_async(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
+                                                       int b, int h, int m0) {
+  static_assert(2 * kBlockM <= kThreads, "one statistic per thread");
+  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
+      sQ, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head, p.q_stride.row, m0, p.seq_q);
+  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
+      sdO, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head, p.do_stride.row, m0,
+      p.seq_q);
+  if (threadIdx.x < 2 * kBlockM) {
+    const int r = threadIdx.x % kBlockM, i = m0 + r;
+    const bool valid = i < p.seq_q;
+    const int64_t row = valid ? i : 0;
+    if (threadIdx.x < kBlockM) {
+      cp_async_4(sLse + r, p.lse + b * p.lse_stride.batch + h * p.lse_stride.head + row * p.lse_stride.row, valid);
+    } else {
+      cp_async_4(sD + r, p.delta + (int64_t{b} * p.heads_q + h) * p.seq_q + row, valid);
+    }
+  }
+}
+
+// A staged natural-log lse -> log2 units, +inf for a row that saw no key (lse = -inf) so
+// that its probabilities come out 0.
+__device__ __forceinline__ float lse_log2(float lse) {
+  return lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
 }
 
 }  // namespace attn::cuda::detail

@@ -47,11 +47,11 @@ __global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, floa
 }
 
 // A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
-__global__ void store_kernel(const float* src, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
+__global__ void store_kernel(const float* src, float scale, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
   for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
        n += int64_t{gridDim.x} * blockDim.x) {
     const int64_t offset = detail::strided_offset(dst_layout, n);
-    const float x = src[n];
+    const float x = src[n] * scale;
     switch (static_cast<DType>(dtype)) {
       case DType::kFloat16: static_cast<__half*>(dst)[offset] = __float2half_rn(x); break;
       case DType::kBFloat16: static_cast<__nv_bfloat16*>(dst)[offset] = __float2bfloat16_rn(x); break;
@@ -64,7 +64,7 @@ __global__ void store_kernel(const float* src, int64_t count, Rank4 dst_layout, 
 // head_dim 64 or 128, checked 16-byte aligned): 8 elements per thread, the row's offset
 // computed once, 32-byte loads and 16-byte stores.
 template <typename T>
-__global__ void store_rows8_kernel(const float* src, int64_t count8, Rank4 dst_layout, T* dst) {
+__global__ void store_rows8_kernel(const float* src, float scale, int64_t count8, Rank4 dst_layout, T* dst) {
   const int64_t per_row = dst_layout.shape[3] / 8;
   for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count8;
        n += int64_t{gridDim.x} * blockDim.x) {
@@ -73,8 +73,10 @@ __global__ void store_rows8_kernel(const float* src, int64_t count8, Rank4 dst_l
       offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
       rest /= dst_layout.shape[d];
     }
-    const float4 a = reinterpret_cast<const float4*>(src)[2 * n];
-    const float4 b = reinterpret_cast<const float4*>(src)[2 * n + 1];
+    float4 a = reinterpret_cast<const float4*>(src)[2 * n];
+    float4 b = reinterpret_cast<const float4*>(src)[2 * n + 1];
+    a = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
+    b = make_float4(b.x * scale, b.y * scale, b.z * scale, b.w * scale);
     if constexpr (sizeof(T) == 4) {
       reinterpret_cast<float4*>(dst + offset)[0] = a;
       reinterpret_cast<float4*>(dst + offset)[1] = b;
@@ -86,7 +88,9 @@ __global__ void store_rows8_kernel(const float* src, int64_t count8, Rank4 dst_l
   }
 }
 
-cudaError_t launch_store(const float* src, const TensorView& dst, cudaStream_t stream) {
+// A float32 scratch times `scale` -> dst (the kernels leave dQ unscaled: one multiply per
+// element here instead of one per element and key block in the kernel).
+cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream) {
   const int64_t count = dst.numel();
   const Rank4 layout = rank4_of(dst);
   if (layout.shape[3] % 8 == 0 && layout.stride[3] == 1) {
@@ -94,18 +98,18 @@ cudaError_t launch_store(const float* src, const TensorView& dst, cudaStream_t s
     const int blocks = stride_blocks(count8);
     switch (dst.dtype) {
       case DType::kFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<__half*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__half*>(dst.data));
         break;
       case DType::kBFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
         break;
       default:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, count8, layout, static_cast<float*>(dst.data));
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<float*>(dst.data));
         break;
     }
     return cudaGetLastError();
   }
-  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, count, layout, dst.data,
+  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, scale, count, layout, dst.data,
                                                                    static_cast<int>(dst.dtype));
   return cudaGetLastError();
 }
@@ -259,8 +263,8 @@ void flash_backward(const FlashBackwardArgs& args) {
   } else {
     check_cuda(launch_kernels<__half>(p, args, c.head_dim, stream), "flash backward");
   }
-  check_cuda(launch_store(dq.as<float>(), args.dq, stream), "dq store");
-  if (pairs > 0) check_cuda(launch_store(dbias.as<float>(), args.dbias, stream), "dbias store");
+  check_cuda(launch_store(dq.as<float>(), p.scale, args.dq, stream), "dq store");
+  if (pairs > 0) check_cuda(launch_store(dbias.as<float>(), 1.0f, args.dbias, stream), "dbias store");
 }
 
 }  // namespace attn::cuda

@@ -1,12 +1,14 @@
 // The backward kernel of the dense case (no bias, mask, softcap or dropout; causal, GQA
 // and any lengths are fine), with FlashAttention-2's work split: one thread block of 8
-// warps per (128 keys, kv head, batch) walks every (query head of the group, 64-query
-// block) the causal rule leaves. Each product gets its own warp layout, and every operand
-// comes from shared memory, so no warp holds a sliver of 16 rows (the general kernel's
-// layout, whose fragments each feed one mma and which is bound by shared-memory reads):
-//   S = Q K^T and dP = dO V^T   2 (queries) x 4 (keys) warps of 32 x 32
+// warps per (128 keys, kv head, batch) walks every (query head of the group, block of kM
+// queries) the causal rule leaves; kM = 128 at head dim 64 and 64 at 128 (the dK / dV
+// accumulators of d = 128 leave no registers for bigger steps). Each product gets its own
+// warp layout, and every operand comes from shared memory, so no warp holds a sliver of
+// 16 rows (the general kernel's layout, whose fragments each feed one mma and which is
+// bound by shared-memory reads):
+//   S = Q K^T and dP = dO V^T   2 (queries) x 4 (keys) warps of kM/2 x 32
 //   dV += P^T dO, dK += dS^T Q  4 (keys) x 2 (head-dim halves) warps of 32 x d/2
-//   dQ += dS K                  2 (queries) x 4 (head-dim quarters) warps of 32 x d/4
+//   dQ += dS K                  kM/32 (queries) x 256/kM (head-dim parts) warps of 32 x d kM/256
 // P and dS pass through shared memory as 16-bit [query][key] tiles. dK and dV stay in
 // registers for the whole walk (GQA sums are deterministic); dQ goes to the float32
 // scratch with atomicAdd, one per element per 128 keys.
@@ -21,23 +23,29 @@
 namespace attn::cuda::detail {
 
 constexpr int kDenseBwdBlockN = 128;  // keys per thread block
-constexpr int kDenseBwdBlockM = 64;   // queries per step
 constexpr int kDenseBwdThreads = 8 * 32;
+
+// Queries per step. At head dim 64, 128-query steps halve the per-step work that does not
+// scale with the step (barriers, staging, P / dS stores) and the S / dP warp tiles of
+// 64 x 32 read fewer shared-memory bytes per mma (H100: 0.84x -> ?x of FA2's kernel).
+template <int kHeadDim>
+constexpr int dense_bwd_block_m() { return kHeadDim <= 64 ? 128 : 64; }
 
 template <int kHeadDim>
 constexpr size_t dense_bwd_smem_bytes() {
-  constexpr int kN = kDenseBwdBlockN, kM = kDenseBwdBlockM;
+  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>();
   // K, V; 2 stages of Q and dO; P and dS (16-bit); 2 stages of lse and D (float).
   return 2 * (2 * kN * kHeadDim + 4 * kM * kHeadDim + 2 * kM * kN) + 4 * 4 * kM;
 }
 
-// c[2 row tiles][4 n8 tiles] = A . B^T for this warp's 32 x 32 block: A rows [a_row0, +32)
-// of a [rows][kDim] tile, B rows [b_row0, +32) of another (S = Q K^T, dP = dO V^T).
-template <typename T, int kDim>
-__device__ __forceinline__ void warp_scores_32x32(float (&c)[2][4][4], const T* sA, int a_row0,
-                                                  const T* sB, int b_row0, int lane) {
+// c[kMt row tiles][4 n8 tiles] = A . B^T for this warp's (16 kMt) x 32 block: A rows
+// [a_row0, +16 kMt) of a [rows][kDim] tile, B rows [b_row0, +32) of another (S = Q K^T,
+// dP = dO V^T).
+template <typename T, int kDim, int kMt>
+__device__ __forceinline__ void warp_scores(float (&c)[kMt][4][4], const T* sA, int a_row0, const T* sB,
+                                            int b_row0, int lane) {
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
+  for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) c[mt][nt][0] = c[mt][nt][1] = c[mt][nt][2] = c[mt][nt][3] = 0.0f;
   const int lm = lane >> 3, lr = lane & 7;
@@ -45,15 +53,15 @@ __device__ __forceinline__ void warp_scores_32x32(float (&c)[2][4][4], const T* 
   const SwizzledRows<kDim> b_rows(sB, b_row0 + (lm >> 1) * 8 + lr, lm & 1);
 #pragma unroll
   for (int kk = 0; kk < kDim / 16; ++kk) {
-    uint32_t a[2][4];
+    uint32_t a[kMt][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(a[mt], a_rows.at(kk, mt * 16));
+    for (int mt = 0; mt < kMt; ++mt) ldmatrix_x4(a[mt], a_rows.at(kk, mt * 16));
 #pragma unroll
     for (int np = 0; np < 2; ++np) {
       uint32_t bb[4];
       ldmatrix_x4(bb, b_rows.at(kk, np * 16));
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
+      for (int mt = 0; mt < kMt; ++mt) {
         MmaOp<T>::run(c[mt][2 * np], a[mt], bb[0], bb[1]);
         MmaOp<T>::run(c[mt][2 * np + 1], a[mt], bb[2], bb[3]);
       }
@@ -64,21 +72,21 @@ __device__ __forceinline__ void warp_scores_32x32(float (&c)[2][4][4], const T* 
 // acc[2 row tiles][kCols / 8] += X^T . Y for this warp's 32 keys x kCols columns, X a
 // [kM queries][kN keys] tile (P or dS; read transposed) and Y a [kM][kDim] tile (dO or Q)
 // from column col0: dV += P^T dO and dK += dS^T Q.
-template <typename T, int kDim, int kCols>
+template <typename T, int kDim, int kCols, int kM>
 __device__ __forceinline__ void warp_grad_keys(float (&acc)[2][kCols / 8][4], const T* sX,
                                                int key0, const T* sY, int col0, int lane) {
   const int lm = lane >> 3, lr = lane & 7;
-  const SwizzledRows<kDenseBwdBlockN> x_rows(sX, (lm >> 1) * 8 + lr, lm & 1);
-  const SwizzledRows<kDim> y_rows(sY, (lm & 1) * 8 + lr, lm >> 1);
+  const SwizzledRows<kDenseBwdBlockN> x_rows(sX, (lm >> 1) * 8 + lr, lm & 1, key0 / 8);
+  const SwizzledRows<kDim> y_rows(sY, (lm & 1) * 8 + lr, lm >> 1, col0 / 8);
 #pragma unroll
-  for (int kc = 0; kc < kDenseBwdBlockM / 16; ++kc) {
+  for (int kc = 0; kc < kM / 16; ++kc) {
     uint32_t a[2][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4_trans(a[mt], x_rows.at(key0 / 16 + mt, kc * 16));
+    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4_trans(a[mt], x_rows.at(mt, kc * 16));
 #pragma unroll
     for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t bb[4];
-      ldmatrix_x4_trans(bb, y_rows.at(col0 / 16 + dp, kc * 16));
+      ldmatrix_x4_trans(bb, y_rows.at(dp, kc * 16));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);
@@ -98,7 +106,7 @@ __device__ __forceinline__ void warp_grad_queries(float (&acc)[2][kCols / 8][4],
     for (int nt = 0; nt < kCols / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
   const int lm = lane >> 3, lr = lane & 7;
   const SwizzledRows<kDenseBwdBlockN> ds_rows(sdS, q0 + (lm & 1) * 8 + lr, lm >> 1);
-  const SwizzledRows<kDim> k_rows(sK, (lm & 1) * 8 + lr, lm >> 1);
+  const SwizzledRows<kDim> k_rows(sK, (lm & 1) * 8 + lr, lm >> 1, col0 / 8);
 #pragma unroll
   for (int kc = 0; kc < kDenseBwdBlockN / 16; ++kc) {
     uint32_t a[2][4];
@@ -107,7 +115,7 @@ __device__ __forceinline__ void warp_grad_queries(float (&acc)[2][kCols / 8][4],
 #pragma unroll
     for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t bb[4];
-      ldmatrix_x4_trans(bb, k_rows.at(col0 / 16 + dp, kc * 16));
+      ldmatrix_x4_trans(bb, k_rows.at(dp, kc * 16));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         MmaOp<T>::run(acc[mt][2 * dp], a[mt], bb[0], bb[1]);
@@ -118,24 +126,26 @@ __device__ __forceinline__ void warp_grad_queries(float (&acc)[2][kCols / 8][4],
 }
 
 // Adds a warp's 32 x kCols accumulator block (queries q0.., columns col0..) to the float32
-// dQ scratch, times `scale`, skipping rows at or past rows_left. On sm_90 each adjacent
+// dQ scratch (the store kernel applies the scale), skipping rows at or past rows_left. On sm_90 each adjacent
 // pair is one 8-byte vector reduction: the scalar atomics filled the global-memory queue
 // (lg_throttle stalls in Nsight Compute; backward 0.55-0.68x -> 0.60-0.82x of SDPA flash).
 // Pairing lanes by shuffles into 16-byte reductions measured slower (more spills).
 template <int kCols>
 __device__ __forceinline__ void add_dq_block(float* dq_row0, int64_t row_stride, const float (&acc)[2][kCols / 8][4],
-                                             float scale, int rows_left, int q0, int lane) {
+                                             int rows_left, int q0, int lane) {
   const int g = lane >> 2, t = lane & 3;
+  float* const lane_row0 = dq_row0 + (q0 + g) * row_stride + 2 * t;
+  const bool all_rows = q0 + 32 <= rows_left;  // warp-uniform: no per-row tests
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int r = q0 + mt * 16 + g + half * 8;
-      if (r >= rows_left) continue;
-      float* row = dq_row0 + r * row_stride + 2 * t;
+      const int k = mt * 2 + half;  // row q0 + g + 8k
+      if (!all_rows && q0 + g + 8 * k >= rows_left) continue;
+      float* row = lane_row0 + k * 8 * row_stride;
 #pragma unroll
       for (int nt = 0; nt < kCols / 8; ++nt) {
-        const float a = acc[mt][nt][half * 2] * scale, b = acc[mt][nt][half * 2 + 1] * scale;
+        const float a = acc[mt][nt][half * 2], b = acc[mt][nt][half * 2 + 1];
 #if __CUDA_ARCH__ >= 900
         atomicAdd(reinterpret_cast<float2*>(row + nt * 8), make_float2(a, b));
 #else
@@ -146,25 +156,40 @@ __device__ __forceinline__ void add_dq_block(float* dq_row0, int64_t row_stride,
     }
 }
 
-// Writes a warp's 32 x 32 accumulator block (rows q0.., keys key0..) into a [kM][kN] tile.
-template <typename T>
-__device__ __forceinline__ void store_score_block(T* tile, const float (&c)[2][4][4], int q0, int key0,
+// Row tiles kMt0.. of n8 tile nt of an accumulator block: rows 16 mt + g and 16 mt + g + 8
+// at immediate offsets from `address` (a compile-time recursion: the offsets must be
+// constants of the instruction).
+template <typename T, int kMt, int kRowBytes, int kMt0 = 0>
+__device__ __forceinline__ void store_row_tiles(uint32_t address, const float (&c)[kMt][4][4], int nt) {
+  if constexpr (kMt0 < kMt) {
+    st_shared_b32<16 * kMt0 * kRowBytes>(address, pack2<T>(c[kMt0][nt][0], c[kMt0][nt][1]));
+    st_shared_b32<(16 * kMt0 + 8) * kRowBytes>(address, pack2<T>(c[kMt0][nt][2], c[kMt0][nt][3]));
+    store_row_tiles<T, kMt, kRowBytes, kMt0 + 1>(address, c, nt);
+  }
+}
+
+// Writes a warp's (16 kMt) x 32 accumulator block (rows q0.., keys key0..) into a swizzled
+// [kM][kN] tile. The lane's rows q0 + g + 8k all have row & 7 = g (q0 is a multiple of 8),
+// so each n8 tile's swizzled column is computed once and the rows are immediate offsets.
+template <typename T, int kMt>
+__device__ __forceinline__ void store_score_block(T* tile, const float (&c)[kMt][4][4], int q0, int key0,
                                                   int lane) {
+  constexpr int kRowBytes = kDenseBwdBlockN * 2;
   const int g = lane >> 2, t = lane & 3;
+  const uint32_t lane_row = smem_address(tile + (q0 + g) * kDenseBwdBlockN) + 4 * t;
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
-        *reinterpret_cast<uint32_t*>(tile + swizzled<kDenseBwdBlockN>(q0 + mt * 16 + g + half * 8, key0 / 8 + nt) +
-                                     2 * t) = pack2<T>(c[mt][nt][half * 2], c[mt][nt][half * 2 + 1]);
+  for (int nt = 0; nt < 4; ++nt) {
+    const uint32_t address = lane_row + static_cast<uint32_t>(((key0 / 8 + nt) ^ g) << 4);
+    store_row_tiles<T, kMt, kRowBytes>(address, c, nt);
+  }
 }
 
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(const BwdParams p) {
-  constexpr int kN = kDenseBwdBlockN, kM = kDenseBwdBlockM, kD = kHeadDim;
-  constexpr int kKeyCols = kD / 2, kQueryCols = kD / 4;  // dK/dV and dQ columns per warp
+  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>(), kD = kHeadDim;
+  constexpr int kSMt = kM / 32;                  // 16-row tiles of a warp's S / dP block
+  constexpr int kQueryWarps = kM / 32;           // dQ: warps along the queries
+  constexpr int kKeyCols = kD / 2, kQueryCols = kD * kQueryWarps / 8;  // dK/dV, dQ columns per warp
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // [kN][kD]
   T* sV = sK + kN * kD;                    // [kN][kD]
@@ -172,15 +197,15 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   T* sdO = sQ + 2 * kM * kD;               // 2 stages of [kM][kD]
   T* sP = sdO + 2 * kM * kD;               // [kM][kN]
   T* sdS = sP + kM * kN;                   // [kM][kN]
-  float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // 2 x [kM], log2 units
+  float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // 2 x [kM], natural log as given
   float* sD = sLse + 2 * kM;                              // 2 x [kM]
 
   const int n0 = blockIdx.x * kN, hk = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
-  const int sq0 = (warp & 1) * 32, sk0 = (warp >> 1) * 32;         // S, dP block
+  const int sq0 = (warp & 1) * (kM / 2), sk0 = (warp >> 1) * 32;   // S, dP block
   const int gk0 = (warp & 3) * 32, gd0 = (warp >> 2) * kKeyCols;   // dK, dV block
-  const int qq0 = (warp & 1) * 32, qd0 = (warp >> 1) * kQueryCols;  // dQ block
+  const int qq0 = (warp % kQueryWarps) * 32, qd0 = (warp / kQueryWarps) * kQueryCols;  // dQ block
 
   copy_tile_async<T, kD, kN, kDenseBwdThreads>(
       sK, static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head, p.k_stride.row, n0, p.seq_k);
@@ -188,10 +213,10 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       sV, static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head, p.v_stride.row, n0, p.seq_k);
 
   const QueryWalk<kM> walk(p, n0);
-  auto load_step = [&](int it, int stage) {
-    stage_query_step<T, kD, kM, kDenseBwdThreads>(
-        sQ + stage * kM * kD, sdO + stage * kM * kD,
-        sLse + stage * kM, sD + stage * kM, p, b, walk.head(p, hk, it), walk.first_query(it));
+  StepCursor<kM> cur(walk, p, hk), next = cur;  // this step's and the next copy's
+  auto load_step = [&](const StepCursor<kM>& at, int stage) {
+    stage_query_step_async<T, kD, kM, kDenseBwdThreads>(
+        sQ + stage * kM * kD, sdO + stage * kM * kD, sLse + stage * kM, sD + stage * kM, p, b, at.h, at.m0);
   };
 
   float dk[2][kKeyCols / 8][4], dv[2][kKeyCols / 8][4];
@@ -202,49 +227,64 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
 #pragma unroll
       for (int e = 0; e < 4; ++e) dk[mt][nt][e] = dv[mt][nt][e] = 0.0f;
 
-  if (walk.steps > 0) load_step(0, 0);
+  if (walk.steps > 0) load_step(next, 0);
   cp_async_commit();
   int stage = 0;
   for (int it = 0; it < walk.steps; ++it) {
     cp_async_wait<0>();
     __syncthreads();  // step `it` landed; everyone is done with step it - 1's tiles
-    if (it + 1 < walk.steps) load_step(it + 1, stage ^ 1);
+    next.advance();
+    if (it + 1 < walk.steps) load_step(next, stage ^ 1);
     cp_async_commit();
 
-    const int h = walk.head(p, hk, it), m0 = walk.first_query(it);
+    const int h = cur.h, m0 = cur.m0;
     const T* sQs = sQ + stage * kM * kD;
     const T* sdOs = sdO + stage * kM * kD;
     const float* sLses = sLse + stage * kM;
     const float* sDs = sD + stage * kM;
     const bool elementwise = (p.causal && n0 + kN - 1 > m0 + p.causal_offset) || n0 + kN > p.seq_k;
 
-    // P = exp(scale S - lse), zero past the causal frontier and the last key.
-    float pr[2][4][4];
-    warp_scores_32x32<T, kD>(pr, sQs, sq0, sK, sk0, lane);
+    // P = exp(scale S - lse), zero past the causal frontier and the last key (tested per
+    // element only in the key blocks that reach them: a block-uniform branch).
+    float pr[kSMt][4][4];
+    warp_scores<T, kD, kSMt>(pr, sQs, sq0, sK, sk0, lane);
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+    for (int mt = 0; mt < kSMt; ++mt)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int il = sq0 + mt * 16 + g + half * 8;
-        const float lse2 = sLses[il];
-        const int64_t last = p.causal ? m0 + il + p.causal_offset : int64_t{p.seq_k} - 1;
-        const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
+        const float lse2 = m0 + il < p.seq_q ? lse_log2(sLses[il]) : CUDART_INF_F;
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             float& x = pr[mt][nt][half * 2 + e];
             x = ex2_approx(fmaf(x, p.scale_log2, -lse2));
-            if (elementwise && n0 + sk0 + nt * 8 + 2 * t + e > limit) x = 0.0f;
           }
       }
-    store_score_block<T>(sP, pr, sq0, sk0, lane);
+    if (elementwise) {
+#pragma unroll
+      for (int mt = 0; mt < kSMt; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int il = sq0 + mt * 16 + g + half * 8;
+          const int64_t last = p.causal ? m0 + il + p.causal_offset : int64_t{p.seq_k} - 1;
+          const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
+          const int64_t room = limit - (n0 + sk0 + 2 * t);  // the lane's key nt * 8 + e is kept if <= room
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (nt * 8 + e > room) pr[mt][nt][half * 2 + e] = 0.0f;
+        }
+    }
+    store_score_block<T, kSMt>(sP, pr, sq0, sk0, lane);
 
     // dS = P (dP - D), dP = dO V^T.
-    float ds[2][4][4];
-    warp_scores_32x32<T, kD>(ds, sdOs, sq0, sV, sk0, lane);
+    float ds[kSMt][4][4];
+    warp_scores<T, kD, kSMt>(ds, sdOs, sq0, sV, sk0, lane);
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+    for (int mt = 0; mt < kSMt; ++mt)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const float d = sDs[sq0 + mt * 16 + g + half * 8];
@@ -256,19 +296,20 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
             x = pr[mt][nt][half * 2 + e] * (x - d);
           }
       }
-    store_score_block<T>(sdS, ds, sq0, sk0, lane);
+    store_score_block<T, kSMt>(sdS, ds, sq0, sk0, lane);
     __syncthreads();  // P and dS complete
 
-    warp_grad_keys<T, kD, kKeyCols>(dv, sP, gk0, sdOs, gd0, lane);
-    warp_grad_keys<T, kD, kKeyCols>(dk, sdS, gk0, sQs, gd0, lane);
+    warp_grad_keys<T, kD, kKeyCols, kM>(dv, sP, gk0, sdOs, gd0, lane);
+    warp_grad_keys<T, kD, kKeyCols, kM>(dk, sdS, gk0, sQs, gd0, lane);
     {
       float dq[2][kQueryCols / 8][4];
       warp_grad_queries<T, kD, kQueryCols>(dq, sdS, qq0, sK, qd0, lane);
       // Rows of the scratch [batch][seq_q][heads_q][kD] for query m0 of head h, column qd0.
       const int64_t row_stride = int64_t{p.heads_q} * kD;
       add_dq_block<kQueryCols>(p.dq_accum + ((int64_t{b} * p.seq_q + m0) * p.heads_q + h) * kD + qd0, row_stride,
-                               dq, p.scale, p.seq_q - m0, qq0, lane);
+                               dq, p.seq_q - m0, qq0, lane);
     }
+    cur.advance();
     stage ^= 1;
   }
   cp_async_wait<0>();  // nothing to do (causal): drain the K / V copies

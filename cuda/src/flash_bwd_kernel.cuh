@@ -182,7 +182,7 @@ __device__ __forceinline__ void grad_scores(float (&dp)[kBlockM / 8][4], const f
 }
 
 // dQ tile (16 queries x 64 head-dim columns) = dS K for the block's 64 keys, added to the
-// float32 scratch (scaled: S = scale Q K^T).
+// float32 scratch (unscaled: the store kernel multiplies by the scale of S = scale Q K^T).
 template <typename T, int kHeadDim, int kBlockM>
 __device__ __forceinline__ void add_dq_tile(const T* sdS, const T* sK, int qt, int dh,
                                             const BwdParams& p, int b, int h, int m0, int lane) {
@@ -210,8 +210,8 @@ __device__ __forceinline__ void add_dq_tile(const T* sdS, const T* sK, int qt, i
     float* row = p.dq_accum + ((int64_t{b} * p.seq_q + i) * p.heads_q + h) * kHeadDim + dh * 64 + 2 * t;
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
-      atomicAdd(row + nt * 8, acc[nt][half * 2] * p.scale);
-      atomicAdd(row + nt * 8 + 1, acc[nt][half * 2 + 1] * p.scale);
+      atomicAdd(row + nt * 8, acc[nt][half * 2]);
+      atomicAdd(row + nt * 8 + 1, acc[nt][half * 2 + 1]);
     }
   }
 }

@@ -30,6 +30,11 @@ __device__ __forceinline__ void cp_async_16(uint32_t smem, const void* gmem, boo
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem),
                "r"(valid ? 16 : 0));
 }
+// 4 bytes global -> shared (one float); when !valid the destination is zeroed instead.
+__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(smem)), "l"(gmem),
+               "r"(valid ? 4 : 0));
+}
 // Always 16 bytes (no zero fill).
 __device__ __forceinline__ void cp_async_16_full(uint32_t smem, const void* gmem) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem), "l"(gmem));
@@ -38,6 +43,13 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// One 32-bit shared-memory store at a byte address plus a constant (folded into the
+// instruction's immediate offset).
+template <int kOffset>
+__device__ __forceinline__ void st_shared_b32(uint32_t address, uint32_t value) {
+  asm volatile("st.shared.b32 [%0+%2], %1;\n" ::"r"(address), "r"(value), "n"(kOffset) : "memory");
 }
 
 // Four 8x8 16-bit matrices from shared memory at a byte address (SwizzledRows::at gives one).
