@@ -31,11 +31,16 @@ constexpr int kDenseBwdThreads = 8 * 32;
 template <int kHeadDim>
 constexpr int dense_bwd_block_m() { return kHeadDim <= 64 ? 128 : 64; }
 
+// Stages of the Q / dO / lse / D ring: copies run two steps ahead, so a step's tiles have
+// had two steps' time to arrive when it starts (with one step ahead, the wait at the top
+// of each step and the barrier after it were a sixth of the stalls in Nsight Compute).
+constexpr int kDenseBwdStages = 3;
+
 template <int kHeadDim>
 constexpr size_t dense_bwd_smem_bytes() {
-  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>();
-  // K, V; 2 stages of Q and dO; P and dS (16-bit); 2 stages of lse and D (float).
-  return 2 * (2 * kN * kHeadDim + 4 * kM * kHeadDim + 2 * kM * kN) + 4 * 4 * kM;
+  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>(), kS = kDenseBwdStages;
+  // K, V; the stages of Q and dO; P and dS (16-bit); the stages of lse and D (float).
+  return 2 * (2 * kN * kHeadDim + 2 * kS * kM * kHeadDim + 2 * kM * kN) + 4 * 2 * kS * kM;
 }
 
 // c[kMt row tiles][4 n8 tiles] = A . B^T for this warp's (16 kMt) x 32 block: A rows
@@ -193,12 +198,13 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // [kN][kD]
   T* sV = sK + kN * kD;                    // [kN][kD]
-  T* sQ = sV + kN * kD;                    // 2 stages of [kM][kD]
-  T* sdO = sQ + 2 * kM * kD;               // 2 stages of [kM][kD]
-  T* sP = sdO + 2 * kM * kD;               // [kM][kN]
+  constexpr int kS = kDenseBwdStages;
+  T* sQ = sV + kN * kD;                    // kS stages of [kM][kD]
+  T* sdO = sQ + kS * kM * kD;              // kS stages of [kM][kD]
+  T* sP = sdO + kS * kM * kD;              // [kM][kN]
   T* sdS = sP + kM * kN;                   // [kM][kN]
-  float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // 2 x [kM], natural log as given
-  float* sD = sLse + 2 * kM;                              // 2 x [kM]
+  float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // kS x [kM], natural log as given
+  float* sD = sLse + kS * kM;                             // kS x [kM]
 
   const int n0 = blockIdx.x * kN, hk = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -227,15 +233,23 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
 #pragma unroll
       for (int e = 0; e < 4; ++e) dk[mt][nt][e] = dv[mt][nt][e] = 0.0f;
 
-  if (walk.steps > 0) load_step(next, 0);
-  cp_async_commit();
-  int stage = 0;
-  for (int it = 0; it < walk.steps; ++it) {
-    cp_async_wait<0>();
-    __syncthreads();  // step `it` landed; everyone is done with step it - 1's tiles
-    next.advance();
-    if (it + 1 < walk.steps) load_step(next, stage ^ 1);
+  // The ring: steps 0 .. kS - 2 are copied up front (one commit group each, K and V in the
+  // first); step it + kS - 1 is copied at the top of step it into the stage step it - 1 used.
+  static_assert(kS == 3, "the waits below count groups for three stages");
+#pragma unroll
+  for (int ahead = 0; ahead < kS - 1; ++ahead) {
+    if (ahead < walk.steps) load_step(next, ahead);
     cp_async_commit();
+    next.advance();
+  }
+  int stage = 0, load_stage = kS - 1;
+  for (int it = 0; it < walk.steps; ++it) {
+    cp_async_wait<kS - 2>();  // all but the newest group: step `it` landed
+    __syncthreads();          // ... for every thread; everyone is done with step it - 1's tiles
+    if (it + kS - 1 < walk.steps) load_step(next, load_stage);
+    cp_async_commit();
+    next.advance();
+    load_stage = load_stage == kS - 1 ? 0 : load_stage + 1;
 
     const int h = cur.h, m0 = cur.m0;
     const T* sQs = sQ + stage * kM * kD;
@@ -310,7 +324,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
                                dq, p.seq_q - m0, qq0, lane);
     }
     cur.advance();
-    stage ^= 1;
+    stage = stage == kS - 1 ? 0 : stage + 1;
   }
   cp_async_wait<0>();  // nothing to do (causal): drain the K / V copies
 
