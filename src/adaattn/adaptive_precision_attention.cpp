@@ -15,15 +15,6 @@ namespace {
 
 using Projection = MultiHeadAttention::Projection;
 
-MultiHeadConfig projections_config(const AdaptivePrecisionConfig& c) {
-  MultiHeadConfig m;
-  m.model_dim = c.embed_dim;
-  m.heads = c.num_heads;
-  m.bias = c.bias;
-  m.seed = c.seed;
-  return m;
-}
-
 // x rounded to the storage precision and back (what a KVCache of it holds).
 float stored_value(StoragePrecision p, float x) {
   switch (p) {
@@ -99,7 +90,7 @@ AdaptivePrecisionConfig AdaptivePrecisionAttention::validated(AdaptivePrecisionC
   }
   // What is left: the weights' size, checked by the projections under their own name.
   try {
-    MultiHeadAttention::validated(projections_config(c));
+    MultiHeadAttention::validated(MultiHeadConfig::self_attention(c.embed_dim, c.num_heads, c.bias, c.seed));
   } catch (const AttnError& e) {
     throw AttnError(e.kind(), "embedDim", std::string(e.what()).substr(e.param().size() + 2));
   }
@@ -107,7 +98,8 @@ AdaptivePrecisionConfig AdaptivePrecisionAttention::validated(AdaptivePrecisionC
 }
 
 AdaptivePrecisionAttention::AdaptivePrecisionAttention(const AdaptivePrecisionConfig& config)
-    : config_(validated(config)), mha_(projections_config(config_)) {}
+    : config_(validated(config)),
+      mha_(MultiHeadConfig::self_attention(config_.embed_dim, config_.num_heads, config_.bias, config_.seed)) {}
 
 std::optional<StoragePrecision> AdaptivePrecisionAttention::cache_precision() const {
   if (!cache_) return std::nullopt;

@@ -14,15 +14,6 @@ namespace {
 
 using Projection = MultiHeadAttention::Projection;
 
-MultiHeadConfig projections_config(const DenseConfig& c) {
-  MultiHeadConfig m;
-  m.model_dim = c.embed_dim;
-  m.heads = c.num_heads;
-  m.bias = c.bias;
-  m.seed = c.seed;  // dropout is this class's, not the projections'
-  return m;
-}
-
 // Buffers for the averaged weights, reused across the (batch, head) pairs of one call.
 struct HeadScratch {
   std::vector<float> q, k, p;  // one head's Q [seq_q][d], K [seq_k][d], weights [seq_q][seq_k]
@@ -87,7 +78,8 @@ DenseConfig DenseAttention::validated(const DenseConfig& c) {
   }
   if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) throw_range("dropout", "must be in [0, 1)");
   try {
-    MultiHeadAttention::validated(projections_config(c));  // what is left: the weights' size
+    // What is left: the weights' size (dropout is this class's, not the projections').
+    MultiHeadAttention::validated(MultiHeadConfig::self_attention(c.embed_dim, c.num_heads, c.bias, c.seed));
   } catch (const AttnError& e) {
     throw AttnError(e.kind(), "embedDim", e.message());
   }
@@ -95,7 +87,8 @@ DenseConfig DenseAttention::validated(const DenseConfig& c) {
 }
 
 DenseAttention::DenseAttention(const DenseConfig& config)
-    : config_(validated(config)), projections_(projections_config(config_)) {}
+    : config_(validated(config)),
+      projections_(MultiHeadConfig::self_attention(config_.embed_dim, config_.num_heads, config_.bias, config_.seed)) {}
 
 void DenseAttention::forward(int batch, int seq_q, int seq_k, const float* query, const float* key,
                              const float* value, const MaskView& mask, float* out, float* weights,

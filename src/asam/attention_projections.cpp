@@ -3,12 +3,12 @@
 #include <cmath>
 #include <utility>
 
-#include "gemm/projection.h"
 #include "runtime/uniform_rng.h"
 
 namespace attn::asam {
 
-AttentionProjections::AttentionProjections(int dim, int inner, uint64_t seed) : dim_(dim), inner_(inner) {
+AttentionProjections::AttentionProjections(int dim, int inner, uint64_t seed)
+    : dim_(dim), inner_(inner), projections_({inner, dim}, {inner, dim}, {inner, dim}, {dim, inner}) {
   UniformRng rng{seed};
   const size_t d = size_t(dim), i = size_t(inner);
   const float in_bound = 1.0f / std::sqrt(float(dim)), out_bound = 1.0f / std::sqrt(float(inner));
@@ -24,45 +24,6 @@ AttentionProjections::AttentionProjections(int dim, int inner, uint64_t seed) : 
   set_weights(std::move(w));
 }
 
-void AttentionProjections::set_weights(Weights w) {
-  const WeightPrecision p = precision_;
-  Packed packed{pack_weight(inner_, dim_, w.q, p), pack_weight(inner_, dim_, w.k, p),
-                pack_weight(inner_, dim_, w.v, p), pack_weight(dim_, inner_, w.out, p)};
-  if (p != WeightPrecision::kFp32) {
-    for (auto* m : {&w.q, &w.k, &w.v, &w.out}) std::vector<float>().swap(*m);
-  }
-  w_ = std::move(w);
-  packed_ = std::move(packed);
-}
-
-AttentionProjections::Weights AttentionProjections::weights() const {
-  Weights w = w_;
-  if (precision_ != WeightPrecision::kFp32) {
-    w.q = unpack_weight(packed_.q), w.k = unpack_weight(packed_.k), w.v = unpack_weight(packed_.v);
-    w.out = unpack_weight(packed_.out);
-  }
-  return w;
-}
-
-void AttentionProjections::set_precision(WeightPrecision precision) {
-  Weights w = weights();
-  const WeightPrecision old = precision_;
-  precision_ = precision;
-  try {
-    set_weights(std::move(w));
-  } catch (...) {
-    precision_ = old;  // weights the form cannot hold: nothing changed
-    throw;
-  }
-}
-
-int64_t AttentionProjections::weight_bytes() const {
-  int64_t bytes = 0;
-  for (const auto* p : {&packed_.q, &packed_.k, &packed_.v, &packed_.out}) bytes += p->bytes();
-  for (const auto* v : {&w_.q, &w_.q_bias, &w_.k, &w_.k_bias, &w_.v, &w_.v_bias, &w_.out, &w_.out_bias}) bytes += int64_t(v->size() * sizeof(float));
-  return bytes;
-}
-
 void AttentionProjections::qkv(int64_t rows, const float* x, float* q, float* k, float* v, ThreadPool* pool) const {
   this->q(rows, x, q, pool);
   this->k(rows, x, k, pool);
@@ -70,19 +31,19 @@ void AttentionProjections::qkv(int64_t rows, const float* x, float* q, float* k,
 }
 
 void AttentionProjections::q(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
-  project_rows(packed_.q, w_.q_bias, rows, x, y, pool);
+  projections_.project(ProjectionSet::Projection::kQuery, rows, x, y, pool);
 }
 
 void AttentionProjections::k(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
-  project_rows(packed_.k, w_.k_bias, rows, x, y, pool);
+  projections_.project(ProjectionSet::Projection::kKey, rows, x, y, pool);
 }
 
 void AttentionProjections::v(int64_t rows, const float* x, float* y, ThreadPool* pool) const {
-  project_rows(packed_.v, w_.v_bias, rows, x, y, pool);
+  projections_.project(ProjectionSet::Projection::kValue, rows, x, y, pool);
 }
 
 void AttentionProjections::out(int64_t rows, const float* heads, float* y, ThreadPool* pool) const {
-  project_rows(packed_.out, w_.out_bias, rows, heads, y, pool);
+  projections_.project(ProjectionSet::Projection::kOutput, rows, heads, y, pool);
 }
 
 std::vector<ParameterView> AttentionProjections::named_parameters(const Weights& w) const {

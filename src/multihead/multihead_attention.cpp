@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "flash/flash_attention.h"
-#include "gemm/projection.h"
 #include "runtime/errors.h"
 #include "runtime/thread_pool.h"
 #include "runtime/uniform_rng.h"
@@ -28,6 +27,15 @@ int64_t mask_extent(const MaskView& m, int batch, int heads, int seq_q, int seq_
 
 }  // namespace
 
+MultiHeadConfig MultiHeadConfig::self_attention(int model_dim, int heads, bool bias, uint64_t seed) {
+  MultiHeadConfig c;
+  c.model_dim = model_dim;
+  c.heads = heads;
+  c.bias = bias;
+  c.seed = seed;
+  return c;
+}
+
 MultiHeadConfig MultiHeadAttention::validated(MultiHeadConfig c) {
   if (c.model_dim < 1) throw_range("modelDim", "must be a positive integer, got " + std::to_string(c.model_dim));
   if (c.heads < 1) throw_range("heads", "must be a positive integer, got " + std::to_string(c.heads));
@@ -48,7 +56,10 @@ MultiHeadConfig MultiHeadAttention::validated(MultiHeadConfig c) {
   return c;
 }
 
-MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(validated(config)) {
+MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config)
+    : config_(validated(config)),
+      projections_({config_.model_dim, config_.model_dim}, {config_.model_dim, config_.kdim},
+                   {config_.model_dim, config_.vdim}, {config_.model_dim, config_.model_dim}) {
   const MultiHeadConfig& c = config_;
   // PyTorch: xavier_uniform_ on the input projections (one [3E, E] matrix when kdim = vdim
   // = E, else each its own), the output Linear's kaiming_uniform_(a = sqrt(5)) bound
@@ -63,49 +74,7 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadConfig& config) : config_(
   w.v = rng.fill(size_t(e) * c.vdim, one_in_proj ? xavier(e, 3 * e) : xavier(c.vdim, e));
   w.out = rng.fill(size_t(e) * e, 1.0f / std::sqrt(float(e)));
   if (c.bias) w.q_bias = w.k_bias = w.v_bias = w.out_bias = std::vector<float>(size_t(e), 0.0f);
-  set_weights(std::move(w));
-}
-
-void MultiHeadAttention::set_weights(Weights w) {
-  const int e = config_.model_dim;
-  const WeightPrecision p = precision_;
-  Packed packed{pack_weight(e, e, w.q, p), pack_weight(e, config_.kdim, w.k, p),
-                pack_weight(e, config_.vdim, w.v, p), pack_weight(e, e, w.out, p)};
-  if (p != WeightPrecision::kFp32) {
-    for (auto* m : {&w.q, &w.k, &w.v, &w.out}) std::vector<float>().swap(*m);
-  }
-  w_ = std::move(w);
-  packed_ = std::move(packed);
-}
-
-MultiHeadAttention::Weights MultiHeadAttention::weights() const {
-  Weights w = w_;
-  if (precision_ != WeightPrecision::kFp32) {
-    w.q = unpack_weight(packed_.q), w.k = unpack_weight(packed_.k), w.v = unpack_weight(packed_.v);
-    w.out = unpack_weight(packed_.out);
-  }
-  return w;
-}
-
-void MultiHeadAttention::set_precision(WeightPrecision precision) {
-  Weights w = weights();
-  const WeightPrecision old = precision_;
-  precision_ = precision;
-  try {
-    set_weights(std::move(w));
-  } catch (...) {
-    precision_ = old;  // weights fp16 cannot hold: nothing changed
-    throw;
-  }
-}
-
-int64_t MultiHeadAttention::weight_bytes() const {
-  int64_t bytes = 0;
-  for (const auto* p : {&packed_.q, &packed_.k, &packed_.v, &packed_.out}) bytes += p->bytes();
-  for (const auto* v : {&w_.q, &w_.k, &w_.v, &w_.out, &w_.q_bias, &w_.k_bias, &w_.v_bias, &w_.out_bias}) {
-    bytes += int64_t(v->size() * sizeof(float));
-  }
-  return bytes;
+  projections_.set_weights(std::move(w));
 }
 
 int64_t MultiHeadAttention::param_count() const {
@@ -130,11 +99,11 @@ void MultiHeadAttention::forward(int batch, int seq_q, int seq_k, const float* q
   }
   std::vector<float> q(size_t(batch) * seq_q * e), k(size_t(batch) * seq_k * e), v(size_t(batch) * seq_k * e);
   std::vector<float> heads(size_t(batch) * seq_q * e);
-  project_rows(packed_.q, w_.q_bias, int64_t{batch} * seq_q, query, q.data(), pool);
-  project_rows(packed_.k, w_.k_bias, int64_t{batch} * seq_k, key, k.data(), pool);
-  project_rows(packed_.v, w_.v_bias, int64_t{batch} * seq_k, value, v.data(), pool);
+  project(Projection::kQuery, int64_t{batch} * seq_q, query, q.data(), pool);
+  project(Projection::kKey, int64_t{batch} * seq_k, key, k.data(), pool);
+  project(Projection::kValue, int64_t{batch} * seq_k, value, v.data(), pool);
   flash_forward(shape, options, {q.data(), k.data(), v.data(), heads.data(), nullptr}, pool);
-  project_rows(packed_.out, w_.out_bias, int64_t{batch} * seq_q, heads.data(), out, pool);
+  project(Projection::kOutput, int64_t{batch} * seq_q, heads.data(), out, pool);
   if (dropout) ++calls_;
 
   // What attention_weights() needs to recompute this call's weights.
@@ -170,21 +139,12 @@ void MultiHeadAttention::attention_weights(float* out, ThreadPool* pool) const {
   attention_scores(shape, options, last_q_.data(), last_k_.data(), out, pool);
 }
 
-void MultiHeadAttention::project(Projection which, int64_t rows, const float* x, float* y, ThreadPool* pool) const {
-  switch (which) {
-    case Projection::kQuery: return project_rows(packed_.q, w_.q_bias, rows, x, y, pool);
-    case Projection::kKey: return project_rows(packed_.k, w_.k_bias, rows, x, y, pool);
-    case Projection::kValue: return project_rows(packed_.v, w_.v_bias, rows, x, y, pool);
-    case Projection::kOutput: return project_rows(packed_.out, w_.out_bias, rows, x, y, pool);
-  }
-}
-
 std::vector<uint8_t> MultiHeadAttention::save() const {
   std::vector<uint8_t> out(kMagic, kMagic + 4);
   put_u32(out, kVersion);
   for (int dim : {config_.model_dim, config_.heads, config_.kdim, config_.vdim}) put_u32(out, uint32_t(dim));
   put_u32(out, config_.bias ? 1u : 0u);
-  const Weights w = weights();
+  const Weights w = projections_.weights();
   for (const auto* part : {&w.q, &w.k, &w.v, &w.q_bias, &w.k_bias, &w.v_bias, &w.out, &w.out_bias}) {
     put_floats(out, *part);
   }
@@ -211,7 +171,7 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
   if (bias != config_.bias) throw_range("weights", bias ? "have biases, this object has none" : "have no biases, this object has them");
   const size_t floats = size_t(param_count());
   check_size_and_checksum(data, size, kHeader + floats * sizeof(float) + 4);
-  Weights fresh = weights();
+  Weights fresh = projections_.weights();
   std::vector<float>* parts[] = {&fresh.q, &fresh.k, &fresh.v, &fresh.q_bias, &fresh.k_bias, &fresh.v_bias, &fresh.out, &fresh.out_bias};
   size_t at = kHeader;
   for (auto* part : parts) at = get_floats(data, at, *part);
@@ -222,13 +182,13 @@ void MultiHeadAttention::load(const uint8_t* data, size_t size) {
       if (!std::isfinite(x)) throw_range("weights", "hold a value that is not finite");
     }
   }
-  set_weights(std::move(fresh));
+  projections_.set_weights(std::move(fresh));
 }
 
 void MultiHeadAttention::load_named(const NamedWeights& named) {
   const size_t e = size_t(config_.model_dim);
   const size_t kd = size_t(config_.kdim), vd = size_t(config_.vdim);
-  Weights fresh = weights();
+  Weights fresh = projections_.weights();
   bool have_q = false, have_k = false, have_v = false, have_out = false, have_in_bias = false, have_out_bias = false;
   for (const auto& [name, x] : named) {
     if (name == "in_proj_weight") {
@@ -265,7 +225,7 @@ void MultiHeadAttention::load_named(const NamedWeights& named) {
   if (!have_out) throw_range("out_proj.weight", "missing");
   if (config_.bias && !have_in_bias) throw_range("in_proj_bias", "missing (this object has biases)");
   if (config_.bias && !have_out_bias) throw_range("out_proj.bias", "missing (this object has biases)");
-  set_weights(std::move(fresh));
+  projections_.set_weights(std::move(fresh));
 }
 
 }  // namespace attn

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "flash/flash_params.h"
-#include "gemm/gemm.h"
 #include "gemm/projection.h"
+#include "gemm/projection_set.h"
 #include "runtime/named_weights.h"
 
 namespace attn {
@@ -38,6 +38,10 @@ struct MultiHeadConfig {
   bool bias = true;
   float dropout = 0.0f;  // on the attention weights in training mode, in [0, 1)
   uint64_t seed = 0;     // initial weights (and dropout masks, seed + training call number)
+
+  // The projections of a self-attention layer that runs its own attention between them
+  // (adaattn): kdim = vdim = model_dim, and no dropout (the layer's, not the projections').
+  static MultiHeadConfig self_attention(int model_dim, int heads, bool bias, uint64_t seed);
 };
 
 class MultiHeadAttention {
@@ -71,8 +75,10 @@ class MultiHeadAttention {
 
   // One of forward()'s projections on its own, x [rows][in] -> y [rows][model_dim], for
   // layers that run their own attention between them (adaattn/DenseAttention).
-  enum class Projection { kQuery, kKey, kValue, kOutput };
-  void project(Projection which, int64_t rows, const float* x, float* y, ThreadPool* pool) const;
+  using Projection = ProjectionSet::Projection;  // kQuery, kKey, kValue, kOutput
+  void project(Projection which, int64_t rows, const float* x, float* y, ThreadPool* pool) const {
+    projections_.project(which, rows, x, y, pool);
+  }
 
   std::vector<uint8_t> save() const;
   void load(const uint8_t* data, size_t size);
@@ -80,11 +86,11 @@ class MultiHeadAttention {
   // float matrices are dropped, so the memory is really saved. Re-stores from the weights
   // in use (a quantized layer's values stay rounded); loads keep the precision. save() writes
   // the weights in use as float32, which quantize back to the same int8 codes / fp16 values.
-  void set_precision(WeightPrecision precision);
-  WeightPrecision precision() const { return precision_; }
+  void set_precision(WeightPrecision precision) { projections_.set_precision(precision); }
+  WeightPrecision precision() const { return projections_.precision(); }
   // Bytes of the projections' weights and biases as held now (float32 also keeps the
   // row-major matrices beside the packed panels).
-  int64_t weight_bytes() const;
+  int64_t weight_bytes() const { return projections_.weight_bytes(); }
 
   // PyTorch's state-dict names: in_proj_weight (when kdim = vdim = model_dim) or
   // q_proj_weight / k_proj_weight / v_proj_weight, in_proj_bias, out_proj.weight,
@@ -92,22 +98,11 @@ class MultiHeadAttention {
   void load_named(const NamedWeights& weights);
 
  private:
-  struct Weights {
-    std::vector<float> q, k, v, out;          // row-major [model_dim][in]
-    std::vector<float> q_bias, k_bias, v_bias, out_bias;  // empty without bias
-  };
-  // W^T of each projection packed for the GEMM once per weights change, not per call.
-  struct Packed {
-    ProjectionWeights q, k, v, out;
-  };
-  void set_weights(Weights w);
-  // w_ with the matrices the projections use (w_ holds only the biases unless float32).
-  Weights weights() const;
+  // Matrices row-major [model_dim][in]; biases empty without bias.
+  using Weights = ProjectionSet::Weights;
 
   MultiHeadConfig config_;
-  Weights w_;
-  Packed packed_;
-  WeightPrecision precision_ = WeightPrecision::kFp32;
+  ProjectionSet projections_;
   bool training_ = false;
   uint64_t calls_ = 0;  // training calls that dropped
   // The last forward, for attention_weights().
