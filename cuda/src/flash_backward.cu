@@ -28,22 +28,39 @@ using detail::kStrideThreads;
 using detail::rank4_of;
 using detail::stride_blocks;
 
-// D[b][h][i] = sum_d dout * out, one warp per row (float32, as the kernel's dS needs it).
-template <typename T>
-__global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, float* delta,
+// D[b][h][i] = sum_d dout * out (float32, as the kernel's dS needs it), kHeadDim / 8
+// threads per row with 16-byte loads (rows are checked contiguous and 16-byte aligned),
+// and the same threads zero the row's float32 dQ scratch [b][i][h][d] (which the
+// kernel's atomics add into): one pass instead of a memset beside a one-warp-per-row
+// kernel of 2-byte loads.
+template <typename T, int kHeadDim>
+__global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, float* delta, float* dq_accum,
                              int64_t rows) {
-  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
-  const int64_t heads = o.shape[2], seq = o.shape[1];
-  const int64_t i = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
-  const T* orow = out + b * o.stride[0] + i * o.stride[1] + h * o.stride[2];
-  const T* grow = dout + b * g.stride[0] + i * g.stride[1] + h * g.stride[2];
+  constexpr int kThreadsPerRow = kHeadDim / 8;
+  static_assert(32 % kThreadsPerRow == 0, "a row's threads within one warp");
+  const int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  const int64_t row = thread / kThreadsPerRow;  // [b][h][i] order, as delta
+  const int part = static_cast<int>(thread % kThreadsPerRow);
   float sum = 0.0f;
-  for (int64_t d = lane; d < o.shape[3]; d += 32) sum += detail::to_float(orow[d]) * detail::to_float(grow[d]);
+  if (row < rows) {
+    const int64_t heads = o.shape[2], seq = o.shape[1];
+    const int64_t i = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
+    const uint4 x = *reinterpret_cast<const uint4*>(out + b * o.stride[0] + i * o.stride[1] + h * o.stride[2] + part * 8);
+    const uint4 y = *reinterpret_cast<const uint4*>(dout + b * g.stride[0] + i * g.stride[1] + h * g.stride[2] + part * 8);
+    const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
 #pragma unroll
-  for (int m = 16; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-  if (lane == 0) delta[row] = sum;
+    for (int k = 0; k < 4; ++k) {
+      const T* xp = reinterpret_cast<const T*>(&xs[k]);
+      const T* yp = reinterpret_cast<const T*>(&ys[k]);
+      sum += detail::to_float(xp[0]) * detail::to_float(yp[0]) + detail::to_float(xp[1]) * detail::to_float(yp[1]);
+    }
+    float4* dq = reinterpret_cast<float4*>(dq_accum + ((b * seq + i) * heads + h) * kHeadDim + part * 8);
+    dq[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    dq[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+#pragma unroll
+  for (int m = kThreadsPerRow / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+  if (row < rows && part == 0) delta[row] = sum;
 }
 
 // A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
@@ -231,9 +248,12 @@ Checked check(const FlashBackwardArgs& a) {
 template <typename T>
 cudaError_t launch_kernels(const BwdParams& p, const FlashBackwardArgs& a, int head_dim, cudaStream_t stream) {
   const int64_t rows = int64_t{p.batch} * p.heads_q * p.seq_q;
-  delta_kernel<T><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(
-      static_cast<const T*>(a.out.data), rank4_of(a.out), static_cast<const T*>(a.dout.data), rank4_of(a.dout),
-      const_cast<float*>(p.delta), rows);
+  const int64_t threads = rows * (head_dim / 8);
+  const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
+  auto delta = head_dim == 64 ? delta_kernel<T, 64> : delta_kernel<T, 128>;
+  delta<<<blocks, 256, 0, stream>>>(static_cast<const T*>(a.out.data), rank4_of(a.out),
+                                    static_cast<const T*>(a.dout.data), rank4_of(a.dout),
+                                    const_cast<float*>(p.delta), p.dq_accum, rows);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   return head_dim == 64 ? detail::launch_flash_bwd<T, 64>(p, stream) : detail::launch_flash_bwd<T, 128>(p, stream);
@@ -252,7 +272,7 @@ void flash_backward(const FlashBackwardArgs& args) {
   StreamBuffer dq(sizeof(float) * rows * c.head_dim, stream);
   const size_t pairs = args.dbias.defined() ? size_t(p.batch) * p.heads_kv * p.seq_q * p.seq_k : 0;
   StreamBuffer dbias(sizeof(float) * pairs, stream);
-  check_cuda(cudaMemsetAsync(dq.get(), 0, sizeof(float) * rows * c.head_dim, stream), "dq scratch");
+  // (the dQ scratch is zeroed by the D kernel)
   if (pairs > 0) check_cuda(cudaMemsetAsync(dbias.get(), 0, sizeof(float) * pairs, stream), "dbias scratch");
   p.delta = delta.as<float>();
   p.dq_accum = dq.as<float>();
