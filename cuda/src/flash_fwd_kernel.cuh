@@ -191,18 +191,40 @@ struct RulesTile {
   __host__ __device__ static int pitch(int dtype_bytes) { return kBlockN * dtype_bytes + kPad; }
   __host__ __device__ static int bytes(int dtype_bytes) { return kBlockM * pitch(dtype_bytes); }
 
-  // Issues the copies of rows [m0, m0 + kBlockM) x keys [j0, j0 + kBlockN) of one tensor.
+  // Issues the copies of rows [m0, m0 + kBlockM) x keys [j0, j0 + kBlockN) of one tensor
+  // (the element size dispatched once: with it a run-time value, the loop's division and
+  // address arithmetic were a sixth of the masked forward's instructions).
   __device__ static void load(unsigned char* smem, const void* base, int dtype_bytes,
                               const Strides3Rows& st, int64_t offset, int m0, int j0,
                               const FwdParams& p) {
-    const int chunks = kBlockN * dtype_bytes / 16, per_chunk = 16 / dtype_bytes;
     const char* g = static_cast<const char*>(base) + offset * dtype_bytes;
-    for (int c = threadIdx.x; c < kBlockM * chunks; c += kFwdThreads) {
-      const int r = c / chunks, ch = c % chunks;
-      const int i = m0 + r, j = j0 + ch * per_chunk;
-      const bool valid = i < p.seq_q && j < p.seq_k;
-      const char* src = valid ? g + (int64_t{i} * st.row + j) * dtype_bytes : g;
-      cp_async_16(smem + r * pitch(dtype_bytes) + ch * 16, src, valid);
+    switch (dtype_bytes) {
+      case 1: load_typed<1>(smem, g, st.row, m0, j0, p); break;
+      case 2: load_typed<2>(smem, g, st.row, m0, j0, p); break;
+      default: load_typed<4>(smem, g, st.row, m0, j0, p); break;
+    }
+  }
+  template <int kBytes>
+  __device__ static void load_typed(unsigned char* smem, const char* g, int64_t row_stride, int m0, int j0,
+                                    const FwdParams& p) {
+    constexpr int kChunks = kBlockN * kBytes / 16, kPerChunk = 16 / kBytes;
+    constexpr int kRowsPerPass = kFwdThreads / kChunks;
+    static_assert(kFwdThreads % kChunks == 0 && kBlockM % kRowsPerPass == 0, "whole rows per pass");
+    const int r = threadIdx.x / kChunks, ch = threadIdx.x % kChunks;
+    const uint32_t dst = smem_address(smem + r * pitch(kBytes) + ch * 16);
+    const char* src = g + (int64_t{m0 + r} * row_stride + j0 + ch * kPerChunk) * kBytes;
+    const int64_t pass_stride = kRowsPerPass * row_stride * kBytes;
+    if (m0 + kBlockM <= p.seq_q && j0 + kBlockN <= p.seq_k) {  // a whole tile: no predicates
+#pragma unroll
+      for (int pass = 0; pass < kBlockM / kRowsPerPass; ++pass)
+        cp_async_16_full(dst + pass * kRowsPerPass * pitch(kBytes), src + pass * pass_stride);
+      return;
+    }
+    const bool col_valid = j0 + ch * kPerChunk < p.seq_k;
+#pragma unroll
+    for (int pass = 0; pass < kBlockM / kRowsPerPass; ++pass) {
+      const bool valid = col_valid && m0 + r + pass * kRowsPerPass < p.seq_q;
+      cp_async_16(dst + pass * kRowsPerPass * pitch(kBytes), valid ? src + pass * pass_stride : g, valid);
     }
   }
 };
@@ -213,6 +235,8 @@ struct RulesTile {
 // memory), so the per-thread score code stays small whatever the mask dtypes.
 struct AddendTile {
   static constexpr int kPitch = kBlockN + 4;  // floats; padding spreads rows over banks
+  // The tile holds bias * log2(e) (the scores' log2 units), so that a score costs one FFMA.
+  static constexpr float kLog2e = 1.4426950408889634f;
   static constexpr int kBytes = kBlockM * kPitch * 4;
 
   // Eight consecutive elements (row r, keys 8ch .. 8ch+7) of a staged raw tile.
@@ -292,7 +316,8 @@ struct AddendTile {
       }
       const bool row_in = i < p.seq_q;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) v[e] = row_in && j + e < p.seq_k && v[e] >= threshold ? v[e] : -CUDART_INF_F;
+      for (int e = 0; e < 8; ++e)
+        v[e] = row_in && j + e < p.seq_k && v[e] >= threshold ? v[e] * kLog2e : -CUDART_INF_F;
       float4* dst = reinterpret_cast<float4*>(tile + r * kPitch + ch * 8);
       dst[0] = make_float4(v[0], v[1], v[2], v[3]);
       dst[1] = make_float4(v[4], v[5], v[6], v[7]);
@@ -347,7 +372,7 @@ struct AddendTile {
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           const bool keep = j + e < p.seq_k && on[e] != 0.0f && bias[e] >= threshold;
-          add[e] = keep ? bias[e] : -CUDART_INF_F;
+          add[e] = keep ? bias[e] * kLog2e : -CUDART_INF_F;
         }
       }
       float4* dst = reinterpret_cast<float4*>(tile + r * kPitch + ch * 8);
@@ -372,10 +397,36 @@ struct ScoreRules {
     return any_rules ? 1.0f : p.scale_log2;
   }
 
-  __device__ __forceinline__ void apply(float (&s)[kBlockN / 8][4], int row_g, int j0, int t,
-                                        bool elementwise, bool any_rules) const {
+  // any_rules: the tile's scores become logits (softcap, then + the addend); edges: the
+  // tile reaches the causal frontier, a window edge or the last key, so each key's position
+  // is tested. Both are block-uniform, and the softcap test is made once per call: per
+  // element the common cases cost one FFMA (bias / mask) or nothing (an interior tile).
+  __device__ __forceinline__ void apply(float (&s)[kBlockN / 8][4], int row_g, int j0, int t, bool edges,
+                                        bool any_rules) const {
     constexpr float kLog2e = 1.4426950408889634f;
-    if (!elementwise) return;
+    if (any_rules) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float* add_row = addend != nullptr ? addend + (row_g + half * 8 - m0) * AddendTile::kPitch : nullptr;
+#pragma unroll
+        for (int nt = 0; nt < kBlockN / 8; ++nt) {
+          float2 add = make_float2(0.0f, 0.0f);  // bias * log2(e), or -inf where dropped
+          if (add_row != nullptr) add = *reinterpret_cast<const float2*>(add_row + nt * 8 + 2 * t);
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[nt][half * 2 + e];
+            const float a = e == 0 ? add.x : add.y;
+            // A dropped key stays -inf even where q.k is NaN or infinite.
+            if (p.softcap > 0.0f) {
+              x = a == -CUDART_INF_F ? -CUDART_INF_F : fmaf(p.softcap * tanhf(x * p.scale / p.softcap), kLog2e, a);
+            } else {
+              x = a == -CUDART_INF_F ? -CUDART_INF_F : fmaf(x, p.scale_log2, a);
+            }
+          }
+        }
+      }
+    }
+    if (!edges) return;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int i = row_g + half * 8;
@@ -383,26 +434,13 @@ struct ScoreRules {
       if (p.window_right >= 0 && i + p.causal_offset + p.window_right < last) last = i + p.causal_offset + p.window_right;
       const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
       const int64_t first = p.window_left >= 0 ? i + p.causal_offset - p.window_left : 0;  // keys j >= first
-      const float* add_row = addend != nullptr ? addend + (i - m0) * AddendTile::kPitch : nullptr;
+      // The lane's key nt * 8 + e (of the tile) is kept if first_room <= it <= last_room.
+      const int64_t last_room = limit - (j0 + 2 * t), first_room = first - (j0 + 2 * t);
 #pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-        const int c = nt * 8 + 2 * t;
-        float2 add = make_float2(0.0f, 0.0f);
-        if (add_row != nullptr) add = *reinterpret_cast<const float2*>(add_row + c);
+      for (int nt = 0; nt < kBlockN / 8; ++nt)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = s[nt][half * 2 + e];
-          if (!any_rules) {  // only the causal diagonal, the window or the end of the keys
-            if (j0 + c + e > limit || j0 + c + e < first) x = -CUDART_INF_F;
-            continue;
-          }
-          float y = x * p.scale;
-          if (p.softcap > 0.0f) y = p.softcap * tanhf(y / p.softcap);
-          const float a = e == 0 ? add.x : add.y;
-          x = (j0 + c + e <= limit && j0 + c + e >= first && a != -CUDART_INF_F) ? (y + a) * kLog2e
-                                                                                : -CUDART_INF_F;
-        }
-      }
+        for (int e = 0; e < 2; ++e)
+          if (nt * 8 + e > last_room || nt * 8 + e < first_room) s[nt][half * 2 + e] = -CUDART_INF_F;
     }
   }
 };
@@ -545,7 +583,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const bool crosses_window =
         (p.window_left >= 0 && j0 < int64_t{min(m0 + kBlockM, p.seq_q) - 1} + p.causal_offset - p.window_left) ||
         (p.window_right >= 0 && j0 + kBlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
-    const bool elementwise = any_rules || crosses_diagonal || crosses_window || j0 + kBlockN > p.seq_k;
+    const bool edges = crosses_diagonal || crosses_window || j0 + kBlockN > p.seq_k;
     float s[kRowTiles][kTilesN][4];
     tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend
@@ -556,7 +594,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       __syncthreads();
     }
 #pragma unroll
-    for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, elementwise, any_rules);
+    for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, edges, any_rules);
 
     // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max is
     // kept in log2 units; the tile's values become log2 units by `factor` (> 0, so the
