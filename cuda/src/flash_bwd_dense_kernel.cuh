@@ -1,8 +1,8 @@
 // The backward kernel of the dense case (no bias, mask, softcap or dropout; causal, GQA
 // and any lengths are fine), with FlashAttention-2's work split: one thread block of 8
 // warps per (128 keys, kv head, batch) walks every (query head of the group, block of kM
-// queries) the causal rule leaves; kM = 128 at head dim 64 and 64 at 128 (the dK / dV
-// accumulators of d = 128 leave no registers for bigger steps). Each product gets its own
+// queries) the causal rule leaves; kM = 128 at head dim 64 on Hopper, else 64 (the dK / dV
+// accumulators of d = 128 leave no registers for bigger steps; see dense_bwd_shape). Each product gets its own
 // warp layout, and every operand comes from shared memory, so no warp holds a sliver of
 // 16 rows (the general kernel's layout, whose fragments each feed one mma and which is
 // bound by shared-memory reads):
@@ -25,22 +25,32 @@ namespace attn::cuda::detail {
 constexpr int kDenseBwdBlockN = 128;  // keys per thread block
 constexpr int kDenseBwdThreads = 8 * 32;
 
-// Queries per step. At head dim 64, 128-query steps halve the per-step work that does not
-// scale with the step (barriers, staging, P / dS stores) and the S / dP warp tiles of
-// 64 x 32 read fewer shared-memory bytes per mma (H100: 0.84x -> ?x of FA2's kernel).
-template <int kHeadDim>
-constexpr int dense_bwd_block_m() { return kHeadDim <= 64 ? 128 : 64; }
-
-// Stages of the Q / dO / lse / D ring: copies run two steps ahead, so a step's tiles have
-// had two steps' time to arrive when it starts (with one step ahead, the wait at the top
-// of each step and the barrier after it were a sixth of the stalls in Nsight Compute).
-constexpr int kDenseBwdStages = 3;
-
-template <int kHeadDim>
-constexpr size_t dense_bwd_smem_bytes() {
-  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>(), kS = kDenseBwdStages;
+// Queries per step and depth of the Q / dO / lse / D ring. On Hopper (227 KB of shared
+// memory per block): 128-query steps at head dim 64, which halve the per-step work that does
+// not scale with the step (barriers, staging, P / dS stores) and read fewer shared-memory
+// bytes per mma (S / dP warp tiles of 64 x 32; H100: 0.85x -> 0.91-0.94x of FA2's kernel),
+// and three stages, so a step's tiles were copied two steps ahead (d = 64: +3-4%). sm_80 GPUs
+// (A100: 163 KB per block) get 64-query steps and two stages (d = 128: 161 KB).
+struct DenseBwdShape {
+  int block_m, stages;
+};
+__host__ __device__ constexpr DenseBwdShape dense_bwd_shape(int head_dim, bool hopper) {
+  return {hopper && head_dim <= 64 ? 128 : 64, hopper ? 3 : 2};
+}
+__host__ __device__ constexpr size_t dense_bwd_smem_bytes(int head_dim, DenseBwdShape s) {
   // K, V; the stages of Q and dO; P and dS (16-bit); the stages of lse and D (float).
-  return 2 * (2 * kN * kHeadDim + 2 * kS * kM * kHeadDim + 2 * kM * kN) + 4 * 2 * kS * kM;
+  return 2 * (2 * kDenseBwdBlockN * head_dim + 2 * s.stages * s.block_m * head_dim + 2 * s.block_m * kDenseBwdBlockN) +
+         4 * 2 * s.stages * s.block_m;
+}
+// The shape a kernel body was compiled for: by the virtual architecture of its code (so a
+// JIT-compiled sm_80 PTX running on a Hopper GPU keeps the sm_80 shape); the host reads the
+// same back from the kernel's ptxVersion.
+__device__ constexpr bool compiled_for_hopper() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return true;
+#else
+  return false;
+#endif
 }
 
 // c[kMt row tiles][4 n8 tiles] = A . B^T for this warp's (16 kMt) x 32 block: A rows
@@ -191,14 +201,15 @@ __device__ __forceinline__ void store_score_block(T* tile, const float (&c)[kMt]
 
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(const BwdParams p) {
-  constexpr int kN = kDenseBwdBlockN, kM = dense_bwd_block_m<kHeadDim>(), kD = kHeadDim;
+  constexpr DenseBwdShape kShape = dense_bwd_shape(kHeadDim, compiled_for_hopper());
+  constexpr int kN = kDenseBwdBlockN, kM = kShape.block_m, kD = kHeadDim;
   constexpr int kSMt = kM / 32;                  // 16-row tiles of a warp's S / dP block
   constexpr int kQueryWarps = kM / 32;           // dQ: warps along the queries
   constexpr int kKeyCols = kD / 2, kQueryCols = kD * kQueryWarps / 8;  // dK/dV, dQ columns per warp
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // [kN][kD]
   T* sV = sK + kN * kD;                    // [kN][kD]
-  constexpr int kS = kDenseBwdStages;
+  constexpr int kS = kShape.stages;
   T* sQ = sV + kN * kD;                    // kS stages of [kM][kD]
   T* sdO = sQ + kS * kM * kD;              // kS stages of [kM][kD]
   T* sP = sdO + kS * kM * kD;              // [kM][kN]
@@ -235,7 +246,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
 
   // The ring: steps 0 .. kS - 2 are copied up front (one commit group each, K and V in the
   // first); step it + kS - 1 is copied at the top of step it into the stage step it - 1 used.
-  static_assert(kS == 3, "the waits below count groups for three stages");
+  static_assert(kS >= 2, "a ring of two or more stages");
 #pragma unroll
   for (int ahead = 0; ahead < kS - 1; ++ahead) {
     if (ahead < walk.steps) load_step(next, ahead);
@@ -358,12 +369,15 @@ inline bool dense_bwd_applies(const BwdParams& p) {
 
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd_dense(const BwdParams& p, cudaStream_t stream) {
-  constexpr size_t kSmem = dense_bwd_smem_bytes<kHeadDim>();
   auto kernel = flash_bwd_dense_kernel<T, kHeadDim>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
+  cudaFuncAttributes attributes;
+  cudaError_t err = cudaFuncGetAttributes(&attributes, kernel);
+  if (err != cudaSuccess) return err;
+  const size_t smem = dense_bwd_smem_bytes(kHeadDim, dense_bwd_shape(kHeadDim, attributes.ptxVersion >= 90));
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_k + kDenseBwdBlockN - 1) / kDenseBwdBlockN, p.heads_kv, p.batch);
-  kernel<<<grid, kDenseBwdThreads, kSmem, stream>>>(p);
+  kernel<<<grid, kDenseBwdThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -788,12 +788,22 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 namespace attn::cuda::detail {
 
 template <typename T, int kHeadDim, typename OutT>
-cudaError_t launch_flash_fwd(const FwdParams& p, cudaStream_t stream) {
+cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
+  FwdParams p = params;
   size_t smem = sizeof(T) * kHeadDim * (kBlockM + 4 * kBlockN);
   if (p.bias != nullptr || p.active != nullptr) smem += AddendTile::kBytes;
   if (p.stage_rules) {
-    if (p.bias != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.bias_dtype)));
-    if (p.active != nullptr) smem += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.active_dtype)));
+    size_t staged = 0;
+    if (p.bias != nullptr) staged += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.bias_dtype)));
+    if (p.active != nullptr) staged += RulesTile::bytes(dtype_bytes(static_cast<DType>(p.active_dtype)));
+    // Staged bias / mask tiles need up to 202 KB of shared memory per block; where the GPU
+    // has less (A100: 163 KB), the kernel reads them from global memory instead.
+    int device = 0, limit = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (err != cudaSuccess) return err;
+    if (smem + staged <= static_cast<size_t>(limit)) smem += staged;
+    else p.stage_rules = false;
   }
   const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
                        p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
