@@ -2,18 +2,20 @@
 // (src/adaattn/dense_attention.h): multi-head attention over [batch][seq][embedDim] inputs
 // that returns, when asked, its weights averaged over heads. Projections on the SIMD GEMM
 // (MultiHeadAttention's, so the weights and their formats are the same), heads on the flash
-// kernel. Dropout applies only in training mode (train()), off by default. The weights live
-// in the WebAssembly heap until dispose() (or until a FinalizationRegistry frees them).
+// kernel. Dropout applies only in training mode (DropoutLayer's train()), off by default. The
+// weights live in the WebAssembly heap until dispose() (or until a FinalizationRegistry frees
+// them).
 import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { construct, disposedError, release } from './handle.js';
+import { DropoutLayer } from './dropout_layer.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { runtimeOption } from './runtime.js';
 import { boolean, finiteNumber, float32Array, optionsObject, outputArray, positiveInt, rowCount, seedValue } from './validate.js';
 import { layerMaskFields } from './mask_layout.js';
 
 const WHERE = 'WasmDenseAttention';
-export class WasmDenseAttention {
+export class WasmDenseAttention extends DropoutLayer {
   #runtime;
   #config;
   #handle;
@@ -21,6 +23,10 @@ export class WasmDenseAttention {
   // options: { embedDim, numHeads = 8, dropout = 0, causal = false, bias = true, seed = 0,
   // training = false, runtime }
   constructor(options) {
+    super(WHERE, (method) => {
+      this.#live(method);
+      return this.#handle;
+    });
     const opts = optionsObject(WHERE, options);
     if (opts.embedDim === undefined) throw typeError(WHERE, 'embedDim', 'is required (the model width)');
     const embedDim = positiveInt(WHERE, 'embedDim', opts.embedDim);
@@ -55,30 +61,6 @@ export class WasmDenseAttention {
   #live(method) {
     if (this.#handle === null) throw disposedError(WHERE, method);
     return this.#runtime.module;
-  }
-
-  // Training mode applies dropout (a fresh mask per call, from seed + the number of earlier
-  // training calls); eval mode, the default, does not, so equal inputs give equal outputs.
-  train(mode = true) {
-    this.#live('train');
-    this.#handle.setTraining(boolean(`${WHERE}.train`, 'mode', mode));
-    return this;
-  }
-
-  eval() {
-    return this.train(false);
-  }
-
-  get training() {
-    this.#live('training');
-    return this.#handle.training();
-  }
-
-  // The seed of the dropout mask the next training call draws (the flash kernel's
-  // counter-based rule), so a call can be reproduced.
-  get nextDropoutSeed() {
-    this.#live('nextDropoutSeed');
-    return this.#handle.nextDropoutSeed();
   }
 
   // query [batch][seqQ][embedDim], key and value [batch][seqK][embedDim] (seqK may differ).

@@ -6,6 +6,7 @@ import { raiseStatus, rangeError, typeError } from './errors.js';
 import { withHeap } from './heap.js';
 import { MASK_LAYOUTS, checkMask, maskStrides } from './mask_layout.js';
 import { construct, disposedError, release } from './handle.js';
+import { DropoutLayer } from './dropout_layer.js';
 import { loadMultiHeadWeights, saveHandleWeights } from './weights.js';
 import { probeValues, quantizeWith, weightPrecision } from './quantization.js';
 import { runtimeOption } from './runtime.js';
@@ -13,7 +14,7 @@ import { boolean, finiteNumber, float32Array, oneOf, optionsObject, positiveInt,
 
 const WHERE = 'WasmMultiHeadAttention';
 
-export class WasmMultiHeadAttention {
+export class WasmMultiHeadAttention extends DropoutLayer {
   #runtime;
   #config;
   #handle;
@@ -21,6 +22,10 @@ export class WasmMultiHeadAttention {
   #quantization = null;
 
   constructor(options, where = WHERE) {
+    super(where, (method) => {
+      this.#live(method);
+      return this.#handle;
+    });
     this.#where = where;
     const opts = optionsObject(where, options);
     const modelDim = positiveInt(where, 'modelDim', opts.modelDim);
@@ -61,30 +66,6 @@ export class WasmMultiHeadAttention {
   #live(method) {
     if (this.#handle === null) throw disposedError(this.#where, method);
     return this.#runtime.module;
-  }
-
-  // Training mode applies dropout (a fresh mask per call, from seed + the number of earlier
-  // training calls); eval mode, the default, does not, so equal inputs give equal outputs
-  // (as PyTorch's module.train() / module.eval()).
-  train(mode = true) {
-    this.#live('train');
-    this.#handle.setTraining(boolean(`${this.#where}.train`, 'mode', mode));
-    return this;
-  }
-
-  eval() {
-    return this.train(false);
-  }
-
-  get training() {
-    this.#live('training');
-    return this.#handle.training();
-  }
-
-  // The seed of the dropout mask the next training call draws, so a call can be reproduced.
-  get nextDropoutSeed() {
-    this.#live('nextDropoutSeed');
-    return this.#handle.nextDropoutSeed();
   }
 
   // query [seqQ][modelDim], key [seqK][kdim], value [seqK][vdim] -> [seqQ][modelDim].
