@@ -39,7 +39,9 @@ struct FlashBackwardArgs {
 };
 
 // Checks every argument (throws attn::AttnError naming the parameter) and launches the
-// kernels on args.stream (scratch memory is stream-ordered: cudaMallocAsync).
+// kernels on args.stream (scratch memory is stream-ordered: cudaMallocAsync from the device's
+// default pool, whose release threshold the library raises to 1 GiB so that the scratch is
+// not handed back to the driver and mapped again at every call).
 void flash_backward(const FlashBackwardArgs& args);
 
 // Only the checks of flash_backward.
