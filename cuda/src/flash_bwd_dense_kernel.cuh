@@ -10,8 +10,8 @@
 //   dV += P^T dO, dK += dS^T Q  4 (keys) x 2 (head-dim halves) warps of 32 x d/2
 //   dQ += dS K                  kM/32 (queries) x 256/kM (head-dim parts) warps of 32 x d kM/256
 // P and dS pass through shared memory as 16-bit [query][key] tiles. dK and dV stay in
-// registers for the whole walk (GQA sums are deterministic); dQ goes to the float32
-// scratch with atomicAdd, one per element per 128 keys.
+// registers for the whole walk (GQA sums are deterministic); dQ is added to the float32
+// scratch once per step and 128 keys (bulk reductions on Hopper, atomics else).
 #pragma once
 #include <math_constants.h>
 
@@ -25,22 +25,29 @@ namespace attn::cuda::detail {
 constexpr int kDenseBwdBlockN = 128;  // keys per thread block
 constexpr int kDenseBwdThreads = 8 * 32;
 
-// Queries per step and depth of the Q / dO / lse / D ring. On Hopper (227 KB of shared
-// memory per block): 128-query steps at head dim 64, which halve the per-step work that does
-// not scale with the step (barriers, staging, P / dS stores) and read fewer shared-memory
-// bytes per mma (S / dP warp tiles of 64 x 32; H100: 0.85x -> 0.91-0.94x of FA2's kernel),
-// and three stages, so a step's tiles were copied two steps ahead (d = 64: +3-4%). sm_80 GPUs
-// (A100: 163 KB per block) get 64-query steps and two stages (d = 128: 161 KB).
+// Queries per step, depth of the Q / dO / lse / D ring, and how dQ leaves the block. On
+// Hopper (227 KB of shared memory per block): 128-query steps at head dim 64, which halve
+// the per-step work that does not scale with the step (barriers, staging, P / dS stores) and
+// read fewer shared-memory bytes per mma (S / dP warp tiles of 64 x 32; H100: 0.85x ->
+// 0.91-0.94x of FA2's kernel); and dQ staged in shared memory, from where the TMA unit adds
+// each row to the float32 scratch (cp.reduce.async.bulk). The warps' own atomics had stalled
+// them: the next reduction's address registers waited for the previous reductions to read
+// theirs (H100, kernel alone: d = 128 0.90-0.99x -> 1.00-1.07x of FA2's, d = 64 0.91-1.03x ->
+// 0.95-1.06x). The dQ tile leaves room for two ring stages only (a third had given d = 64
+// +3-4% with atomics). sm_80 GPUs (A100: 163 KB per block) get 64-query steps, two stages and
+// atomics (d = 128: 161 KB).
 struct DenseBwdShape {
   int block_m, stages;
+  bool bulk_dq;  // dQ through a shared-memory tile and the TMA unit's bulk reductions
 };
 __host__ __device__ constexpr DenseBwdShape dense_bwd_shape(int head_dim, bool hopper) {
-  return {hopper && head_dim <= 64 ? 128 : 64, hopper ? 3 : 2};
+  return {hopper && head_dim <= 64 ? 128 : 64, 2, hopper};
 }
+__host__ __device__ constexpr int dense_bwd_dq_pitch(int head_dim) { return head_dim + 4; }
 __host__ __device__ constexpr size_t dense_bwd_smem_bytes(int head_dim, DenseBwdShape s) {
-  // K, V; the stages of Q and dO; P and dS (16-bit); the stages of lse and D (float).
+  // K, V; the stages of Q and dO; P and dS (16-bit); the stages of lse and D (float); dQ.
   return 2 * (2 * kDenseBwdBlockN * head_dim + 2 * s.stages * s.block_m * head_dim + 2 * s.block_m * kDenseBwdBlockN) +
-         4 * 2 * s.stages * s.block_m;
+         4 * 2 * s.stages * s.block_m + (s.bulk_dq ? 4 * s.block_m * dense_bwd_dq_pitch(head_dim) : 0);
 }
 // The shape a kernel body was compiled for: by the virtual architecture of its code (so a
 // JIT-compiled sm_80 PTX running on a Hopper GPU keeps the sm_80 shape); the host reads the
@@ -216,6 +223,9 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   T* sdS = sP + kM * kN;                   // [kM][kN]
   float* sLse = reinterpret_cast<float*>(sdS + kM * kN);  // kS x [kM], natural log as given
   float* sD = sLse + kS * kM;                             // kS x [kM]
+  float* sdQ = sD + kS * kM;                              // [kM][kD + 4] (bulk_dq)
+  constexpr bool kBulkDq = kShape.bulk_dq;
+  constexpr int kDqPitch = dense_bwd_dq_pitch(kD);
 
   const int n0 = blockIdx.x * kN, hk = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -223,6 +233,19 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   const int sq0 = (warp & 1) * (kM / 2), sk0 = (warp >> 1) * 32;   // S, dP block
   const int gk0 = (warp & 3) * 32, gd0 = (warp >> 2) * kKeyCols;   // dK, dV block
   const int qq0 = (warp % kQueryWarps) * 32, qd0 = (warp / kQueryWarps) * kQueryCols;  // dQ block
+  int prev_h = 0, prev_m0 = 0;  // the step whose dQ tile waits in sdQ
+  // Threads 0..kM-1 each add one row of the staged dQ tile to the scratch (one bulk reduction).
+  auto reduce_dq_tile = [&](int h_, int m0_) {
+    if constexpr (kBulkDq) {
+      const int r = threadIdx.x;
+      if (r < kM && m0_ + r < p.seq_q) {
+        float* dst = p.dq_accum + ((int64_t{b} * p.seq_q + m0_ + r) * p.heads_q + h_) * kD;
+        asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
+                     "r"(smem_address(sdQ + r * kDqPitch)), "n"(kD * 4) : "memory");
+        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      }
+    }
+  };
 
   copy_tile_async<T, kD, kN, kDenseBwdThreads>(
       sK, static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head, p.k_stride.row, n0, p.seq_k);
@@ -257,6 +280,9 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   for (int it = 0; it < walk.steps; ++it) {
     cp_async_wait<kS - 2>();  // all but the newest group: step `it` landed
     __syncthreads();          // ... for every thread; everyone is done with step it - 1's tiles
+    if constexpr (kBulkDq) {
+      if (it > 0) reduce_dq_tile(prev_h, prev_m0);  // the previous step's tile, complete now
+    }
     if (it + kS - 1 < walk.steps) load_step(next, load_stage);
     cp_async_commit();
     next.advance();
@@ -322,6 +348,9 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
           }
       }
     store_score_block<T, kSMt>(sdS, ds, sq0, sk0, lane);
+    if constexpr (kBulkDq) {  // the dQ tile's last reductions have read it: it may be rewritten
+      if (threadIdx.x < kM) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+    }
     __syncthreads();  // P and dS complete
 
     warp_grad_keys<T, kD, kKeyCols, kM>(dv, sP, gk0, sdOs, gd0, lane);
@@ -330,14 +359,36 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       float dq[2][kQueryCols / 8][4];
       warp_grad_queries<T, kD, kQueryCols>(dq, sdS, qq0, sK, qd0, lane);
       // Rows of the scratch [batch][seq_q][heads_q][kD] for query m0 of head h, column qd0.
-      const int64_t row_stride = int64_t{p.heads_q} * kD;
-      add_dq_block<kQueryCols>(p.dq_accum + ((int64_t{b} * p.seq_q + m0) * p.heads_q + h) * kD + qd0, row_stride,
-                               dq, p.seq_q - m0, qq0, lane);
+      if constexpr (kBulkDq) {
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            float* row = sdQ + (qq0 + mt * 16 + g + half * 8) * kDqPitch + qd0 + 2 * t;
+#pragma unroll
+            for (int nt = 0; nt < kQueryCols / 8; ++nt)
+              *reinterpret_cast<float2*>(row + nt * 8) = make_float2(dq[mt][nt][half * 2], dq[mt][nt][half * 2 + 1]);
+          }
+        // The TMA unit reads the tile through the async proxy: order these stores before it.
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        prev_h = h, prev_m0 = m0;
+      } else {
+        const int64_t row_stride = int64_t{p.heads_q} * kD;
+        add_dq_block<kQueryCols>(p.dq_accum + ((int64_t{b} * p.seq_q + m0) * p.heads_q + h) * kD + qd0, row_stride,
+                                 dq, p.seq_q - m0, qq0, lane);
+      }
     }
     cur.advance();
     stage = stage == kS - 1 ? 0 : stage + 1;
   }
   cp_async_wait<0>();  // nothing to do (causal): drain the K / V copies
+  if constexpr (kBulkDq) {
+    if (walk.steps > 0) {
+      __syncthreads();  // the last tile complete
+      reduce_dq_tile(prev_h, prev_m0);
+    }
+    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+  }
 
   // dK (times the scale: S = scale Q K^T) and dV rows gk0.., columns gd0..
   auto store = [&](void* base, const BwdStrides3& st, bool as_float, const float (&acc)[2][kKeyCols / 8][4],
