@@ -1,4 +1,4 @@
-// Experiment harness (cuda/bench/bwd_variants.sh): the dense bf16 backward kernel alone in a
+// Experiment harness (cuda/bench/kernel_variants.sh bwd): the dense bf16 backward kernel alone in a
 // small shared library, so kernel variants (other source trees, compile flags) can be built
 // side by side and timed against PyTorch's flash backend in one device run. The caller
 // passes lse, D = rowsum(dO * O) and a zeroed float32 dQ scratch. Not part of the library;

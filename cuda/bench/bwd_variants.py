@@ -1,10 +1,10 @@
 """Times dense bf16 backward kernel variants (shared libraries built from bwd_variant.cu by
-bwd_variants.sh) against PyTorch SDPA's flash backward (aten op, its own D and dQ
+kernel_variants.sh bwd) against PyTorch SDPA's flash backward (aten op, its own D and dQ
 conversion included) in one process, and checks each variant's dq, dk, dv against SDPA's.
 A variant's time is the dQ scratch memset plus its kernel; the library's full call adds the
 D and dQ-store kernels (about 3%). Usage: bwd_variants.py NAME=LIB.so ...
 PROFILE=D,N,CAUSAL (e.g. 128,4096,0): only runs every variant and SDPA twice on that shape,
-for Nsight Compute (bwd_variants.sh profile)."""
+for Nsight Compute (kernel_variants.sh bwd with PROFILE set)."""
 import ctypes
 import os
 import statistics
@@ -14,13 +14,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 from gpu_timing import time_ms  # noqa: E402
+import variant_libs  # noqa: E402
 
-variants = []
-for arg in sys.argv[1:]:
-    name, path = arg.split("=", 1)
-    lib = ctypes.CDLL(path)
-    lib.bwd_variant.restype = ctypes.c_int
-    variants.append((name, lib))
+variants = variant_libs.load(sys.argv[1:], "bwd_variant")
 
 profile = os.environ.get("PROFILE")
 if profile:

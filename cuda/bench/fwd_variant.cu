@@ -1,4 +1,4 @@
-// Experiment harness (cuda/bench/fwd_variants.sh): the dense bf16 forward kernels alone in a
+// Experiment harness (cuda/bench/kernel_variants.sh fwd): the dense bf16 forward kernels alone in a
 // small shared library, so kernel variants (other source trees, compile flags) can be built
 // side by side and timed against PyTorch's flash backend in one device run. Not part of the
 // library; CI does not compile it.

@@ -1,7 +1,8 @@
 """Times dense bf16 forward kernel variants (shared libraries built from fwd_variant.cu by
-fwd_variants.sh) against PyTorch SDPA's flash backend in one process, and checks each
+kernel_variants.sh fwd) against PyTorch SDPA's flash backend in one process, and checks each
 variant's output against SDPA's. Usage: fwd_variants.py NAME=LIB.so ..."""
 import ctypes
+import os
 import statistics
 import sys
 
@@ -9,27 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+from gpu_timing import time_ms  # noqa: E402
+import variant_libs  # noqa: E402
 
-def time_ms(fn, reps=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
-
-
-variants = []
-for arg in sys.argv[1:]:
-    name, path = arg.split("=", 1)
-    lib = ctypes.CDLL(path)
-    lib.fwd_variant.restype = ctypes.c_int
-    variants.append((name, lib))
+variants = variant_libs.load(sys.argv[1:], "fwd_variant")
 
 configs = [(128, c, n) for n in (4096, 8192, 16384) for c in (False, True)] + \
           [(64, c, n) for n in (4096, 16384) for c in (False, True)]

@@ -49,17 +49,22 @@ struct StepCursor {
   }
 };
 
-// Q and dO rows [m0, m0 + kBlockM) of head h into one stage's tiles (cp.async, uncommitted),
-// and per row: lse in log2 units (+inf where the row gets no weight: past seq_q, or a row
-// that saw no key, forward lse = -inf) and D = rowsum(dO * O).
+// Q and dO rows [m0, m0 + kBlockM) of head h into one stage's tiles (cp.async, uncommitted).
 template <typename T, int kHeadDim, int kBlockM, int kThreads>
-__device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
-                                                 int b, int h, int m0) {
+__device__ __forceinline__ void copy_query_tiles(T* sQ, T* sdO, const BwdParams& p, int b, int h, int m0) {
   copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
       sQ, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head, p.q_stride.row, m0, p.seq_q);
   copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
       sdO, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head, p.do_stride.row, m0,
       p.seq_q);
+}
+
+// copy_query_tiles, and per row: lse in log2 units (+inf where the row gets no weight:
+// past seq_q, or a row that saw no key, forward lse = -inf) and D = rowsum(dO * O).
+template <typename T, int kHeadDim, int kBlockM, int kThreads>
+__device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
+                                                 int b, int h, int m0) {
+  copy_query_tiles<T, kHeadDim, kBlockM, kThreads>(sQ, sdO, p, b, h, m0);
   // One row per thread (a loop only when rows outnumber threads: as a loop in the dense
   // kernel, the compiler spilled 80 more bytes).
   constexpr int kPasses = (kBlockM + kThreads - 1) / kThreads;
@@ -86,11 +91,7 @@ template <typename T, int kHeadDim, int kBlockM, int kThreads>
 __device__ __forceinline__ void stage_query_step_async(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
                                                        int b, int h, int m0) {
   static_assert(2 * kBlockM <= kThreads, "one statistic per thread");
-  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
-      sQ, static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head, p.q_stride.row, m0, p.seq_q);
-  copy_tile_async<T, kHeadDim, kBlockM, kThreads>(
-      sdO, static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head, p.do_stride.row, m0,
-      p.seq_q);
+  copy_query_tiles<T, kHeadDim, kBlockM, kThreads>(sQ, sdO, p, b, h, m0);
   if (threadIdx.x < 2 * kBlockM) {
     const int r = threadIdx.x % kBlockM, i = m0 + r;
     const bool valid = i < p.seq_q;

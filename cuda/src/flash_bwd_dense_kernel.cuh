@@ -240,9 +240,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       const int r = threadIdx.x;
       if (r < kM && m0_ + r < p.seq_q) {
         float* dst = p.dq_accum + ((int64_t{b} * p.seq_q + m0_ + r) * p.heads_q + h_) * kD;
-        asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
-                     "r"(smem_address(sdQ + r * kDqPitch)), "n"(kD * 4) : "memory");
-        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+        bulk_reduce_add_f32<kD * 4>(dst, sdQ + r * kDqPitch);
       }
     }
   };
@@ -349,7 +347,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       }
     store_score_block<T, kSMt>(sdS, ds, sq0, sk0, lane);
     if constexpr (kBulkDq) {  // the dQ tile's last reductions have read it: it may be rewritten
-      if (threadIdx.x < kM) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+      if (threadIdx.x < kM) bulk_wait_reads();
     }
     __syncthreads();  // P and dS complete
 
@@ -370,7 +368,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
               *reinterpret_cast<float2*>(row + nt * 8) = make_float2(dq[mt][nt][half * 2], dq[mt][nt][half * 2 + 1]);
           }
         // The TMA unit reads the tile through the async proxy: order these stores before it.
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        fence_proxy_async_shared();
         prev_h = h, prev_m0 = m0;
       } else {
         const int64_t row_stride = int64_t{p.heads_q} * kD;
@@ -387,7 +385,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       __syncthreads();  // the last tile complete
       reduce_dq_tile(prev_h, prev_m0);
     }
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+    bulk_wait_all();
   }
 
   // dK (times the scale: S = scale Q K^T) and dV rows gk0.., columns gd0..

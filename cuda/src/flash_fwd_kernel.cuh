@@ -239,36 +239,7 @@ struct AddendTile {
   static constexpr float kLog2e = 1.4426950408889634f;
   static constexpr int kBytes = kBlockM * kPitch * 4;
 
-  // Eight consecutive elements (row r, keys 8ch .. 8ch+7) of a staged raw tile.
-  __device__ static void read8(const unsigned char* raw, int dtype, int r, int ch, float (&v)[8]) {
-    const int eb = element_bytes(dtype);
-    const unsigned char* at = raw + r * RulesTile::pitch(eb) + ch * 8 * eb;
-    switch (static_cast<DType>(dtype)) {
-      case DType::kFloat16:
-      case DType::kBFloat16: {
-        const uint4 w = *reinterpret_cast<const uint4*>(at);
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(&w);
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          v[e] = static_cast<DType>(dtype) == DType::kFloat16 ? __half2float(__ushort_as_half(h[e]))
-                                                             : __bfloat162float(__ushort_as_bfloat16(h[e]));
-        break;
-      }
-      case DType::kFloat32: {
-        const float4 x = reinterpret_cast<const float4*>(at)[0], y = reinterpret_cast<const float4*>(at)[1];
-        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
-        break;
-      }
-      case DType::kUInt8: {
-        const uint2 w = *reinterpret_cast<const uint2*>(at);
-        const uint8_t* c = reinterpret_cast<const uint8_t*>(&w);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = c[e] != 0 ? 1.0f : 0.0f;
-        break;
-      }
-    }
-  }
-  // The same eight elements from global memory (tensors whose tiles could not be staged).
+  // Eight consecutive elements (row_at, keys j .. j+7) of a bias or mask in global memory.
   __device__ static void load8(const void* base, int dtype, int64_t row_at, int64_t col_stride,
                                int j, int seq_k, float (&v)[8]) {
 #pragma unroll
@@ -279,7 +250,7 @@ struct AddendTile {
   // The tile from staged raw tiles, with the dtypes dispatched once per tile to typed
   // loops: the bias pass writes bias-or-minus-infinity, then the mask pass (the same
   // thread, the same chunks, so no barrier between them) sets -inf where the mask is off.
-  // The per-element dtype switches of build() made the masked forward instruction-bound
+  // Per-element dtype switches had made the masked forward instruction-bound
   // (H100, n = 4096: 8x the dense forward's time, its code overflowing the instruction
   // cache).
   __device__ static void build_staged(float* tile, const FwdParams& p, int b, int hk, int m0, int j0,
@@ -342,10 +313,9 @@ struct AddendTile {
     }
   }
 
-  // Built 8 keys per step: each thread does 8 of the tile's 1024 chunks (tensors whose
-  // tiles could not be staged, element by element from global memory).
-  __device__ static void build(float* tile, const FwdParams& p, int b, int hk, int m0, int j0,
-                               const unsigned char* bias_raw, const unsigned char* active_raw) {
+  // The tile straight from global memory, element by element (tensors whose tiles could not
+  // be staged, and return_softmax's second pass): each thread does 8 of the 1024 chunks.
+  __device__ static void build(float* tile, const FwdParams& p, int b, int hk, int m0, int j0) {
     constexpr int kChunks = kBlockN / 8;
     const int64_t bias_base = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
     const int64_t active_base =
@@ -360,14 +330,12 @@ struct AddendTile {
         float bias[8] = {0, 0, 0, 0, 0, 0, 0, 0}, on[8] = {1, 1, 1, 1, 1, 1, 1, 1};
         float threshold = -CUDART_INF_F;
         if (p.bias != nullptr) {
-          if (bias_raw != nullptr) read8(bias_raw, p.bias_dtype, r, ch, bias);
-          else load8(p.bias, p.bias_dtype, bias_base + i * p.bias_stride.row, p.bias_stride.col, j, p.seq_k, bias);
+          load8(p.bias, p.bias_dtype, bias_base + i * p.bias_stride.row, p.bias_stride.col, j, p.seq_k, bias);
           if (p.row_threshold != nullptr)
             threshold = p.row_threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i];
         }
         if (p.active != nullptr) {
-          if (active_raw != nullptr) read8(active_raw, p.active_dtype, r, ch, on);
-          else load8(p.active, p.active_dtype, active_base + i * p.active_stride.row, p.active_stride.col, j, p.seq_k, on);
+          load8(p.active, p.active_dtype, active_base + i * p.active_stride.row, p.active_stride.col, j, p.seq_k, on);
         }
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
@@ -590,7 +558,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       if (stage_rules) cp_async_wait<1>();
       __syncthreads();
       if (stage_rules) AddendTile::build_staged(addend, p, b, hk, m0, j0, bias_raw, active_raw);
-      else AddendTile::build(addend, p, b, hk, m0, j0, nullptr, nullptr);
+      else AddendTile::build(addend, p, b, hk, m0, j0);
       __syncthreads();
     }
 #pragma unroll
@@ -755,7 +723,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       cp_async_commit();
       cp_async_wait<0>();
       __syncthreads();
-      if (any_mask) AddendTile::build(addend, p, b, hk, m0, tile * kBlockN, nullptr, nullptr);
+      if (any_mask) AddendTile::build(addend, p, b, hk, m0, tile * kBlockN);
       __syncthreads();
       tile_scores<T, kHeadDim>(s, qf, sK, lane);
 #pragma unroll

@@ -45,6 +45,22 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
+// sm_90 bulk reductions through the TMA unit (callers compile them only for sm_90):
+// global[dst .. + kBytes) += shared[src ..] as float32, one commit group per call;
+// waits for the reductions' reads of shared memory, or for their completion; and the fence
+// that orders this thread's ordinary shared-memory stores before the async proxy reads them.
+template <int kBytes>
+__device__ __forceinline__ void bulk_reduce_add_f32(float* dst, const float* src_smem) {
+  static_assert(kBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+               "cp.async.bulk.commit_group;\n" ::"l"(dst), "r"(smem_address(src_smem)), "n"(kBytes) : "memory");
+}
+__device__ __forceinline__ void bulk_wait_reads() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
 // One 32-bit shared-memory store at a byte address plus a constant (folded into the
 // instruction's immediate offset).
 template <int kOffset>

@@ -112,6 +112,20 @@ NamedWeights make_named(FuzzedDataProvider& in, const std::vector<std::pair<std:
   return named;
 }
 
+// What a load must leave behind, for both layers: a refused load keeps the weights (false:
+// nothing more to check), an accepted buffer is what save() gives back, and the weights
+// are finite (their largest magnitude in *largest; the saved header is header_bytes long).
+bool loaded_as_expected(const std::vector<uint8_t>& before, const std::vector<uint8_t>& after, bool loaded,
+                        const std::vector<uint8_t>* buffer, size_t header_bytes, float* largest) {
+  if (!loaded) {
+    fuzz::require(after == before, "a refused load changed the weights");
+    return false;
+  }
+  if (buffer != nullptr) fuzz::require(after == *buffer, "an accepted buffer is not what save() gives back");
+  fuzz::require(saved_weights_finite(after, header_bytes, largest), "a load accepted weights that are not finite");
+  return true;
+}
+
 void check_mha(FuzzedDataProvider& in, bool named_path) {
   const MultiHeadConfig config = mha_config(in);
   MultiHeadAttention layer(config);
@@ -143,13 +157,8 @@ void check_mha(FuzzedDataProvider& in, bool named_path) {
     loaded = fuzz::returns([&] { layer.load(buffer.data(), buffer.size()); });
   }
   const std::vector<uint8_t> after = layer.save();
-  if (!loaded) {
-    fuzz::require(after == before, "a refused load changed the weights");
-    return;
-  }
-  if (!named_path) fuzz::require(after == buffer, "an accepted buffer is not what save() gives back");
   float largest;
-  fuzz::require(saved_weights_finite(after, 4 + 4 * 6, &largest), "a load accepted weights that are not finite");
+  if (!loaded_as_expected(before, after, loaded, named_path ? nullptr : &buffer, 4 + 4 * 6, &largest)) return;
   if (largest > 1e4f) return;
   const int seq = 3;
   std::vector<float> query(size_t(seq) * c.model_dim, 0.5f), key(size_t(seq) * c.kdim, -0.25f),
@@ -184,13 +193,8 @@ void check_asam(FuzzedDataProvider& in, bool named_path) {
     loaded = fuzz::returns([&] { layer.load(buffer.data(), buffer.size()); });
   }
   const std::vector<uint8_t> after = layer.save();
-  if (!loaded) {
-    fuzz::require(after == before, "a refused load changed the weights");
-    return;
-  }
-  if (!named_path) fuzz::require(after == buffer, "an accepted buffer is not what save() gives back");
   float largest;
-  fuzz::require(saved_weights_finite(after, 4 + 4 + 4 * 6, &largest), "a load accepted weights that are not finite");
+  if (!loaded_as_expected(before, after, loaded, named_path ? nullptr : &buffer, 4 + 4 + 4 * 6, &largest)) return;
   if (named_path) {  // each weight is the last entry of its name
     for (const auto& p : layer.named_parameters()) {
       const std::vector<float>* given = nullptr;
