@@ -7,7 +7,7 @@
 // 16 rows (the general kernel's layout, whose fragments each feed one mma and which is
 // bound by shared-memory reads):
 //   S = Q K^T and dP = dO V^T   2 (queries) x 4 (keys) warps of kM/2 x 32
-//   dV += P^T dO, dK += dS^T Q  4 (keys) x 2 (head-dim halves) warps of 32 x d/2
+//   dV += P^T dO, dK += dS^T Q  warps 0-3 dV, 4-7 dK, each 32 keys x d
 //   dQ += dS K                  kM/32 (queries) x 256/kM (head-dim parts) warps of 32 x d kM/256
 // P and dS pass through shared memory as 16-bit [query][key] tiles. dK and dV stay in
 // registers for the whole walk (GQA sums are deterministic); dQ is added to the float32
@@ -43,7 +43,10 @@ struct DenseBwdShape {
 __host__ __device__ constexpr DenseBwdShape dense_bwd_shape(int head_dim, bool hopper) {
   return {hopper && head_dim <= 64 ? 128 : 64, 2, hopper};
 }
-__host__ __device__ constexpr int dense_bwd_dq_pitch(int head_dim) { return head_dim + 4; }
+// The dQ tile's row pitch in floats: 8 more than d, so the rows g = 0..3 of a half-warp's
+// 8-byte stores start 8 banks apart and hit 32 distinct banks (with + 4 they overlapped two
+// ways: H100, kernel alone, 1-3% slower).
+__host__ __device__ constexpr int dense_bwd_dq_pitch(int head_dim) { return head_dim + 8; }
 __host__ __device__ constexpr size_t dense_bwd_smem_bytes(int head_dim, DenseBwdShape s) {
   // K, V; the stages of Q and dO; P and dS (16-bit); the stages of lse and D (float); dQ.
   return 2 * (2 * kDenseBwdBlockN * head_dim + 2 * s.stages * s.block_m * head_dim + 2 * s.block_m * kDenseBwdBlockN) +
@@ -212,7 +215,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   constexpr int kN = kDenseBwdBlockN, kM = kShape.block_m, kD = kHeadDim;
   constexpr int kSMt = kM / 32;                  // 16-row tiles of a warp's S / dP block
   constexpr int kQueryWarps = kM / 32;           // dQ: warps along the queries
-  constexpr int kKeyCols = kD / 2, kQueryCols = kD * kQueryWarps / 8;  // dK/dV, dQ columns per warp
+  constexpr int kQueryCols = kD * kQueryWarps / 8;  // dQ columns per warp
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // [kN][kD]
   T* sV = sK + kN * kD;                    // [kN][kD]
@@ -231,7 +234,13 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int sq0 = (warp & 1) * (kM / 2), sk0 = (warp >> 1) * 32;   // S, dP block
-  const int gk0 = (warp & 3) * 32, gd0 = (warp >> 2) * kKeyCols;   // dK, dV block
+  // dK / dV: warps 0-3 add to dV = P^T dO, warps 4-7 to dK = dS^T Q, keys gk0.. x all of d.
+  // One product per warp, over all of d, loads each P^T / dS^T fragment once for twice the
+  // mma (a quarter fewer ldmatrix than both products over half of d each, the same
+  // accumulator registers). H100, kernel alone: d = 64 0.97-1.08x -> 1.02-1.13x of FA2's,
+  // d = 128 1.01-1.09x -> 1.02-1.11x.
+  const int gk0 = (warp & 3) * 32;
+  const bool dv_warp = warp < 4;
   const int qq0 = (warp % kQueryWarps) * 32, qd0 = (warp / kQueryWarps) * kQueryCols;  // dQ block
   int prev_h = 0, prev_m0 = 0;  // the step whose dQ tile waits in sdQ
   // Threads 0..kM-1 each add one row of the staged dQ tile to the scratch (one bulk reduction).
@@ -257,13 +266,13 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
         sQ + stage * kM * kD, sdO + stage * kM * kD, sLse + stage * kM, sD + stage * kM, p, b, at.h, at.m0);
   };
 
-  float dk[2][kKeyCols / 8][4], dv[2][kKeyCols / 8][4];
+  float dkv[2][kD / 8][4];  // this warp's dV or dK block
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < kKeyCols / 8; ++nt)
+    for (int nt = 0; nt < kD / 8; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dk[mt][nt][e] = dv[mt][nt][e] = 0.0f;
+      for (int e = 0; e < 4; ++e) dkv[mt][nt][e] = 0.0f;
 
   // The ring: steps 0 .. kS - 2 are copied up front (one commit group each, K and V in the
   // first); step it + kS - 1 is copied at the top of step it into the stage step it - 1 used.
@@ -351,8 +360,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
     }
     __syncthreads();  // P and dS complete
 
-    warp_grad_keys<T, kD, kKeyCols, kM>(dv, sP, gk0, sdOs, gd0, lane);
-    warp_grad_keys<T, kD, kKeyCols, kM>(dk, sdS, gk0, sQs, gd0, lane);
+    warp_grad_keys<T, kD, kD, kM>(dkv, dv_warp ? sP : sdS, gk0, dv_warp ? sdOs : sQs, 0, lane);
     {
       float dq[2][kQueryCols / 8][4];
       warp_grad_queries<T, kD, kQueryCols>(dq, sdS, qq0, sK, qd0, lane);
@@ -388,26 +396,25 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
     bulk_wait_all();
   }
 
-  // dK (times the scale: S = scale Q K^T) and dV rows gk0.., columns gd0..
-  auto store = [&](void* base, const BwdStrides3& st, bool as_float, const float (&acc)[2][kKeyCols / 8][4],
-                   float mul) {
+  // dV, or dK times the scale (S = scale Q K^T): rows gk0.., all columns.
+  auto store = [&](void* base, const BwdStrides3& st, bool as_float, const float (&acc)[2][kD / 8][4], float mul) {
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int j = n0 + gk0 + mt * 16 + g + half * 8;
         if (j >= p.seq_k) continue;
-        const int64_t off = b * st.batch + hk * st.head + int64_t{j} * st.row + gd0 + 2 * t;
+        const int64_t off = b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
 #pragma unroll
-        for (int nt = 0; nt < kKeyCols / 8; ++nt) {
+        for (int nt = 0; nt < kD / 8; ++nt) {
           const float x0 = acc[mt][nt][half * 2] * mul, x1 = acc[mt][nt][half * 2 + 1] * mul;
           if (as_float) store2<float>(static_cast<float*>(base) + off + nt * 8, x0, x1);
           else store2<T>(static_cast<T*>(base) + off + nt * 8, x0, x1);
         }
       }
   };
-  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale);
-  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f);
+  if (dv_warp) store(p.dv, p.dv_stride, p.dv_float, dkv, 1.0f);
+  else store(p.dk, p.dk_stride, p.dk_float, dkv, p.scale);
 }
 
 // Whether a call is the dense case (else the general kernel of flash_bwd_kernel.cuh runs).
