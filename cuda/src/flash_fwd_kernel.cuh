@@ -6,8 +6,10 @@
 #pragma once
 #include <math_constants.h>
 
+#include <cstdlib>
 #include <type_traits>
 
+#include "fwd_launch.h"
 #include "fwd_params.h"
 #include "mask_access.cuh"
 #include "mma_sm80.cuh"
@@ -755,6 +757,24 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
 
 namespace attn::cuda::detail {
 
+// Whether the current device runs the sm_90a kernels (compute capability 9.0 exactly: the
+// `a` features are not forward compatible), unless ATTN_CUDA_NO_WGMMA is set (the mma.sync
+// kernel everywhere, for comparisons).
+inline bool use_sm90_kernels() {
+#if defined(ATTN_CUDA_SM90A)
+  static const bool disabled = std::getenv("ATTN_CUDA_NO_WGMMA") != nullptr;
+  int device = 0, major = 0, minor = 0;
+  if (disabled || cudaGetDevice(&device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    return false;
+  }
+  return major == 9 && minor == 0;
+#else
+  return false;
+#endif
+}
+
 template <typename T, int kHeadDim, typename OutT>
 cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
   FwdParams p = params;
@@ -775,6 +795,11 @@ cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
   }
   const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
                        p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
+  // Head dim 128 only for now: at 64 the wgmma kernel was no faster from n = 4096 and slower
+  // below (H100: 0.93-0.97x of SDPA flash at n <= 2048, where mma.sync gives 1.02-1.04x).
+  if constexpr (std::is_same_v<OutT, T> && kHeadDim == 128) {
+    if (!general && use_sm90_kernels()) return launch_flash_fwd_sm90<T, kHeadDim>(p, stream);
+  }
   auto kernel = general ? flash_fwd_kernel<T, kHeadDim, OutT, true>
                         : flash_fwd_kernel<T, kHeadDim, OutT, false>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
