@@ -795,10 +795,11 @@ cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
   }
   const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
                        p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
-  // Head dim 128 only for now: at 64 the wgmma kernel was no faster from n = 4096 and slower
-  // below (H100: 0.93-0.97x of SDPA flash at n <= 2048, where mma.sync gives 1.02-1.04x).
-  if constexpr (std::is_same_v<OutT, T> && kHeadDim == 128) {
-    if (!general && use_sm90_kernels()) return launch_flash_fwd_sm90<T, kHeadDim>(p, stream);
+  if constexpr (std::is_same_v<OutT, T>) {
+    if (!general && use_sm90_kernels()) {
+      const cudaError_t err = launch_flash_fwd_sm90<T, kHeadDim>(p, stream);
+      if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
+    }
   }
   auto kernel = general ? flash_fwd_kernel<T, kHeadDim, OutT, true>
                         : flash_fwd_kernel<T, kHeadDim, OutT, false>;

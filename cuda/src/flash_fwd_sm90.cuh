@@ -1,57 +1,54 @@
 // The dense forward on Hopper (sm_90a): Q K^T and P V by warpgroup matrix products (wgmma)
 // instead of mma.sync. A thread block of two warpgroups owns 128 queries (64 each) and walks
-// the key tiles of 128; Q, K and V sit in shared memory in wgmma's 128-byte swizzled layout
-// (panels of 64 columns: 16-byte chunk c of row r at chunk c ^ (r & 7)), copied by cp.async,
-// K / V two stages deep. S = Q K^T reads both operands from shared memory; P stays in
-// registers as the A operand of O += P V (its accumulator layout is the A fragment), V is
-// read transposed. The online softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2
-// units, lazy rescaling. Covers the dense case (no bias, mask, softcap, dropout or softmax
-// out), causal with any offset, sliding windows, GQA.
+// the key tiles of 128. Q, K and V arrive in shared memory by the tensor copy engine (TMA) in
+// wgmma's 128-byte swizzled layout (panels of 64 columns: 16-byte chunk c of row r at chunk
+// c ^ (r & 7)), K / V three stages deep, each stage's copies completing on an mbarrier, so the
+// warpgroups never wait for each other at a block-wide barrier. S = Q K^T reads both operands
+// from shared memory; P stays in registers as the A operand of O += P V (its accumulator
+// layout is the A fragment), V is read transposed. The warpgroups take turns at the tensor
+// cores (named barriers): one's softmax runs while the other's products do. The online
+// softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2 units, lazy rescaling.
+// Covers the dense case (no bias, mask, softcap, dropout or softmax out), causal with any
+// offset, sliding windows, GQA.
 #pragma once
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <math_constants.h>
+
+#include <type_traits>
 
 #include "fwd_params.h"
 #include "mma_sm80.cuh"
+#include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
 
 namespace attn::cuda::detail {
 
-constexpr int kSm90BlockM = 128, kSm90BlockN = 128, kSm90Threads = 256;
-constexpr int kPanelRows = 128;                 // every tile here has 128 rows
+constexpr int kSm90BlockM = 128, kSm90BlockN = 128, kSm90Threads = 256, kSm90Stages = 3;
+constexpr int kPanelRows = 128;                // every tile here has 128 rows
 constexpr int kPanelBytes = kPanelRows * 128;  // one 64-column panel of a tile
 
 template <int kHeadDim>
 constexpr size_t sm90_fwd_smem_bytes() {
-  // Q, then two stages of K and V; + 1 KB to align the base to the swizzle's 1024 bytes.
-  return size_t{kHeadDim / 64} * kPanelBytes * 5 + 1024;
-}
-
-// Copies rows row0.. of a [rows][kHeadDim] 16-bit tensor (rows at row_stride elements) into
-// the swizzled panels at `tile`; rows at or past `rows` are zero-filled.
-template <typename T, int kHeadDim>
-__device__ __forceinline__ void load_swizzled_tile(uint32_t tile, const T* src, int64_t row_stride, int row0,
-                                                   int rows) {
-  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
-  constexpr int kPerThread = kPanelRows * kChunks / kSm90Threads;
-#pragma unroll
-  for (int it = 0; it < kPerThread; ++it) {
-    const int c = it * kSm90Threads + threadIdx.x;
-    const int r = c / kChunks, chunk = c % kChunks;
-    const bool valid = row0 + r < rows;
-    const T* from = src + int64_t{valid ? row0 + r : 0} * row_stride + chunk * 8;
-    const uint32_t to = tile + (chunk / 8) * kPanelBytes + r * 128 + (((chunk & 7) ^ (r & 7)) << 4);
-    cp_async_16(to, from, valid);
-  }
+  // Q, the stages of K and V, their barriers; + 1 KB to align the base to the swizzle's 1024.
+  return size_t{kHeadDim / 64} * kPanelBytes * (1 + 2 * kSm90Stages) + 8 * (3 * kSm90Stages + 1) + 1024;
 }
 
 template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(kSm90Threads, 1)
+    flash_fwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                          const __grid_constant__ CUtensorMap v_map, const FwdParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kPanels = kHeadDim / 64;
   constexpr int kTileBytes = kPanels * kPanelBytes;
+  constexpr int kS = kSm90Stages;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_address(smem_raw) + 1023) & ~1023u;
-  const uint32_t sQ = base, sK = base + kTileBytes, sV = base + 3 * kTileBytes;  // K, V: 2 stages
+  const uint32_t sQ = base, sK = base + kTileBytes, sV = sK + kS * kTileBytes;
+  // Barriers: K and V of each stage landed (the copy engine counts the bytes), each stage
+  // released by all 256 threads, Q landed.
+  const uint32_t k_full = sV + kS * kTileBytes, v_full = k_full + 8 * kS, empty = v_full + 8 * kS,
+                 q_full = empty + 8 * kS;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // last (longest under causal) blocks first
   const int h = blockIdx.y, b = blockIdx.z, hk = h / p.group;
@@ -59,10 +56,6 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
   const int g = lane >> 2, t = lane & 3;
   const int m0 = m_block * kSm90BlockM;
   const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0, row0 + 8
-
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head;
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head;
 
   // Key tiles [n_begin, n_end) that some row of the block can see (as in flash_fwd_kernel).
   const int k_tiles = (p.seq_k + kSm90BlockN - 1) / kSm90BlockN;
@@ -78,13 +71,39 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
     const int64_t first_key = int64_t{m0} + p.causal_offset - p.window_left;
     n_begin = static_cast<int>(first_key <= 0 ? 0 : first_key / kSm90BlockN);
   }
+  const int tiles = n_end > n_begin ? n_end - n_begin : 0;
 
-  load_swizzled_tile<T, kHeadDim>(sQ, q, p.q_stride.row, m0, p.seq_q);
-  if (n_begin < n_end) {
-    load_swizzled_tile<T, kHeadDim>(sK, k, p.k_stride.row, n_begin * kSm90BlockN, p.seq_k);
-    load_swizzled_tile<T, kHeadDim>(sV, v, p.v_stride.row, n_begin * kSm90BlockN, p.seq_k);
+  // The copies of key tile i into its stage: K and V panels, each half on its own barrier.
+  auto load_tile = [&](int i) {
+    const int stage = i % kS, key0 = (n_begin + i) * kSm90BlockN;
+    mbarrier_arrive_expect_tx(k_full + 8 * stage, kTileBytes);
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn)
+      tma_load_4d(sK + stage * kTileBytes + pn * kPanelBytes, &k_map, k_full + 8 * stage, pn * 64, key0, hk, b);
+    mbarrier_arrive_expect_tx(v_full + 8 * stage, kTileBytes);
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn)
+      tma_load_4d(sV + stage * kTileBytes + pn * kPanelBytes, &v_map, v_full + 8 * stage, pn * 64, key0, hk, b);
+  };
+  // Thread 128 (the second warpgroup's first, the one that goes second at the tensor cores,
+  // so its stage is free when it asks) issues every copy.
+  const bool producer = threadIdx.x == 128;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kS; ++s) {
+      mbarrier_init(k_full + 8 * s, 1);
+      mbarrier_init(v_full + 8 * s, 1);
+      mbarrier_init(empty + 8 * s, kSm90Threads);
+    }
+    mbarrier_init(q_full, 1);
+    mbarrier_init_fence();
   }
-  cp_async_commit();
+  __syncthreads();
+  if (producer) {
+    mbarrier_arrive_expect_tx(q_full, kTileBytes);
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
+    for (int i = 0; i < kS && i < tiles; ++i) load_tile(i);
+  }
 
   float o[kPanels][32];  // O rows row0 / row0 + 8, columns 64 * panel + ...
 #pragma unroll
@@ -95,32 +114,74 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
   const float factor = p.scale_log2;
   constexpr float kSlack = 8.0f;  // lazy rescaling, as flash_fwd_kernel
 
+  // Turns at the tensor cores: warpgroup w waits on named barrier 1 + w, which the other
+  // arrives at once it has issued its products; the second warpgroup lets the first start.
+  auto take_turn = [&] { named_barrier_sync(1 + wg, kSm90Threads); };
+  auto pass_turn = [&] { named_barrier_arrive(2 - wg, kSm90Threads); };
+  if (wg == 1) pass_turn();
+
   // This warpgroup's 64 rows of Q, K-major.
-  const uint32_t q_rows = sQ + wg * 64 * 128;
-  int stage = 0;
-  for (int nb = n_begin; nb < n_end; ++nb) {
-    cp_async_wait<0>();
-    fence_proxy_async_shared();  // the copies' writes, before wgmma reads them (async proxy)
-    __syncthreads();             // ... for every thread; the other stage is free (tile nb - 1 done)
-    if (nb + 1 < n_end) {
-      load_swizzled_tile<T, kHeadDim>(sK + (stage ^ 1) * kTileBytes, k, p.k_stride.row, (nb + 1) * kSm90BlockN, p.seq_k);
-      load_swizzled_tile<T, kHeadDim>(sV + (stage ^ 1) * kTileBytes, v, p.v_stride.row, (nb + 1) * kSm90BlockN, p.seq_k);
+  const uint64_t q_desc = sw128_descriptor(sQ + wg * 64 * 128, 16, 1024);
+  // The products of P (tile i - 1) V and of S = Q K^T (tile i) are issued together, one turn
+  // at the tensor cores; the softmax of tile i then runs while the other warpgroup's turn
+  // keeps them busy (FlashAttention-3's schedule). P waits in registers as wgmma's A operand.
+  uint32_t a[8][4];  // P of the previous tile: k16 slice kk is n8 blocks 2kk, 2kk + 1 of S
+  // O += P V for the tile in `stage`: V's rows kk * 16.. (8-row groups 1024 bytes apart), one
+  // wgmma per 64-column panel, MN-major (V is read transposed).
+  auto issue_pv = [&](int stage) {
+    const uint32_t v_tile = sV + stage * kTileBytes;
+    const uint64_t v_desc = sw128_descriptor(v_tile, kPanelBytes, 1024);  // + 2048 bytes per k16
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      if constexpr (kPanels == 2) {
+        wgmma_m64n128k16_rs_tb<T>(reinterpret_cast<float(&)[64]>(o), a[kk], v_desc + kk * (2048 >> 4));
+      } else {
+        wgmma_m64n64k16_rs_tb<T>(o[0], a[kk], v_desc + kk * (2048 >> 4));
+      }
     }
-    cp_async_commit();
-    const uint32_t k_tile = sK + stage * kTileBytes, v_tile = sV + stage * kTileBytes;
+    wgmma_commit();
+  };
+  auto pv_done = [&] {
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn) pin_registers(o[pn]);
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) pin_registers(a[kk]);
+  };
+  // After tile i's P V: this thread releases the stage; the producer refills it with tile
+  // i + kS once all 256 threads have.
+  auto release = [&](int i) {
+    const int stage = i % kS;
+    mbarrier_arrive(empty + 8 * stage);
+    if (producer && i + kS < tiles) {
+      mbarrier_wait(empty + 8 * stage, (i / kS) & 1);
+      load_tile(i + kS);
+    }
+  };
+  // One key tile; the first has no previous P V (a compile-time case: wgmma under a run-time
+  // condition makes the compiler serialize all of them).
+  auto step = [&](int i, auto first_tile) {
+    constexpr bool kFirst = decltype(first_tile)::value;
+    const int nb = n_begin + i, stage = i % kS, prev = (i + kS - 1) % kS;
+    const uint32_t parity = (i / kS) & 1;
+    const uint32_t k_tile = sK + stage * kTileBytes;
 
     // S = Q K^T: 64 x 128 per warpgroup, k16 steps along the head dim (32 bytes within a
     // panel's 128-byte rows).
     float s[64];
+    mbarrier_wait(k_full + 8 * stage, parity);
+    if constexpr (!kFirst) mbarrier_wait(v_full + 8 * prev, ((i - 1) / kS) & 1);
+    take_turn();
     wgmma_fence();
+    const uint64_t k_desc = sw128_descriptor(k_tile, 16, 1024);
 #pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      const uint32_t offset = (kk / 4) * kPanelBytes + (kk % 4) * 32;
-      wgmma_m64n128k16_ss<T>(s, sw128_descriptor(q_rows + offset, 16, 1024),
-                             sw128_descriptor(k_tile + offset, 16, 1024), kk > 0);
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {  // descriptors advance by the byte offset / 16
+      const uint32_t offset = ((kk / 4) * kPanelBytes + (kk % 4) * 32) >> 4;
+      wgmma_m64n128k16_ss<T>(s, q_desc + offset, k_desc + offset, kk > 0);
     }
     wgmma_commit();
-    wgmma_wait<0>();
+    if constexpr (!kFirst) issue_pv(prev);
+    pass_turn();
+    wgmma_wait<kFirst ? 0 : 1>();  // S is done; P V may still run
     pin_registers(s);
 
     // Keys past the causal frontier, a window edge or the last key: -inf (edge tiles only).
@@ -131,11 +192,11 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
     if (edges) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int64_t i = row0 + half * 8;
-        int64_t last = p.causal ? i + p.causal_offset : int64_t{p.seq_k} - 1;
-        if (p.window_right >= 0 && i + p.causal_offset + p.window_right < last) last = i + p.causal_offset + p.window_right;
+        const int64_t row = row0 + half * 8;
+        int64_t last = p.causal ? row + p.causal_offset : int64_t{p.seq_k} - 1;
+        if (p.window_right >= 0 && row + p.causal_offset + p.window_right < last) last = row + p.causal_offset + p.window_right;
         if (last > p.seq_k - 1) last = p.seq_k - 1;
-        const int64_t first = p.window_left >= 0 ? i + p.causal_offset - p.window_left : 0;
+        const int64_t first = p.window_left >= 0 ? row + p.causal_offset - p.window_left : 0;
 #pragma unroll
         for (int nt = 0; nt < 16; ++nt)
 #pragma unroll
@@ -151,16 +212,21 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
     bool grow = false;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      float mx = -CUDART_INF_F;
+      float part[4];  // four independent chains, then a tree
 #pragma unroll
-      for (int nt = 0; nt < 16; ++nt) mx = fmaxf(mx, fmaxf(s[nt * 4 + half * 2], s[nt * 4 + half * 2 + 1]));
+      for (int c = 0; c < 4; ++c) part[c] = fmaxf(s[c * 4 + half * 2], s[c * 4 + half * 2 + 1]);
+#pragma unroll
+      for (int nt = 4; nt < 16; ++nt)
+        part[nt & 3] = fmaxf(part[nt & 3], fmaxf(s[nt * 4 + half * 2], s[nt * 4 + half * 2 + 1]));
+      float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       tile_max[half] = mx * factor;
       grow = grow || tile_max[half] > row_max[half] + kSlack;
     }
-    if (__any_sync(0xffffffffu, grow)) {
-      float alpha[2];
+    const bool rescale = __any_sync(0xffffffffu, grow);
+    float alpha[2] = {1.0f, 1.0f};  // applied to O once the previous P V is done
+    if (rescale) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const bool move = tile_max[half] > row_max[half] + kSlack;
@@ -168,10 +234,6 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
         if (move) row_max[half] = tile_max[half];
         row_sum[half] *= alpha[half];
       }
-#pragma unroll
-      for (int pn = 0; pn < kPanels; ++pn)
-#pragma unroll
-        for (int i = 0; i < 32; ++i) o[pn][i] *= alpha[(i >> 1) & 1];
     }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -188,9 +250,17 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
       row_sum[half] += sum[0] + sum[1];
     }
 
-    // O += P V: P's k16 slice kk is n8 blocks 2kk and 2kk + 1 of S; V's rows kk * 16.. (8-row
-    // groups 1024 bytes apart), one wgmma per 64-column panel.
-    uint32_t a[8][4];
+    if constexpr (!kFirst) {
+      wgmma_wait<0>();
+      pv_done();
+      release(i - 1);
+    }
+    if (rescale) {
+#pragma unroll
+      for (int pn = 0; pn < kPanels; ++pn)
+#pragma unroll
+        for (int r = 0; r < 32; ++r) o[pn][r] *= alpha[(r >> 1) & 1];
+    }
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
       a[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
@@ -198,21 +268,22 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
       a[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
       a[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
     }
+  };
+  mbarrier_wait(q_full, 0);
+  if (tiles > 0) step(0, std::true_type{});
+  for (int i = 1; i < tiles; ++i) step(i, std::false_type{});
+  if (tiles > 0) {  // the last tile's P V
+    const int last = tiles - 1;
+    mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
+    take_turn();
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk)
-#pragma unroll
-      for (int pn = 0; pn < kPanels; ++pn)
-        wgmma_m64n64k16_rs_tb<T>(o[pn], a[kk], sw128_descriptor(v_tile + pn * kPanelBytes + kk * 2048, kPanelBytes, 1024));
-    wgmma_commit();
+    issue_pv(last % kS);
+    pass_turn();
     wgmma_wait<0>();
-#pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn) pin_registers(o[pn]);
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) pin_registers(a[kk]);
-    stage ^= 1;
+    pv_done();
+    release(last);
   }
-  cp_async_wait<0>();
+  if (wg == 0) take_turn();  // the second warpgroup's last pass, so no arrival is left over
 
   // Epilogue: finish the row sums across the quad, normalise, store O and lse.
   T* out = static_cast<T*>(p.out) + b * p.o_stride.batch + h * p.o_stride.head;
@@ -239,14 +310,48 @@ __global__ void __launch_bounds__(kSm90Threads, 1) flash_fwd_sm90_kernel(const F
 #endif
 }
 
+// A rank-4 tensor map over a [batch][seq][heads][kHeadDim] 16-bit tensor (strides in
+// elements) whose box is one 64-column panel of 128 rows, 128-byte swizzled.
+template <typename T>
+cudaError_t make_panel_map(CUtensorMap* map, const void* data, int64_t batch, int64_t seq, int64_t heads,
+                           int64_t head_dim, const Strides3& stride) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      fn = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[4] = {cuuint64_t(head_dim), cuuint64_t(seq), cuuint64_t(heads), cuuint64_t(batch)};
+  const cuuint64_t strides[3] = {cuuint64_t(stride.row) * sizeof(T), cuuint64_t(stride.head) * sizeof(T),
+                                 cuuint64_t(stride.batch) * sizeof(T)};
+  const cuuint32_t box[4] = {64, kPanelRows, 1, 1}, unit[4] = {1, 1, 1, 1};
+  const CUresult r = encode(map, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                            4, const_cast<void*>(data), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+// cudaErrorNotSupported where the tensors cannot be described to the copy engine (strides
+// not multiples of 16 bytes, say): the caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
+  CUtensorMap maps[3];
+  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride) != cudaSuccess ||
+      make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride) != cudaSuccess ||
+      make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride) != cudaSuccess) {
+    return cudaErrorNotSupported;
+  }
   auto kernel = flash_fwd_sm90_kernel<T, kHeadDim>;
   constexpr size_t smem = sm90_fwd_smem_bytes<kHeadDim>();
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_q + kSm90BlockM - 1) / kSm90BlockM, p.heads_q, p.batch);
-  kernel<<<grid, kSm90Threads, smem, stream>>>(p);
+  kernel<<<grid, kSm90Threads, smem, stream>>>(maps[0], maps[1], maps[2], p);
   return cudaGetLastError();
 }
 

@@ -15,7 +15,7 @@ cudaError_t launch_flash_fwd(const FwdParams& p, cudaStream_t stream);
 
 // The Hopper (sm_90a, wgmma) kernel of the dense case: flash_fwd_sm90.cuh. Compiled only when
 // the build targets sm_90 (ATTN_CUDA_SM90A); launch_flash_fwd picks it on compute capability
-// 9.0 devices (head dim 128).
+// 9.0 devices. cudaErrorNotSupported: the tensors cannot be described to the copy engine.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream);
 
