@@ -1,15 +1,17 @@
 // The dense forward on Hopper (sm_90a): Q K^T and P V by warpgroup matrix products (wgmma)
-// instead of mma.sync. A thread block of two warpgroups owns 128 queries (64 each) and walks
-// the key tiles of 128. Q, K and V arrive in shared memory by the tensor copy engine (TMA) in
-// wgmma's 128-byte swizzled layout (panels of 64 columns: 16-byte chunk c of row r at chunk
-// c ^ (r & 7)), K / V three stages deep, each stage's copies completing on an mbarrier, so the
-// warpgroups never wait for each other at a block-wide barrier. S = Q K^T reads both operands
-// from shared memory; P stays in registers as the A operand of O += P V (its accumulator
-// layout is the A fragment), V is read transposed. The warpgroups take turns at the tensor
-// cores (named barriers): one's softmax runs while the other's products do. The online
-// softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2 units, lazy rescaling.
-// Covers the dense case (no bias, mask, softcap, dropout or softmax out), causal with any
-// offset, sliding windows, GQA.
+// instead of mma.sync, FlashAttention-3's design. A thread block owns 128 queries: two
+// consumer warpgroups of 64 queries each walk the key tiles of 128, and a producer
+// warpgroup's thread copies Q, K and V into shared memory with the tensor copy engine (TMA),
+// in wgmma's 128-byte swizzled layout (panels of 64 columns: 16-byte chunk c of row r at
+// chunk c ^ (r & 7)). K / V are three stages deep, each stage's copies completing on an
+// mbarrier and released by the consumers on another, so no warp waits at a block-wide
+// barrier. S = Q K^T reads both operands from shared memory; P stays in registers as the A
+// operand of O += P V (its accumulator layout is the A fragment), V is read transposed. The
+// consumers take turns at the tensor cores (named barriers), each issuing P V of its
+// previous tile with S of the next, so one's softmax runs while the other's products do.
+// The online softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2 units, lazy
+// rescaling. Covers the dense case (no bias, mask, softcap, dropout or softmax out), causal
+// with any offset, sliding windows, GQA.
 #pragma once
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -24,7 +26,12 @@
 
 namespace attn::cuda::detail {
 
-constexpr int kSm90BlockM = 128, kSm90BlockN = 128, kSm90Threads = 256, kSm90Stages = 3;
+// Two consumer warpgroups (256 threads) and a producer warpgroup, one of whose threads issues
+// the copies; registers move from the producer to the consumers (setmaxnreg). With the copies
+// issued by a thread of the second consumer warpgroup instead (no producer), and 256 threads
+// at up to 255 registers: H100 d = 128 0.9x, d = 64 0.8-0.85x of this.
+constexpr int kSm90BlockM = 128, kSm90BlockN = 128, kSm90Consumers = 256, kSm90Threads = 384, kSm90Stages = 3;
+constexpr int kSm90ProducerRegs = 40, kSm90ConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 64 K
 constexpr int kPanelRows = 128;                // every tile here has 128 rows
 constexpr int kPanelBytes = kPanelRows * 128;  // one 64-column panel of a tile
 
@@ -85,226 +92,225 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     for (int pn = 0; pn < kPanels; ++pn)
       tma_load_4d(sV + stage * kTileBytes + pn * kPanelBytes, &v_map, v_full + 8 * stage, pn * 64, key0, hk, b);
   };
-  // Thread 128 (the second warpgroup's first, the one that goes second at the tensor cores,
-  // so its stage is free when it asks) issues every copy.
-  const bool producer = threadIdx.x == 128;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kS; ++s) {
       mbarrier_init(k_full + 8 * s, 1);
       mbarrier_init(v_full + 8 * s, 1);
-      mbarrier_init(empty + 8 * s, kSm90Threads);
+      mbarrier_init(empty + 8 * s, kSm90Consumers);
     }
     mbarrier_init(q_full, 1);
     mbarrier_init_fence();
   }
   __syncthreads();
-  if (producer) {
-    mbarrier_arrive_expect_tx(q_full, kTileBytes);
+  // The producer warpgroup's first thread issues every copy: Q, then each key tile once its
+  // stage has been released by all 256 consumer threads (tile i - kS done).
+  if (threadIdx.x >= kSm90Consumers) {
+    set_max_registers_dec<kSm90ProducerRegs>();
+    if (threadIdx.x == kSm90Consumers) {
+      mbarrier_arrive_expect_tx(q_full, kTileBytes);
 #pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
-    for (int i = 0; i < kS && i < tiles; ++i) load_tile(i);
-  }
-
-  float o[kPanels][32];  // O rows row0 / row0 + 8, columns 64 * panel + ...
-#pragma unroll
-  for (int pn = 0; pn < kPanels; ++pn)
-#pragma unroll
-    for (int i = 0; i < 32; ++i) o[pn][i] = 0.0f;
-  float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_sum[2] = {0.0f, 0.0f};
-  const float factor = p.scale_log2;
-  constexpr float kSlack = 8.0f;  // lazy rescaling, as flash_fwd_kernel
-
-  // Turns at the tensor cores: warpgroup w waits on named barrier 1 + w, which the other
-  // arrives at once it has issued its products; the second warpgroup lets the first start.
-  auto take_turn = [&] { named_barrier_sync(1 + wg, kSm90Threads); };
-  auto pass_turn = [&] { named_barrier_arrive(2 - wg, kSm90Threads); };
-  if (wg == 1) pass_turn();
-
-  // This warpgroup's 64 rows of Q, K-major.
-  const uint64_t q_desc = sw128_descriptor(sQ + wg * 64 * 128, 16, 1024);
-  // The products of P (tile i - 1) V and of S = Q K^T (tile i) are issued together, one turn
-  // at the tensor cores; the softmax of tile i then runs while the other warpgroup's turn
-  // keeps them busy (FlashAttention-3's schedule). P waits in registers as wgmma's A operand.
-  uint32_t a[8][4];  // P of the previous tile: k16 slice kk is n8 blocks 2kk, 2kk + 1 of S
-  // O += P V for the tile in `stage`: V's rows kk * 16.. (8-row groups 1024 bytes apart), one
-  // wgmma per 64-column panel, MN-major (V is read transposed).
-  auto issue_pv = [&](int stage) {
-    const uint32_t v_tile = sV + stage * kTileBytes;
-    const uint64_t v_desc = sw128_descriptor(v_tile, kPanelBytes, 1024);  // + 2048 bytes per k16
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-      if constexpr (kPanels == 2) {
-        wgmma_m64n128k16_rs_tb<T>(reinterpret_cast<float(&)[64]>(o), a[kk], v_desc + kk * (2048 >> 4));
-      } else {
-        wgmma_m64n64k16_rs_tb<T>(o[0], a[kk], v_desc + kk * (2048 >> 4));
+      for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
+      for (int i = 0; i < tiles; ++i) {
+        if (i >= kS) mbarrier_wait(empty + 8 * (i % kS), ((i - kS) / kS) & 1);
+        load_tile(i);
       }
     }
-    wgmma_commit();
-  };
-  auto pv_done = [&] {
-#pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn) pin_registers(o[pn]);
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) pin_registers(a[kk]);
-  };
-  // After tile i's P V: this thread releases the stage; the producer refills it with tile
-  // i + kS once all 256 threads have.
-  auto release = [&](int i) {
-    const int stage = i % kS;
-    mbarrier_arrive(empty + 8 * stage);
-    if (producer && i + kS < tiles) {
-      mbarrier_wait(empty + 8 * stage, (i / kS) & 1);
-      load_tile(i + kS);
-    }
-  };
-  // One key tile; the first has no previous P V (a compile-time case: wgmma under a run-time
-  // condition makes the compiler serialize all of them).
-  auto step = [&](int i, auto first_tile) {
-    constexpr bool kFirst = decltype(first_tile)::value;
-    const int nb = n_begin + i, stage = i % kS, prev = (i + kS - 1) % kS;
-    const uint32_t parity = (i / kS) & 1;
-    const uint32_t k_tile = sK + stage * kTileBytes;
+  } else {
+    set_max_registers_inc<kSm90ConsumerRegs>();
 
-    // S = Q K^T: 64 x 128 per warpgroup, k16 steps along the head dim (32 bytes within a
-    // panel's 128-byte rows).
-    float s[64];
-    mbarrier_wait(k_full + 8 * stage, parity);
-    if constexpr (!kFirst) mbarrier_wait(v_full + 8 * prev, ((i - 1) / kS) & 1);
-    take_turn();
-    wgmma_fence();
-    const uint64_t k_desc = sw128_descriptor(k_tile, 16, 1024);
+    float o[kPanels][32];  // O rows row0 / row0 + 8, columns 64 * panel + ...
 #pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {  // descriptors advance by the byte offset / 16
-      const uint32_t offset = ((kk / 4) * kPanelBytes + (kk % 4) * 32) >> 4;
-      wgmma_m64n128k16_ss<T>(s, q_desc + offset, k_desc + offset, kk > 0);
-    }
-    wgmma_commit();
-    if constexpr (!kFirst) issue_pv(prev);
-    pass_turn();
-    wgmma_wait<kFirst ? 0 : 1>();  // S is done; P V may still run
-    pin_registers(s);
+    for (int pn = 0; pn < kPanels; ++pn)
+#pragma unroll
+      for (int i = 0; i < 32; ++i) o[pn][i] = 0.0f;
+    float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_sum[2] = {0.0f, 0.0f};
+    const float factor = p.scale_log2;
+    constexpr float kSlack = 8.0f;  // lazy rescaling, as flash_fwd_kernel
 
-    // Keys past the causal frontier, a window edge or the last key: -inf (edge tiles only).
-    const int j0 = nb * kSm90BlockN;
-    const bool edges = (p.causal && j0 + kSm90BlockN - 1 > m0 + p.causal_offset) || j0 + kSm90BlockN > p.seq_k ||
-                       (p.window_left >= 0 && j0 < last_row + p.causal_offset - p.window_left) ||
-                       (p.window_right >= 0 && j0 + kSm90BlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
-    if (edges) {
+    // Turns at the tensor cores: warpgroup w waits on named barrier 1 + w, which the other
+    // arrives at once it has issued its products; the second warpgroup lets the first start.
+    auto take_turn = [&] { named_barrier_sync(1 + wg, kSm90Consumers); };
+    auto pass_turn = [&] { named_barrier_arrive(2 - wg, kSm90Consumers); };
+    if (wg == 1) pass_turn();
+
+    // This warpgroup's 64 rows of Q, K-major.
+    const uint64_t q_desc = sw128_descriptor(sQ + wg * 64 * 128, 16, 1024);
+    // The products of P (tile i - 1) V and of S = Q K^T (tile i) are issued together, one turn
+    // at the tensor cores; the softmax of tile i then runs while the other warpgroup's turn
+    // keeps them busy (FlashAttention-3's schedule). P waits in registers as wgmma's A operand.
+    uint32_t a[8][4];  // P of the previous tile: k16 slice kk is n8 blocks 2kk, 2kk + 1 of S
+    // O += P V for the tile in `stage`: V's rows kk * 16.. (8-row groups 1024 bytes apart), one
+    // wgmma per 64-column panel, MN-major (V is read transposed).
+    auto issue_pv = [&](int stage) {
+      const uint32_t v_tile = sV + stage * kTileBytes;
+      const uint64_t v_desc = sw128_descriptor(v_tile, kPanelBytes, 1024);  // + 2048 bytes per k16
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk) {
+        if constexpr (kPanels == 2) {
+          wgmma_m64n128k16_rs_tb<T>(reinterpret_cast<float(&)[64]>(o), a[kk], v_desc + kk * (2048 >> 4));
+        } else {
+          wgmma_m64n64k16_rs_tb<T>(o[0], a[kk], v_desc + kk * (2048 >> 4));
+        }
+      }
+      wgmma_commit();
+    };
+    auto pv_done = [&] {
+#pragma unroll
+      for (int pn = 0; pn < kPanels; ++pn) pin_registers(o[pn]);
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk) pin_registers(a[kk]);
+    };
+    // After tile i's P V: this thread releases the stage (for the producer to refill).
+    auto release = [&](int i) { mbarrier_arrive(empty + 8 * (i % kS)); };
+    // One key tile; the first has no previous P V (a compile-time case: wgmma under a run-time
+    // condition makes the compiler serialize all of them).
+    auto step = [&](int i, auto first_tile) {
+      constexpr bool kFirst = decltype(first_tile)::value;
+      const int nb = n_begin + i, stage = i % kS, prev = (i + kS - 1) % kS;
+      const uint32_t parity = (i / kS) & 1;
+      const uint32_t k_tile = sK + stage * kTileBytes;
+
+      // S = Q K^T: 64 x 128 per warpgroup, k16 steps along the head dim (32 bytes within a
+      // panel's 128-byte rows).
+      float s[64];
+      mbarrier_wait(k_full + 8 * stage, parity);
+      if constexpr (!kFirst) mbarrier_wait(v_full + 8 * prev, ((i - 1) / kS) & 1);
+      take_turn();
+      wgmma_fence();
+      const uint64_t k_desc = sw128_descriptor(k_tile, 16, 1024);
+#pragma unroll
+      for (int kk = 0; kk < kHeadDim / 16; ++kk) {  // descriptors advance by the byte offset / 16
+        const uint32_t offset = ((kk / 4) * kPanelBytes + (kk % 4) * 32) >> 4;
+        wgmma_m64n128k16_ss<T>(s, q_desc + offset, k_desc + offset, kk > 0);
+      }
+      wgmma_commit();
+      if constexpr (!kFirst) issue_pv(prev);
+      pass_turn();
+      wgmma_wait<kFirst ? 0 : 1>();  // S is done; P V may still run
+      pin_registers(s);
+
+      // Keys past the causal frontier, a window edge or the last key: -inf (edge tiles only).
+      const int j0 = nb * kSm90BlockN;
+      const bool edges = (p.causal && j0 + kSm90BlockN - 1 > m0 + p.causal_offset) || j0 + kSm90BlockN > p.seq_k ||
+                         (p.window_left >= 0 && j0 < last_row + p.causal_offset - p.window_left) ||
+                         (p.window_right >= 0 && j0 + kSm90BlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
+      if (edges) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t row = row0 + half * 8;
+          int64_t last = p.causal ? row + p.causal_offset : int64_t{p.seq_k} - 1;
+          if (p.window_right >= 0 && row + p.causal_offset + p.window_right < last) last = row + p.causal_offset + p.window_right;
+          if (last > p.seq_k - 1) last = p.seq_k - 1;
+          const int64_t first = p.window_left >= 0 ? row + p.causal_offset - p.window_left : 0;
+#pragma unroll
+          for (int nt = 0; nt < 16; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int64_t j = j0 + nt * 8 + 2 * t + e;
+              if (j > last || j < first) s[nt * 4 + half * 2 + e] = -CUDART_INF_F;
+            }
+        }
+      }
+
+      // Online softmax per row (half 0: row0, half 1: row0 + 8), as flash_fwd_kernel.
+      float tile_max[2];
+      bool grow = false;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int64_t row = row0 + half * 8;
-        int64_t last = p.causal ? row + p.causal_offset : int64_t{p.seq_k} - 1;
-        if (p.window_right >= 0 && row + p.causal_offset + p.window_right < last) last = row + p.causal_offset + p.window_right;
-        if (last > p.seq_k - 1) last = p.seq_k - 1;
-        const int64_t first = p.window_left >= 0 ? row + p.causal_offset - p.window_left : 0;
+        float part[4];  // four independent chains, then a tree
+#pragma unroll
+        for (int c = 0; c < 4; ++c) part[c] = fmaxf(s[c * 4 + half * 2], s[c * 4 + half * 2 + 1]);
+#pragma unroll
+        for (int nt = 4; nt < 16; ++nt)
+          part[nt & 3] = fmaxf(part[nt & 3], fmaxf(s[nt * 4 + half * 2], s[nt * 4 + half * 2 + 1]));
+        float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        tile_max[half] = mx * factor;
+        grow = grow || tile_max[half] > row_max[half] + kSlack;
+      }
+      const bool rescale = __any_sync(0xffffffffu, grow);
+      float alpha[2] = {1.0f, 1.0f};  // applied to O once the previous P V is done
+      if (rescale) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const bool move = tile_max[half] > row_max[half] + kSlack;
+          alpha[half] = move ? ex2_approx(row_max[half] - tile_max[half]) : 1.0f;
+          if (move) row_max[half] = tile_max[half];
+          row_sum[half] *= alpha[half];
+        }
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float neg_base = row_max[half] == -CUDART_INF_F ? 0.0f : -row_max[half];
+        float sum[2] = {0.0f, 0.0f};
 #pragma unroll
         for (int nt = 0; nt < 16; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int64_t j = j0 + nt * 8 + 2 * t + e;
-            if (j > last || j < first) s[nt * 4 + half * 2 + e] = -CUDART_INF_F;
+            float& x = s[nt * 4 + half * 2 + e];
+            x = ex2_approx(fmaf(x, factor, neg_base));
+            sum[nt & 1] += x;
           }
+        row_sum[half] += sum[0] + sum[1];
       }
-    }
 
-    // Online softmax per row (half 0: row0, half 1: row0 + 8), as flash_fwd_kernel.
-    float tile_max[2];
-    bool grow = false;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float part[4];  // four independent chains, then a tree
-#pragma unroll
-      for (int c = 0; c < 4; ++c) part[c] = fmaxf(s[c * 4 + half * 2], s[c * 4 + half * 2 + 1]);
-#pragma unroll
-      for (int nt = 4; nt < 16; ++nt)
-        part[nt & 3] = fmaxf(part[nt & 3], fmaxf(s[nt * 4 + half * 2], s[nt * 4 + half * 2 + 1]));
-      float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      tile_max[half] = mx * factor;
-      grow = grow || tile_max[half] > row_max[half] + kSlack;
-    }
-    const bool rescale = __any_sync(0xffffffffu, grow);
-    float alpha[2] = {1.0f, 1.0f};  // applied to O once the previous P V is done
-    if (rescale) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const bool move = tile_max[half] > row_max[half] + kSlack;
-        alpha[half] = move ? ex2_approx(row_max[half] - tile_max[half]) : 1.0f;
-        if (move) row_max[half] = tile_max[half];
-        row_sum[half] *= alpha[half];
+      if constexpr (!kFirst) {
+        wgmma_wait<0>();
+        pv_done();
+        release(i - 1);
       }
-    }
+      if (rescale) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float neg_base = row_max[half] == -CUDART_INF_F ? 0.0f : -row_max[half];
-      float sum[2] = {0.0f, 0.0f};
+        for (int pn = 0; pn < kPanels; ++pn)
 #pragma unroll
-      for (int nt = 0; nt < 16; ++nt)
+          for (int r = 0; r < 32; ++r) o[pn][r] *= alpha[(r >> 1) & 1];
+      }
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = s[nt * 4 + half * 2 + e];
-          x = ex2_approx(fmaf(x, factor, neg_base));
-          sum[nt & 1] += x;
-        }
-      row_sum[half] += sum[0] + sum[1];
-    }
-
-    if constexpr (!kFirst) {
+      for (int kk = 0; kk < 8; ++kk) {
+        a[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+        a[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        a[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        a[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+      }
+    };
+    mbarrier_wait(q_full, 0);
+    if (tiles > 0) step(0, std::true_type{});
+    for (int i = 1; i < tiles; ++i) step(i, std::false_type{});
+    if (tiles > 0) {  // the last tile's P V
+      const int last = tiles - 1;
+      mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
+      take_turn();
+      wgmma_fence();
+      issue_pv(last % kS);
+      pass_turn();
       wgmma_wait<0>();
       pv_done();
-      release(i - 1);
+      release(last);
     }
-    if (rescale) {
+    if (wg == 0) take_turn();  // the second warpgroup's last pass, so no arrival is left over
+
+    // Epilogue: finish the row sums across the quad, normalise, store O and lse.
+    T* out = static_cast<T*>(p.out) + b * p.o_stride.batch + h * p.o_stride.head;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float sum = row_sum[half];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      const int i = row0 + half * 8;
+      if (i >= p.seq_q) continue;
+      T* orow = out + i * p.o_stride.row;
 #pragma unroll
       for (int pn = 0; pn < kPanels; ++pn)
 #pragma unroll
-        for (int r = 0; r < 32; ++r) o[pn][r] *= alpha[(r >> 1) & 1];
-    }
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-      a[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-      a[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-      a[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-      a[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
-  mbarrier_wait(q_full, 0);
-  if (tiles > 0) step(0, std::true_type{});
-  for (int i = 1; i < tiles; ++i) step(i, std::false_type{});
-  if (tiles > 0) {  // the last tile's P V
-    const int last = tiles - 1;
-    mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
-    take_turn();
-    wgmma_fence();
-    issue_pv(last % kS);
-    pass_turn();
-    wgmma_wait<0>();
-    pv_done();
-    release(last);
-  }
-  if (wg == 0) take_turn();  // the second warpgroup's last pass, so no arrival is left over
-
-  // Epilogue: finish the row sums across the quad, normalise, store O and lse.
-  T* out = static_cast<T*>(p.out) + b * p.o_stride.batch + h * p.o_stride.head;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    const int i = row0 + half * 8;
-    if (i >= p.seq_q) continue;
-    T* orow = out + i * p.o_stride.row;
-#pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn)
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
-        store2<T>(orow + pn * 64 + nt * 8 + 2 * t, o[pn][nt * 4 + half * 2] * inv, o[pn][nt * 4 + half * 2 + 1] * inv);
-    if (p.lse != nullptr && t == 0) {
-      constexpr float kLn2 = 0.6931471805599453f;
-      p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row] =
-          sum > 0.0f ? row_max[half] * kLn2 + logf(sum) : -CUDART_INF_F;
+        for (int nt = 0; nt < 8; ++nt)
+          store2<T>(orow + pn * 64 + nt * 8 + 2 * t, o[pn][nt * 4 + half * 2] * inv, o[pn][nt * 4 + half * 2 + 1] * inv);
+      if (p.lse != nullptr && t == 0) {
+        constexpr float kLn2 = 0.6931471805599453f;
+        p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row] =
+            sum > 0.0f ? row_max[half] * kLn2 + logf(sum) : -CUDART_INF_F;
+      }
     }
   }
 #endif

@@ -41,6 +41,17 @@ __device__ __forceinline__ void pin_registers(uint32_t (&r)[kN]) {
   for (int i = 0; i < kN; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
+// Moves registers between warpgroups (all of a warpgroup's threads execute it): the
+// warpgroup's per-thread allocation drops to, or rises to, kRegs (a multiple of 8).
+template <int kRegs>
+__device__ __forceinline__ void set_max_registers_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void set_max_registers_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+
 // D (+)= A B: A [64][16] and B [16][N] both from shared memory, K-major (no transposes);
 // `accumulate` = 0 overwrites D.
 template <typename T>
