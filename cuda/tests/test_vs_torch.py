@@ -61,10 +61,13 @@ def main():
               f"out rel {rel(out, want):.1e}, p rel {rel(p, want_p):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
         check("  return_softmax p", rel(p, want_p) < 2e-2)
         check("  rng_state", rng_state.shape == (2,))
-    # 4. a sliding window (ASAM's local pattern), alone and with causal, against float64.
+    # 4. a sliding window (ASAM's local pattern), alone and with causal, against float64;
+    # windows of 1024 keys or more run the Hopper kernel, narrower ones the mma.sync kernel.
     for d in (64, 128):
-        for causal, window in ((False, (64, 64)), (False, (0, 130)), (True, (200, -1)), (True, (31, 0))):
-            b, sq, sk, h = 2, 700, 700, 4
+        for causal, window in ((False, (64, 64)), (False, (0, 130)), (True, (200, -1)), (True, (31, 0)),
+                               (False, (600, 700)), (True, (1500, -1))):
+            b, h = 2, 4
+            sq = sk = 700 if window[0] + window[1] < 1023 else 2500
             q, k, v = (rand(b, sq, h, d, dtype=torch.bfloat16) for _ in range(3))
             out = attn_cuda.flash_forward(q, k, v, causal=causal, window=window)[0]
             i = torch.arange(sq, device="cuda")[:, None]
@@ -110,6 +113,19 @@ def main():
                 check(f"growing maxima + rising bias, softcap {dtype} d{d} causal={causal}",
                       rel(out, want) < (2e-2 if dtype == torch.bfloat16 else 5e-3) and lse_err < 5e-2
                       and rel(probs, want_p) < 2e-2, f"rel {rel(out, want):.1e}, lse {lse_err:.1e}, p {rel(probs, want_p):.1e}")
+    # 4c. strided views: q, k, v from one packed [b, n, 3, h, d] tensor, and heads-first
+    # [b, h, n, d] storage seen as [b, n, h, d] (the copy engine's tensor maps take the strides).
+    for d in (64, 128):
+        for causal in (False, True):
+            b, n, h = 2, 1000, 4
+            q, k, v = rand(b, n, 3, h, d, dtype=torch.bfloat16).unbind(2)
+            out = attn_cuda.flash_forward(q, k, v, causal=causal)[0]
+            want, _, _ = reference_attention(q, k, v, causal=causal)
+            check(f"packed qkv views d{d} causal={causal}", rel(out, want) < 1e-2, f"rel {rel(out, want):.1e}")
+            q, k, v = (rand(b, h, n, d, dtype=torch.bfloat16).transpose(1, 2) for _ in range(3))
+            out = attn_cuda.flash_forward(q, k, v, causal=causal)[0]
+            want, _, _ = reference_attention(q, k, v, causal=causal)
+            check(f"heads-first views d{d} causal={causal}", rel(out, want) < 1e-2, f"rel {rel(out, want):.1e}")
     # 5. errors name the parameter.
     q = rand(1, 8, 2, 64, dtype=torch.bfloat16)
     check_errors((
