@@ -1,5 +1,6 @@
-"""ctypes binding of attn_cuda_multihead_forward and attn_cuda_linear_attention
-(libattn_cuda_c.so) for PyTorch tensors: see cuda/include/attn_cuda/multihead.h and linear.h.
+"""ctypes binding of attn_cuda_multihead_forward, attn_cuda_linear_attention and
+attn_cuda_asam_forward (libattn_cuda_c.so) for PyTorch tensors: see
+cuda/include/attn_cuda/multihead.h, linear.h and asam.h.
 Reuses attn_cuda's library handle, tensor views and error type; no copies are made."""
 import ctypes
 
@@ -23,7 +24,15 @@ class _LinearArgs(ctypes.Structure):
         ("stream", ctypes.c_void_p)]
 
 
+class _AsamArgs(ctypes.Structure):
+    _fields_ = [(name, _Tensor) for name in ("q", "k", "v", "out", "lse")] + [
+        ("pattern", ctypes.c_int32), ("scale_count", ctypes.c_int32), ("window_size", ctypes.c_int64),
+        ("stride", ctypes.c_int64), ("scales", ctypes.c_int64 * 8), ("scale", ctypes.c_float),
+        ("stream", ctypes.c_void_p)]
+
+
 FEATURE_MAPS = {"elu": 0, "relu": 1, "dpfp": 2}
+ASAM_PATTERNS = {"local": 0, "strided": 1, "hierarchical": 2, "random": 3, "clustered": 4}
 _configured = False
 
 
@@ -35,6 +44,8 @@ def _lib():
         lib.attn_cuda_multihead_forward.restype = ctypes.c_int
         lib.attn_cuda_linear_attention.argtypes = [ctypes.POINTER(_LinearArgs), ctypes.c_char_p, ctypes.c_int]
         lib.attn_cuda_linear_attention.restype = ctypes.c_int
+        lib.attn_cuda_asam_forward.argtypes = [ctypes.POINTER(_AsamArgs), ctypes.c_char_p, ctypes.c_int]
+        lib.attn_cuda_asam_forward.restype = ctypes.c_int
         _configured = True
     return lib
 
@@ -72,4 +83,22 @@ def linear_attention(q, k, v, feature_map="elu", causal=False, eps=1e-6, out=Non
     args.causal, args.eps = int(bool(causal)), eps
     args.stream = torch.cuda.current_stream().cuda_stream
     _call(_lib().attn_cuda_linear_attention, args)
+    return out
+
+
+def asam_forward(q, k, v, pattern="hierarchical", window_size=128, stride=32, scales=(4, 16, 64), scale=0.0,
+                 lse=None, out=None):
+    """ASAM's local / strided / hierarchical pattern: q, k, v [batch, n, heads, head_dim]."""
+    if out is None:
+        out = torch.empty(q.shape[0], q.shape[1], q.shape[2], v.shape[3], device=q.device, dtype=q.dtype)
+    args = _AsamArgs()
+    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse)):
+        setattr(args, name, _view(t))
+    args.pattern = ASAM_PATTERNS.get(pattern, pattern) if isinstance(pattern, str) else pattern
+    args.window_size, args.stride, args.scale = window_size, stride, scale
+    args.scale_count = len(scales)
+    for i, s in enumerate(scales[:8]):
+        args.scales[i] = s
+    args.stream = torch.cuda.current_stream().cuda_stream
+    _call(_lib().attn_cuda_asam_forward, args)
     return out

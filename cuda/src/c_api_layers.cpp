@@ -1,6 +1,8 @@
-// The C ABI of multi-head / cross and linear attention (include/attn_cuda/c_api_layers.h).
+// The C ABI of multi-head / cross, linear and ASAM sparse attention
+// (include/attn_cuda/c_api_layers.h).
 #include "attn_cuda/c_api_layers.h"
 
+#include "attn_cuda/asam.h"
 #include "attn_cuda/linear.h"
 #include "attn_cuda/multihead.h"
 #include "c_api_common.h"
@@ -48,5 +50,25 @@ extern "C" int attn_cuda_linear_attention(const attn_linear_args* a, char* error
     args.eps = a->eps;
     args.stream = static_cast<cudaStream_t>(a->stream);
     attn::cuda::linear_attention_forward(args);
+  }, error, error_len);
+}
+
+extern "C" int attn_cuda_asam_forward(const attn_asam_args* a, char* error, int error_len) {
+  if (a == nullptr) return report(4, "args: is NULL", error, error_len);
+  return guarded_call([&] {
+    if (a->scale_count < 0 || a->scale_count > 8) attn::throw_range("scales", "at most 8 scales");
+    attn::cuda::AsamForwardArgs args;
+    args.q = view_of(a->q);
+    args.k = view_of(a->k);
+    args.v = view_of(a->v);
+    args.out = view_of(a->out);
+    args.lse = view_of(a->lse);
+    args.pattern = static_cast<attn::cuda::AsamPattern>(a->pattern);
+    args.window_size = a->window_size;
+    args.stride = a->stride;
+    args.scales.assign(a->scales, a->scales + a->scale_count);
+    args.scale = a->scale;
+    args.stream = static_cast<cudaStream_t>(a->stream);
+    attn::cuda::asam_forward(args);
   }, error, error_len);
 }

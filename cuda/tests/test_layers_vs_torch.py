@@ -1,7 +1,8 @@
 """On the GPU: multi-head / cross attention against PyTorch's nn.MultiheadAttention in float64
 on the same weights and inputs, and linear attention (elu, relu, dpfp; causal and not)
 against a float64 reference written from SPEC.md's definition. Fresh random inputs each run,
-odd sizes, every dtype, and the error messages. One line per check; exits non-zero on any
+odd sizes, every dtype, and the error messages; ASAM's local, strided and hierarchical
+patterns against float64 attention under the pattern's mask (sparse_attention.h's rules). One line per check; exits non-zero on any
 failure."""
 import math
 import os
@@ -12,7 +13,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda_layers  # noqa: E402
 from attn_cuda import AttnCudaError  # noqa: E402
-from checks import check, check_errors, finish, rand, rel  # noqa: E402
+from checks import check, check_errors, finish, rand, reference_attention, rel  # noqa: E402
 
 
 def mha_reference(query, key, value, w, heads, causal, keep):
@@ -134,10 +135,54 @@ def test_linear():
     ], AttnCudaError)
 
 
+def asam_mask(n, pattern, window_size, stride, scales):
+    """keep [n, n]: src/asam/sparse_attention.h's definition of each pattern."""
+    i = torch.arange(n, device="cuda")[:, None]
+    d = (i - torch.arange(n, device="cuda")[None, :]).abs()
+    half = window_size // 2
+    if pattern == "local":
+        return d <= half
+    if pattern == "strided":
+        return (d <= stride // 2) | (d % stride == 0)
+    keep = d <= half
+    for s in scales:
+        keep |= (d % s == 0) & (d <= s * half)
+    return keep
+
+
+def test_asam():
+    cases = [("local", 128, 32, ()), ("strided", 128, 32, ()), ("strided", 128, 48, ()),
+             ("hierarchical", 128, 32, (4, 16, 64)), ("hierarchical", 40, 32, (2, 6, 24))]
+    for dtype in (torch.bfloat16, torch.float16):
+        for d in (64, 128):
+            for n in (1000, 2048):
+                for pattern, window, stride, scales in cases:
+                    b, h = 2, 3
+                    q, k, v = (rand(b, n, h, d, dtype=dtype) for _ in range(3))
+                    lse = torch.empty(b, h, n, device="cuda")
+                    out = attn_cuda_layers.asam_forward(q, k, v, pattern, window, stride, scales or (4,), lse=lse)
+                    keep = asam_mask(n, pattern, window, stride, scales).expand(b, h, n, n)
+                    want, want_lse, _ = reference_attention(q, k, v, keep=keep)
+                    lse_err = (lse - want_lse).abs().max().item()
+                    tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+                    check(f"asam {pattern} w{window} s{stride} {scales} {dtype} d{d} n{n}",
+                          rel(out, want) < tol and lse_err < 5e-2, f"rel {rel(out, want):.1e}, lse {lse_err:.1e}")
+    q = rand(1, 64, 2, 64, dtype=torch.bfloat16)
+    check_errors([
+        ("random pattern", lambda: attn_cuda_layers.asam_forward(q, q, q, "random"), "pattern"),
+        ("scales not multiples", lambda: attn_cuda_layers.asam_forward(q, q, q, scales=(4, 6)), "scales"),
+        ("window 0", lambda: attn_cuda_layers.asam_forward(q, q, q, window_size=0), "window_size"),
+        ("k of another length", lambda: attn_cuda_layers.asam_forward(q, q[:, :32], q[:, :32]), "k"),
+        ("packed q (heads not contiguous per row)",
+         lambda: attn_cuda_layers.asam_forward(*rand(1, 64, 3, 2, 64, dtype=torch.bfloat16).unbind(2)), "q"),
+    ], AttnCudaError)
+
+
 def main():
     torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
     test_multihead()
     test_linear()
+    test_asam()
     finish()
 
 

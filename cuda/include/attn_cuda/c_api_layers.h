@@ -1,5 +1,6 @@
-/* C ABI of the multi-head / cross attention (attn_cuda/multihead.h) and the linear attention
- * (attn_cuda/linear.h), for ctypes / FFI callers. Absent tensors have data = NULL. */
+/* C ABI of the multi-head / cross attention (attn_cuda/multihead.h), the linear attention
+ * (attn_cuda/linear.h) and ASAM's sparse patterns (attn_cuda/asam.h), for ctypes / FFI
+ * callers. Absent tensors have data = NULL. */
 #pragma once
 #include <stdint.h>
 
@@ -27,10 +28,22 @@ typedef struct attn_linear_args {
   void* stream;
 } attn_linear_args;
 
+typedef struct attn_asam_args {
+  attn_tensor q, k, v, out;
+  attn_tensor lse;     /* optional */
+  int32_t pattern;     /* 0 local, 1 strided, 2 hierarchical (3 random, 4 clustered: refused) */
+  int32_t scale_count; /* hierarchical: scales[0 .. scale_count), at most 8 */
+  int64_t window_size, stride;
+  int64_t scales[8];
+  float scale;         /* 0 = 1 / sqrt(head_dim) */
+  void* stream;
+} attn_asam_args;
+
 /* Status codes as attn_cuda_flash_forward: 0 ok, 1 type error, 2 range error, 3 CUDA
  * error, 4 other; on error `error` receives "param: message". */
 int attn_cuda_multihead_forward(const attn_mha_args* args, char* error, int error_len);
 int attn_cuda_linear_attention(const attn_linear_args* args, char* error, int error_len);
+int attn_cuda_asam_forward(const attn_asam_args* args, char* error, int error_len);
 
 #ifdef __cplusplus
 }
