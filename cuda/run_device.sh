@@ -36,6 +36,9 @@ if [ "$what" != tests ]; then
   if [ "${BENCH_BACKWARD:-1}" = 1 ]; then
     python3 cuda/bench/bench_backward.py "$out/bench_backward.json" 2>&1 | tee "$out/bench_backward.log" | grep -v "^$" | tail -30; result[bench_bwd]=${PIPESTATUS[0]}
   fi
+  if [ "${BENCH_ASAM:-1}" = 1 ]; then
+    python3 cuda/bench/bench_asam.py "$out/bench_asam.json" 2>&1 | tee "$out/bench_asam.log" | tail -14; result[bench_asam]=${PIPESTATUS[0]}
+  fi
 fi
 echo; echo "step       exit"
 for k in "${!result[@]}"; do printf '%-10s %s\n' "$k" "${result[$k]}"; done
