@@ -86,7 +86,7 @@ TensorView class_view(const TensorView& t, int64_t step, int64_t first, int64_t 
 class Parts {
  public:
   Parts(const AsamForwardArgs& a, cudaStream_t stream)
-      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), d_(a.q.shape[3]), dv_(a.v.shape[3]),
+      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), dv_(a.v.shape[3]),
         acc_out_(sizeof(float) * batch_ * n_ * heads_ * dv_, stream), acc_lse_(sizeof(float) * batch_ * heads_ * n_, stream),
         part_out_(dtype_bytes(a.q.dtype) * batch_ * n_ * heads_ * dv_, stream),
         part_lse_(sizeof(float) * batch_ * heads_ * n_, stream), stream_(stream) {
@@ -171,7 +171,7 @@ class Parts {
   }
 
   const AsamForwardArgs& a_;
-  int64_t batch_, n_, heads_, d_, dv_;
+  int64_t batch_, n_, heads_, dv_;
   StreamBuffer acc_out_, acc_lse_, part_out_, part_lse_;
   cudaStream_t stream_;
 };
