@@ -1,13 +1,14 @@
 // asam_forward: ASAM's local, strided and hierarchical patterns as a sequence of windowed
 // flash_forward calls ("parts" with disjoint keys), each over every residue class of its
 // step at once, merged into float32 accumulators through their log-sum-exp (as the CPU core's
-// merge_attention_row), then stored in out's dtype.
+// merge_attention_row), then stored in out's dtype (convert.h's launch_store).
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "attn_cuda/asam.h"
 #include "attn_cuda/flash.h"
+#include "convert.h"
 #include "cuda_check.h"
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
@@ -58,18 +59,6 @@ __global__ void fill_kernel(float* x, int64_t count, float value) {
     x[i] = value;
 }
 
-// out (any strides, rows contiguous) <- acc_out; lse (if given) <- acc_lse.
-template <typename T>
-__global__ void store_kernel(const float* acc_out, const float* acc_lse, int batch, int n, int heads, int dv,
-                            T* out, int64_t ob, int64_t on, int64_t oh, float* lse, int64_t lb, int64_t lh, int64_t ln) {
-  const int64_t count = int64_t{batch} * n * heads * dv;
-  for (int64_t x = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; x < count; x += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t c = x % dv, hh = (x / dv) % heads, i = (x / (int64_t{dv} * heads)) % n, b = x / (int64_t{dv} * heads * n);
-    out[b * ob + i * on + hh * oh + c] = detail::from_float<T>(acc_out[x]);
-    if (lse != nullptr && c == 0) lse[b * lb + hh * lh + i * ln] = acc_lse[(b * heads + hh) * n + i];
-  }
-}
-
 unsigned blocks_for(int64_t threads) { return static_cast<unsigned>(std::min<int64_t>((threads + 255) / 256, 65535)); }
 
 // rows [first + shift * step ...) of residue classes first.. first + groups - 1 mod step, m
@@ -116,18 +105,14 @@ class Parts {
     }
   }
 
+  // out <- acc_out, lse (if given) <- acc_lse: both in their tensors' logical order.
   void store() {
-    const int64_t count = batch_ * n_ * heads_ * dv_;
-    const TensorView& o = a_.out;
-    float* lse = a_.lse.defined() ? static_cast<float*>(a_.lse.data) : nullptr;
-    const auto launch = [&](auto* out) {
-      store_kernel<<<blocks_for(count), 256, 0, stream_>>>(
-          acc_out_.as<float>(), acc_lse_.as<float>(), int(batch_), int(n_), int(heads_), int(dv_), out, o.stride[0],
-          o.stride[1], o.stride[2], lse, a_.lse.stride[0], a_.lse.stride[1], a_.lse.stride[2]);
-    };
-    if (o.dtype == DType::kFloat16) launch(static_cast<__half*>(o.data));
-    else launch(static_cast<__nv_bfloat16*>(o.data));
-    check_cuda(cudaGetLastError(), "asam store");
+    check_cuda(detail::launch_store(acc_out_.as<float>(), 1.0f, a_.out, stream_), "asam store");
+    if (a_.lse.defined()) {
+      TensorView lse = a_.lse;  // [batch, heads, n] as rank 4 with a last dimension of 1
+      lse.rank = 4, lse.shape[3] = 1, lse.stride[3] = 1;
+      check_cuda(detail::launch_store(acc_lse_.as<float>(), 1.0f, lse, stream_), "asam store");
+    }
   }
 
  private:

@@ -1,7 +1,11 @@
-// float32 -> bfloat16 copies of the inputs of the float32 path (strided in, contiguous out).
+// Conversions between float32 and the tensors' dtypes: bfloat16 copies of the inputs of the
+// float32 path (strided in, contiguous out), and float32 scratch results stored into their
+// destination tensors (contiguous in, strided out).
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "convert.h"
+#include "mma_sm80.cuh"
 #include "strided.cuh"
 
 namespace attn::cuda::detail {
@@ -14,12 +18,80 @@ __global__ void to_bf16_kernel(const float* src, Rank4 layout, int64_t count, __
   }
 }
 
+// A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
+__global__ void store_kernel(const float* src, float scale, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
+  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
+       n += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t offset = strided_offset(dst_layout, n);
+    const float x = src[n] * scale;
+    switch (static_cast<DType>(dtype)) {
+      case DType::kFloat16: static_cast<__half*>(dst)[offset] = __float2half_rn(x); break;
+      case DType::kBFloat16: static_cast<__nv_bfloat16*>(dst)[offset] = __float2bfloat16_rn(x); break;
+      default: static_cast<float*>(dst)[offset] = x; break;
+    }
+  }
+}
+
+// The same for rows of a multiple of 8 elements, contiguous in the last dimension (dq:
+// head_dim 64 or 128, checked 16-byte aligned): 8 elements per thread, the row's offset
+// computed once, 32-byte loads and 16-byte stores.
+template <typename T>
+__global__ void store_rows8_kernel(const float* src, float scale, int64_t count8, Rank4 dst_layout, T* dst) {
+  const int64_t per_row = dst_layout.shape[3] / 8;
+  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count8;
+       n += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rest = n / per_row, offset = (n % per_row) * 8;
+    for (int d = 2; d >= 0; --d) {
+      offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
+      rest /= dst_layout.shape[d];
+    }
+    float4 a = reinterpret_cast<const float4*>(src)[2 * n];
+    float4 b = reinterpret_cast<const float4*>(src)[2 * n + 1];
+    a = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
+    b = make_float4(b.x * scale, b.y * scale, b.z * scale, b.w * scale);
+    if constexpr (sizeof(T) == 4) {
+      reinterpret_cast<float4*>(dst + offset)[0] = a;
+      reinterpret_cast<float4*>(dst + offset)[1] = b;
+    } else {
+      const uint4 packed = make_uint4(pack2<T>(a.x, a.y), pack2<T>(a.z, a.w),
+                                      pack2<T>(b.x, b.y), pack2<T>(b.z, b.w));
+      *reinterpret_cast<uint4*>(dst + offset) = packed;
+    }
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_to_bf16(const TensorView& src, void* dst, cudaStream_t stream) {
   const int64_t count = src.numel();
   to_bf16_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(
       static_cast<const float*>(src.data), rank4_of(src), count, static_cast<__nv_bfloat16*>(dst));
+  return cudaGetLastError();
+}
+
+// A float32 scratch times `scale` -> dst (the kernels leave dQ unscaled: one multiply per
+// element here instead of one per element and key block in the kernel).
+cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream) {
+  const int64_t count = dst.numel();
+  const Rank4 layout = rank4_of(dst);
+  if (layout.shape[3] % 8 == 0 && layout.stride[3] == 1) {
+    const int64_t count8 = count / 8;
+    const int blocks = stride_blocks(count8);
+    switch (dst.dtype) {
+      case DType::kFloat16:
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__half*>(dst.data));
+        break;
+      case DType::kBFloat16:
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
+        break;
+      default:
+        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<float*>(dst.data));
+        break;
+    }
+    return cudaGetLastError();
+  }
+  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, scale, count, layout, dst.data,
+                                                                   static_cast<int>(dst.dtype));
   return cudaGetLastError();
 }
 

@@ -1,4 +1,4 @@
-// float32 -> bfloat16 conversion for the float32 path of the forward.
+// Conversions between float32 and the tensors' dtypes (convert.cu).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -10,5 +10,9 @@ namespace attn::cuda::detail {
 
 // Writes src (rank 4, float32, any strides) into dst as contiguous bfloat16.
 cudaError_t launch_to_bf16(const TensorView& src, void* dst, cudaStream_t stream);
+
+// A contiguous float32 scratch in dst's logical order, times `scale` -> dst (its dtype,
+// float16 / bfloat16 / float32, and strides; rank 4).
+cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream);
 
 }  // namespace attn::cuda::detail

@@ -7,6 +7,7 @@
 
 #include "attn_cuda/flash_backward.h"
 #include "bwd_params.h"
+#include "convert.h"
 #include "cuda_check.h"
 #include "stream_buffer.h"
 #include "strided.cuh"
@@ -16,6 +17,7 @@
 
 namespace attn::cuda {
 
+using detail::launch_store;
 using detail::StreamBuffer;
 namespace {
 
@@ -24,9 +26,7 @@ using detail::BwdParams;
 // --- device helpers ---------------------------------------------------------------------
 
 using detail::Rank4;
-using detail::kStrideThreads;
 using detail::rank4_of;
-using detail::stride_blocks;
 
 // D[b][h][i] = sum_d dout * out (float32, as the kernel's dS needs it), kHeadDim / 8
 // threads per row with 16-byte loads (rows are checked contiguous and 16-byte aligned),
@@ -61,74 +61,6 @@ __global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, floa
 #pragma unroll
   for (int m = kThreadsPerRow / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
   if (row < rows && part == 0) delta[row] = sum;
-}
-
-// A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
-__global__ void store_kernel(const float* src, float scale, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
-  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
-       n += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t offset = detail::strided_offset(dst_layout, n);
-    const float x = src[n] * scale;
-    switch (static_cast<DType>(dtype)) {
-      case DType::kFloat16: static_cast<__half*>(dst)[offset] = __float2half_rn(x); break;
-      case DType::kBFloat16: static_cast<__nv_bfloat16*>(dst)[offset] = __float2bfloat16_rn(x); break;
-      default: static_cast<float*>(dst)[offset] = x; break;
-    }
-  }
-}
-
-// The same for rows of a multiple of 8 elements, contiguous in the last dimension (dq:
-// head_dim 64 or 128, checked 16-byte aligned): 8 elements per thread, the row's offset
-// computed once, 32-byte loads and 16-byte stores.
-template <typename T>
-__global__ void store_rows8_kernel(const float* src, float scale, int64_t count8, Rank4 dst_layout, T* dst) {
-  const int64_t per_row = dst_layout.shape[3] / 8;
-  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count8;
-       n += int64_t{gridDim.x} * blockDim.x) {
-    int64_t rest = n / per_row, offset = (n % per_row) * 8;
-    for (int d = 2; d >= 0; --d) {
-      offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
-      rest /= dst_layout.shape[d];
-    }
-    float4 a = reinterpret_cast<const float4*>(src)[2 * n];
-    float4 b = reinterpret_cast<const float4*>(src)[2 * n + 1];
-    a = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
-    b = make_float4(b.x * scale, b.y * scale, b.z * scale, b.w * scale);
-    if constexpr (sizeof(T) == 4) {
-      reinterpret_cast<float4*>(dst + offset)[0] = a;
-      reinterpret_cast<float4*>(dst + offset)[1] = b;
-    } else {
-      const uint4 packed = make_uint4(detail::pack2<T>(a.x, a.y), detail::pack2<T>(a.z, a.w),
-                                      detail::pack2<T>(b.x, b.y), detail::pack2<T>(b.z, b.w));
-      *reinterpret_cast<uint4*>(dst + offset) = packed;
-    }
-  }
-}
-
-// A float32 scratch times `scale` -> dst (the kernels leave dQ unscaled: one multiply per
-// element here instead of one per element and key block in the kernel).
-cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream) {
-  const int64_t count = dst.numel();
-  const Rank4 layout = rank4_of(dst);
-  if (layout.shape[3] % 8 == 0 && layout.stride[3] == 1) {
-    const int64_t count8 = count / 8;
-    const int blocks = stride_blocks(count8);
-    switch (dst.dtype) {
-      case DType::kFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__half*>(dst.data));
-        break;
-      case DType::kBFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
-        break;
-      default:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<float*>(dst.data));
-        break;
-    }
-    return cudaGetLastError();
-  }
-  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, scale, count, layout, dst.data,
-                                                                   static_cast<int>(dst.dtype));
-  return cudaGetLastError();
 }
 
 // --- argument checks (same messages as the forward's) --------------------------------------

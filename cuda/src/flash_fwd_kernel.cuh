@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "fwd_key_range.cuh"
 #include "fwd_launch.h"
 #include "fwd_params.h"
 #include "mask_access.cuh"
@@ -399,13 +400,9 @@ struct ScoreRules {
     if (!edges) return;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int i = row_g + half * 8;
-      int64_t last = p.causal ? i + p.causal_offset : p.seq_k - 1;
-      if (p.window_right >= 0 && i + p.causal_offset + p.window_right < last) last = i + p.causal_offset + p.window_right;
-      const int64_t limit = last < p.seq_k - 1 ? last : p.seq_k - 1;  // keys j <= limit
-      const int64_t first = p.window_left >= 0 ? i + p.causal_offset - p.window_left : 0;  // keys j >= first
+      const KeyRange keys = visible_keys(p, row_g + half * 8);
       // The lane's key nt * 8 + e (of the tile) is kept if first_room <= it <= last_room.
-      const int64_t last_room = limit - (j0 + 2 * t), first_room = first - (j0 + 2 * t);
+      const int64_t last_room = keys.last - (j0 + 2 * t), first_room = keys.first - (j0 + 2 * t);
 #pragma unroll
       for (int nt = 0; nt < kBlockN / 8; ++nt)
 #pragma unroll
@@ -449,28 +446,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head;
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head;
 
-  // Key tiles [0, n_end) can be visible: under the causal rule the block's last row sees
-  // keys j <= last_row + offset.
-  int n_end = p.k_tiles;
-  if (p.causal) {
-    const int64_t last_row = min(m0 + kBlockM, p.seq_q) - 1;
-    const int64_t visible = last_row + p.causal_offset + 1;
-    const int64_t tiles = visible <= 0 ? 0 : (visible + kBlockN - 1) / kBlockN;
-    n_end = static_cast<int>(tiles < n_end ? tiles : n_end);
-  }
-  // A sliding window bounds the tiles on both sides: the block's last row sees keys up to
-  // last_row + offset + window_right, its first row from m0 + offset - window_left.
-  int n_begin = 0;
-  if (p.window_right >= 0) {
-    const int64_t last_row = min(m0 + kBlockM, p.seq_q) - 1;
-    const int64_t visible = last_row + p.causal_offset + p.window_right + 1;
-    const int64_t tiles = visible <= 0 ? 0 : (visible + kBlockN - 1) / kBlockN;
-    n_end = static_cast<int>(tiles < n_end ? tiles : n_end);
-  }
-  if (p.window_left >= 0) {
-    const int64_t first_key = int64_t{m0} + p.causal_offset - p.window_left;
-    n_begin = static_cast<int>(first_key <= 0 ? 0 : first_key / kBlockN);
-  }
+  const TileRange key_tiles = visible_key_tiles(p, m0, kBlockM, kBlockN);
+  const int n_begin = key_tiles.begin, n_end = key_tiles.end;
   auto next_active = [&](int nb) {
     if constexpr (kGeneral) {
       while (nb < n_end && !tile_is_active(p, b, hk, m_block, nb)) ++nb;
@@ -547,13 +524,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     const T* sVs = sV + stage * kBlockN * kHeadDim;
 
     const int j0 = nb * kBlockN;
-    const bool crosses_diagonal = p.causal && j0 + kBlockN - 1 > m0 + p.causal_offset;
-    // Some row's window leaves out some key of the tile (its last row's first key, its first
-    // row's last key).
-    const bool crosses_window =
-        (p.window_left >= 0 && j0 < int64_t{min(m0 + kBlockM, p.seq_q) - 1} + p.causal_offset - p.window_left) ||
-        (p.window_right >= 0 && j0 + kBlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
-    const bool edges = crosses_diagonal || crosses_window || j0 + kBlockN > p.seq_k;
+    const bool edges = tile_has_edges(p, m0, kBlockM, j0, kBlockN);
     float s[kRowTiles][kTilesN][4];
     tile_scores<T, kHeadDim>(s, qf, sKs, lane);
     if (any_mask) {  // this tile's bias / mask (copies issued before Q.K^T) -> addend

@@ -19,6 +19,7 @@
 
 #include <type_traits>
 
+#include "fwd_key_range.cuh"
 #include "fwd_params.h"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
@@ -64,21 +65,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   const int m0 = m_block * kSm90BlockM;
   const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0, row0 + 8
 
-  // Key tiles [n_begin, n_end) that some row of the block can see (as in flash_fwd_kernel).
-  const int k_tiles = (p.seq_k + kSm90BlockN - 1) / kSm90BlockN;
-  const int64_t last_row = min(m0 + kSm90BlockM, p.seq_q) - 1;
-  int n_end = k_tiles, n_begin = 0;
-  auto clip_end = [&](int64_t visible) {
-    const int64_t tiles = visible <= 0 ? 0 : (visible + kSm90BlockN - 1) / kSm90BlockN;
-    if (tiles < n_end) n_end = static_cast<int>(tiles);
-  };
-  if (p.causal) clip_end(last_row + p.causal_offset + 1);
-  if (p.window_right >= 0) clip_end(last_row + p.causal_offset + p.window_right + 1);
-  if (p.window_left >= 0) {
-    const int64_t first_key = int64_t{m0} + p.causal_offset - p.window_left;
-    n_begin = static_cast<int>(first_key <= 0 ? 0 : first_key / kSm90BlockN);
-  }
-  const int tiles = n_end > n_begin ? n_end - n_begin : 0;
+  const TileRange key_tiles = visible_key_tiles(p, m0, kSm90BlockM, kSm90BlockN);
+  const int n_begin = key_tiles.begin, tiles = key_tiles.end > n_begin ? key_tiles.end - n_begin : 0;
 
   // The copies of key tile i into its stage: K and V panels, each half on its own barrier.
   auto load_tile = [&](int i) {
@@ -191,23 +179,16 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
 
       // Keys past the causal frontier, a window edge or the last key: -inf (edge tiles only).
       const int j0 = nb * kSm90BlockN;
-      const bool edges = (p.causal && j0 + kSm90BlockN - 1 > m0 + p.causal_offset) || j0 + kSm90BlockN > p.seq_k ||
-                         (p.window_left >= 0 && j0 < last_row + p.causal_offset - p.window_left) ||
-                         (p.window_right >= 0 && j0 + kSm90BlockN - 1 > int64_t{m0} + p.causal_offset + p.window_right);
-      if (edges) {
+      if (tile_has_edges(p, m0, kSm90BlockM, j0, kSm90BlockN)) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int64_t row = row0 + half * 8;
-          int64_t last = p.causal ? row + p.causal_offset : int64_t{p.seq_k} - 1;
-          if (p.window_right >= 0 && row + p.causal_offset + p.window_right < last) last = row + p.causal_offset + p.window_right;
-          if (last > p.seq_k - 1) last = p.seq_k - 1;
-          const int64_t first = p.window_left >= 0 ? row + p.causal_offset - p.window_left : 0;
+          const KeyRange keys = visible_keys(p, row0 + half * 8);
 #pragma unroll
           for (int nt = 0; nt < 16; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int64_t j = j0 + nt * 8 + 2 * t + e;
-              if (j > last || j < first) s[nt * 4 + half * 2 + e] = -CUDART_INF_F;
+              if (j > keys.last || j < keys.first) s[nt * 4 + half * 2 + e] = -CUDART_INF_F;
             }
         }
       }
