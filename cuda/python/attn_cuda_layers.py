@@ -28,7 +28,8 @@ class _AsamArgs(ctypes.Structure):
     _fields_ = [(name, _Tensor) for name in ("q", "k", "v", "out", "lse")] + [
         ("pattern", ctypes.c_int32), ("scale_count", ctypes.c_int32), ("window_size", ctypes.c_int64),
         ("stride", ctypes.c_int64), ("scales", ctypes.c_int64 * 8), ("scale", ctypes.c_float),
-        ("stream", ctypes.c_void_p)]
+        ("stream", ctypes.c_void_p), ("block_size", ctypes.c_int64), ("seed", ctypes.c_uint64),
+        ("centroids", _Tensor)]
 
 
 FEATURE_MAPS = {"elu": 0, "relu": 1, "dpfp": 2}
@@ -87,15 +88,18 @@ def linear_attention(q, k, v, feature_map="elu", causal=False, eps=1e-6, out=Non
 
 
 def asam_forward(q, k, v, pattern="hierarchical", window_size=128, stride=32, scales=(4, 16, 64), scale=0.0,
-                 lse=None, out=None):
-    """ASAM's local / strided / hierarchical pattern: q, k, v [batch, n, heads, head_dim]."""
+                 lse=None, out=None, block_size=64, seed=0, centroids=None):
+    """ASAM's sparse patterns (local, strided, hierarchical, random, clustered): q, k, v
+    [batch, n, heads, head_dim]; clustered takes centroids [heads, num_clusters, head_dim]
+    float32."""
     if out is None:
         out = torch.empty(q.shape[0], q.shape[1], q.shape[2], v.shape[3], device=q.device, dtype=q.dtype)
     args = _AsamArgs()
-    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse)):
+    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse), ("centroids", centroids)):
         setattr(args, name, _view(t))
     args.pattern = ASAM_PATTERNS.get(pattern, pattern) if isinstance(pattern, str) else pattern
     args.window_size, args.stride, args.scale = window_size, stride, scale
+    args.block_size, args.seed = block_size, seed
     args.scale_count = len(scales)
     for i, s in enumerate(scales[:8]):
         args.scales[i] = s

@@ -1,12 +1,14 @@
 // asam_forward: ASAM's local, strided and hierarchical patterns as a sequence of windowed
 // flash_forward calls ("parts" with disjoint keys), each over every residue class of its
 // step at once, merged into float32 accumulators through their log-sum-exp (as the CPU core's
-// merge_attention_row), then stored in out's dtype (convert.h's launch_store).
+// merge_attention_row), then stored in out's dtype (convert.h's launch_store). Random and
+// clustered go to asam_segments.cu.
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "attn_cuda/asam.h"
+#include "asam_segments.h"
 #include "attn_cuda/flash.h"
 #include "convert.h"
 #include "cuda_check.h"
@@ -179,6 +181,7 @@ void check(const AsamForwardArgs& a) {
     }
   }
   if (a.out.stride[3] != 1) throw_range("out", "must be contiguous in the last dimension");
+  if (a.q.shape[3] != 64 && a.q.shape[3] != 128) throw_range("q", "head_dim must be 64 or 128");
   if (a.lse.defined()) {
     check_rank("lse", a.lse, 3);
     if (a.lse.dtype != DType::kFloat32) throw_type("lse", "dtype must be float32");
@@ -200,10 +203,27 @@ void check(const AsamForwardArgs& a) {
       break;
     }
     case AsamPattern::kRandom:
-    case AsamPattern::kClustered:
-      throw_range("pattern", "random and clustered are not on the GPU yet (local, strided, hierarchical are)");
+      if (a.block_size < 32 || a.block_size > 1024 || a.block_size % 32 != 0) {
+        throw_range("block_size", "must be a multiple of 32 in [32, 1024]");
+      }
+      break;
+    case AsamPattern::kClustered: {
+      const TensorView& c = a.centroids;
+      if (!c.defined()) throw_type("centroids", "the clustered pattern needs centroids [heads, num_clusters, head_dim]");
+      check_rank("centroids", c, 3);
+      if (c.dtype != DType::kFloat32) throw_type("centroids", "dtype must be float32");
+      if (c.shape[0] != h || c.shape[1] < 1 || c.shape[2] != a.q.shape[3]) {
+        throw_range("centroids", "shape must be [heads, num_clusters >= 1, head_dim]");
+      }
+      if (c.stride[2] != 1 || c.stride[1] != c.shape[2] || c.stride[0] != c.shape[1] * c.shape[2]) {
+        throw_range("centroids", "must be contiguous");
+      }
+      if (b * h * c.shape[1] > (int64_t{1} << 31)) throw_range("centroids", "batch * heads * num_clusters must be < 2^31");
+      check_device_memory("centroids", c.data);
+      break;
+    }
     default:
-      throw_range("pattern", "must be local (0), strided (1) or hierarchical (2)");
+      throw_range("pattern", "must be local (0), strided (1), hierarchical (2), random (3) or clustered (4)");
   }
 }
 
@@ -221,6 +241,8 @@ void asam_forward(const AsamForwardArgs& a) {
     flash_forward(f);
     return;
   }
+  if (a.pattern == AsamPattern::kRandom) return detail::asam_random_forward(a);
+  if (a.pattern == AsamPattern::kClustered) return detail::asam_clustered_forward(a);
   Parts parts(a, a.stream);
   switch (a.pattern) {
     case AsamPattern::kStrided:

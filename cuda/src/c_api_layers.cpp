@@ -69,6 +69,9 @@ extern "C" int attn_cuda_asam_forward(const attn_asam_args* a, char* error, int 
     args.scales.assign(a->scales, a->scales + a->scale_count);
     args.scale = a->scale;
     args.stream = static_cast<cudaStream_t>(a->stream);
+    args.block_size = a->block_size;
+    args.seed = a->seed;
+    args.centroids = view_of(a->centroids);
     attn::cuda::asam_forward(args);
   }, error, error_len);
 }

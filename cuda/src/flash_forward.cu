@@ -10,6 +10,7 @@
 #include "cuda_check.h"
 #include "stream_buffer.h"
 #include "fwd_launch.h"
+#include "fwd_segments.h"
 #include "mask_prepass.h"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
@@ -164,10 +165,9 @@ cudaError_t launch_for_dim(const FwdParams& p, int head_dim, cudaStream_t stream
 
 }  // namespace
 
-void validate_flash_forward(const FlashForwardArgs& args) { (void)check(args); }
+namespace {
 
-RngState flash_forward(const FlashForwardArgs& args) {
-  Checked c = check(args);
+RngState run_forward(const FlashForwardArgs& args, Checked c) {
   FwdParams& p = c.p;
   cudaStream_t stream = args.stream;
 
@@ -208,6 +208,26 @@ RngState flash_forward(const FlashForwardArgs& args) {
   }
   return RngState{args.seed, 0};
 }
+
+}  // namespace
+
+void validate_flash_forward(const FlashForwardArgs& args) { (void)check(args); }
+
+RngState flash_forward(const FlashForwardArgs& args) { return run_forward(args, check(args)); }
+
+namespace detail {
+
+void flash_forward_segmented(const FlashForwardArgs& args, const SegmentIds& segments) {
+  Checked c = check(args);
+  if (c.dtype == DType::kFloat32) throw_type("q", "segment ids need float16 or bfloat16 tensors");
+  c.p.q_segment = segments.q;
+  c.p.k_segment = segments.k;
+  c.p.q_segment_batch_stride = segments.q_batch_stride;
+  c.p.k_segment_batch_stride = segments.k_batch_stride;
+  run_forward(args, c);
+}
+
+}  // namespace detail
 
 double flash_forward_flops(int64_t batch, int64_t heads_q, int64_t seq_q, int64_t seq_k,
                            int64_t head_dim, Causal causal) {

@@ -446,7 +446,10 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head;
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head;
 
-  const TileRange key_tiles = visible_key_tiles(p, m0, kBlockM, kBlockN);
+  Segments segments;
+  if constexpr (kGeneral) segments = Segments(p, b, h, hk);
+  TileRange key_tiles = visible_key_tiles(p, m0, kBlockM, kBlockN);
+  if (segments.q != nullptr) key_tiles = segments.clip(p, key_tiles, m0, kBlockM, kBlockN);
   const int n_begin = key_tiles.begin, n_end = key_tiles.end;
   auto next_active = [&](int nb) {
     if constexpr (kGeneral) {
@@ -476,6 +479,13 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const unsigned char* bias_raw = stage_rules && p.bias != nullptr ? bias_smem : nullptr;
   const unsigned char* active_raw = stage_rules && p.active != nullptr ? active_smem : nullptr;
   const ScoreRules rules{p, m0, any_mask ? addend : nullptr};
+  int32_t row_segment[kRowTiles][2] = {};
+  if (segments.q != nullptr) {
+#pragma unroll
+    for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) row_segment[mt][half] = segments.row(p, row_of(mt) + half * 8);
+  }
   const int64_t bias_offset = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
   const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
 
@@ -536,6 +546,9 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     }
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, edges, any_rules);
+    if (segments.q != nullptr && segments.mixed(p, m0, kBlockM, j0, kBlockN)) {
+      segments.drop_other_keys(s, row_segment, p, j0, t);
+    }
 
     // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max is
     // kept in log2 units; the tile's values become log2 units by `factor` (> 0, so the
@@ -701,6 +714,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       tile_scores<T, kHeadDim>(s, qf, sK, lane);
 #pragma unroll
       for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), tile * kBlockN, t, true, any_rules);
+      if (segments.q != nullptr) segments.drop_other_keys(s, row_segment, p, tile * kBlockN, t);
     }
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt)
@@ -765,7 +779,7 @@ cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
     else p.stage_rules = false;
   }
   const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
-                       p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
+                       p.q_segment != nullptr || p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
   // Narrow sliding windows stay on mma.sync: a block then visits two or three key tiles, and
   // the wgmma kernel's per-block costs (barriers, the producer, the pipeline's fill) outweigh
   // its speed (H100, window 128: 0.171 -> 0.220 ms at d = 64, 0.231 -> 0.277 ms at d = 128).

@@ -2,6 +2,8 @@
 // end, the key tiles a block of rows must visit, and whether a tile needs per-key tests:
 // shared by the mma.sync (flash_fwd_kernel.cuh) and wgmma (flash_fwd_sm90.cuh) forwards.
 #pragma once
+#include <math_constants.h>
+
 #include <cstdint>
 
 #include "fwd_params.h"
@@ -51,5 +53,65 @@ __device__ __forceinline__ bool tile_has_edges(const FwdParams& p, int m0, int b
          (p.window_left >= 0 && j0 < last_row + p.causal_offset - p.window_left) ||
          (p.window_right >= 0 && j0 + block_n - 1 > int64_t{m0} + p.causal_offset + p.window_right);
 }
+
+// Segment ids (FwdParams::q_segment / k_segment, non-decreasing): one (batch, head)'s rows.
+struct Segments {
+  const int32_t* q = nullptr;  // nullptr: no segments
+  const int32_t* k = nullptr;
+  Segments() = default;
+  __device__ __forceinline__ Segments(const FwdParams& p, int b, int h, int hk) {
+    if (p.q_segment == nullptr) return;
+    q = p.q_segment + b * p.q_segment_batch_stride + int64_t{h} * p.seq_q;
+    k = p.k_segment + b * p.k_segment_batch_stride + int64_t{hk} * p.seq_k;
+  }
+  // The first key whose segment is >= value (binary search; seq_k when none).
+  __device__ __forceinline__ int64_t first_key_from(const FwdParams& p, int32_t value) const {
+    int64_t lo = 0, hi = p.seq_k;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (k[mid] < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+  // r narrowed to the key tiles holding the segments of rows m0 .. m0 + block_m - 1.
+  __device__ __forceinline__ TileRange clip(const FwdParams& p, TileRange r, int m0, int block_m, int block_n) const {
+    const int64_t last_row = min(m0 + block_m, p.seq_q) - 1;
+    const int64_t first_key = first_key_from(p, q[m0]), end_key = first_key_from(p, q[last_row] + 1);
+    const int begin = static_cast<int>(first_key / block_n);
+    const int end = first_key >= end_key ? begin : static_cast<int>((end_key + block_n - 1) / block_n);
+    return {max(r.begin, begin), min(r.end, end)};
+  }
+  // Row i's segment (clamped: rows past the end are never stored).
+  __device__ __forceinline__ int32_t row(const FwdParams& p, int64_t i) const { return q[min(i, int64_t{p.seq_q} - 1)]; }
+  // Whether the tile's rows or keys span more than one segment (then each key is tested).
+  __device__ __forceinline__ bool mixed(const FwdParams& p, int m0, int block_m, int64_t j0, int block_n) const {
+    const int32_t first = q[m0];
+    const int64_t last_key = min(j0 + block_n, int64_t{p.seq_k}) - 1;
+    return q[min(m0 + block_m, p.seq_q) - 1] != first || k[j0] != first || k[last_key] != first;
+  }
+  // Scores of keys in another segment than their row's -> -inf. s: an mma.sync tile, this
+  // thread's rows row_segment[mt][half] and keys j0 + nt * 8 + 2 t + e (each key's segment
+  // read once per tile; keys past the end are already dropped).
+  template <int kRowTiles, int kTilesN>
+  __device__ __forceinline__ void drop_other_keys(float (&s)[kRowTiles][kTilesN][4],
+                                                  const int32_t (&row_segment)[kRowTiles][2], const FwdParams& p,
+                                                  int64_t j0, int t) const {
+    int32_t key_segment[kTilesN][2];
+#pragma unroll
+    for (int nt = 0; nt < kTilesN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) key_segment[nt][e] = k[min(j0 + nt * 8 + 2 * t + e, int64_t{p.seq_k} - 1)];
+#pragma unroll
+    for (int mt = 0; mt < kRowTiles; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+#pragma unroll
+        for (int nt = 0; nt < kTilesN; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (key_segment[nt][e] != row_segment[mt][half]) s[mt][nt][half * 2 + e] = -CUDART_INF_F;
+  }
+};
 
 }  // namespace attn::cuda::detail

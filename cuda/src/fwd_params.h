@@ -41,6 +41,14 @@ struct FwdParams {
   bool stage_rules = false;  // bias / mask tiles copied to shared memory (aligned rows)
   const float* row_threshold = nullptr;  // [batch][heads_kv][seq_q]: keep-window cut-off
   const uint8_t* tile_active = nullptr;  // [batch][heads_kv][q_tiles][k_tiles]
+  // Segment ids (ASAM's random and clustered patterns on the GPU, asam_sparse.cu): key j
+  // is visible to query i only where q_segment[i] == k_segment[j]. Both non-decreasing along
+  // their sequence, so a query block's keys are one range (found by binary search) and a
+  // tile inside one segment needs no per-key test. Element (b, h, i) at
+  // b * segment_batch_stride + h * seq + i (heads_q rows for q, heads_kv for k).
+  const int32_t* q_segment = nullptr;
+  const int32_t* k_segment = nullptr;
+  int64_t q_segment_batch_stride = 0, k_segment_batch_stride = 0;
   float* lse = nullptr;                  // [batch][heads_q][seq_q]
   Strides3 lse_stride;                   // batch, row (= 1 usually), head
   void* softmax = nullptr;               // [batch][heads_q][seq_q][seq_k]

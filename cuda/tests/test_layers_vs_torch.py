@@ -1,9 +1,10 @@
 """On the GPU: multi-head / cross attention against PyTorch's nn.MultiheadAttention in float64
 on the same weights and inputs, and linear attention (elu, relu, dpfp; causal and not)
 against a float64 reference written from SPEC.md's definition. Fresh random inputs each run,
-odd sizes, every dtype, and the error messages; ASAM's local, strided and hierarchical
-patterns against float64 attention under the pattern's mask (sparse_attention.h's rules). One line per check; exits non-zero on any
-failure."""
+odd sizes, every dtype, and the error messages; ASAM's five patterns (local, strided,
+hierarchical, random, clustered) against float64 attention under the pattern's mask
+(sparse_attention.h's rules, random's lists re-derived here from its seed). One line per
+check; exits non-zero on any failure."""
 import math
 import os
 import sys
@@ -168,8 +169,19 @@ def test_asam():
                     check(f"asam {pattern} w{window} s{stride} {scales} {dtype} d{d} n{n}",
                           rel(out, want) < tol and lse_err < 5e-2, f"rel {rel(out, want):.1e}, lse {lse_err:.1e}")
     q = rand(1, 64, 2, 64, dtype=torch.bfloat16)
+    centroids = torch.randn(2, 8, 64, device="cuda")
     check_errors([
-        ("random pattern", lambda: attn_cuda_layers.asam_forward(q, q, q, "random"), "pattern"),
+        ("unknown pattern", lambda: attn_cuda_layers.asam_forward(q, q, q, 7), "pattern"),
+        ("random block 48", lambda: attn_cuda_layers.asam_forward(q, q, q, "random", block_size=48), "block_size"),
+        ("clustered without centroids", lambda: attn_cuda_layers.asam_forward(q, q, q, "clustered"), "centroids"),
+        ("centroids of another head dim",
+         lambda: attn_cuda_layers.asam_forward(q, q, q, "clustered", centroids=centroids[:, :, :32].contiguous()),
+         "centroids"),
+        ("float16 centroids", lambda: attn_cuda_layers.asam_forward(q, q, q, "clustered", centroids=centroids.half()),
+         "centroids"),
+        ("strided centroids",
+         lambda: attn_cuda_layers.asam_forward(q, q, q, "clustered", centroids=centroids.transpose(1, 2).contiguous().transpose(1, 2)),
+         "centroids"),
         ("scales not multiples", lambda: attn_cuda_layers.asam_forward(q, q, q, scales=(4, 6)), "scales"),
         ("window 0", lambda: attn_cuda_layers.asam_forward(q, q, q, window_size=0), "window_size"),
         ("k of another length", lambda: attn_cuda_layers.asam_forward(q, q[:, :32], q[:, :32]), "k"),
@@ -178,11 +190,104 @@ def test_asam():
     ], AttnCudaError)
 
 
+M64 = (1 << 64) - 1
+
+
+def random_key_blocks(n, heads, window_size, block, seed):
+    """lists[h][qb]: the random pattern's key blocks, written from src/asam/random_blocks.h's
+    definition (splitmix64, a partial Fisher-Yates shuffle seeded by (seed, head, block))."""
+    nb = -(-n // block)
+    count = 1 + min(nb - 1, -(-window_size // block))
+    lists = []
+    for h in range(heads):
+        rows = []
+        for qb in range(nb):
+            state = seed ^ (h << 32) ^ ((qb * 0x632BE59BD9B4E019) & M64)
+            pool = list(range(nb))
+            pool[0], pool[qb] = pool[qb], pool[0]
+            for x in range(1, count):
+                state = (state + 0x9E3779B97F4A7C15) & M64
+                z = state
+                z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+                z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+                z ^= z >> 31
+                pick = x + z % (nb - x)
+                pool[x], pool[pick] = pool[pick], pool[x]
+            rows.append(sorted(pool[:count]))
+        lists.append(rows)
+    return lists
+
+
+def random_mask(n, heads, window_size, block, seed):
+    """keep [heads, n, n]: query i attends key j when j's block is in the list of i's block."""
+    lists = random_key_blocks(n, heads, window_size, block, seed)
+    nb = len(lists[0])
+    blocks = torch.zeros(heads, nb, nb, dtype=torch.bool)
+    for h in range(heads):
+        for qb in range(nb):
+            blocks[h, qb, lists[h][qb]] = True
+    idx = torch.arange(n) // block
+    return blocks[:, idx][:, :, idx].cuda()
+
+
+def separated_rows(x, centroids, margin=1e-2):
+    """x with every row's best and second-best centroid (float64 dot products) at least
+    `margin` apart, redrawn where not, so float32 and float64 pick the same cluster."""
+    while True:
+        dots = torch.einsum("bnhd,hcd->bnhc", x.double(), centroids.double())
+        top = dots.topk(min(2, dots.shape[-1]), -1).values
+        close = (top[..., 0] - top[..., -1] < margin) if top.shape[-1] > 1 else torch.zeros_like(top[..., 0], dtype=torch.bool)
+        if not close.any():
+            return x, dots.argmax(-1)  # [b, n, h]
+        x[close] = torch.randn_like(x[close])
+
+
+def lse_error(lse, want):
+    """Largest |lse - want| over finite entries; inf where the two disagree on which are -inf."""
+    finite = torch.isfinite(want)
+    if not torch.equal(finite, torch.isfinite(lse)):
+        return math.inf
+    return (lse - want)[finite].abs().max().item() if finite.any() else 0.0
+
+
+def test_asam_segments():
+    """random and clustered: one flash call with segment ids (asam_segments.cu)."""
+    for dtype in (torch.bfloat16, torch.float16):
+        tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+        for d in (64, 128):
+            for n, block, window in ((1000, 64, 128), (2048, 64, 200), (1000, 96, 300), (2048, 128, 128), (17, 32, 64)):
+                b, h = 2, 3
+                seed = int.from_bytes(os.urandom(8), "little")
+                q, k, v = (rand(b, n, h, d, dtype=dtype) for _ in range(3))
+                lse = torch.empty(b, h, n, device="cuda")
+                out = attn_cuda_layers.asam_forward(q, k, v, "random", window, lse=lse, block_size=block, seed=seed)
+                keep = random_mask(n, h, window, block, seed).expand(b, h, n, n)
+                want, want_lse, _ = reference_attention(q, k, v, keep=keep)
+                err = lse_error(lse, want_lse)
+                check(f"asam random w{window} block {block} {dtype} d{d} n{n}", rel(out, want) < tol and err < 5e-2,
+                      f"rel {rel(out, want):.1e}, lse {err:.1e}")
+            for n, clusters in ((1000, 16), (2048, 32), (100, 64), (1, 4)):
+                b, h = 2, 3
+                centroids = torch.randn(h, clusters, d, device="cuda")
+                q, cq = separated_rows(rand(b, n, h, d, dtype=dtype), centroids)
+                k, ck = separated_rows(rand(b, n, h, d, dtype=dtype), centroids)
+                v = rand(b, n, h, d, dtype=dtype)
+                lse = torch.empty(b, h, n, device="cuda")
+                out = attn_cuda_layers.asam_forward(q, k, v, "clustered", lse=lse, centroids=centroids)
+                keep = cq.transpose(1, 2)[..., :, None] == ck.transpose(1, 2)[..., None, :]  # [b, h, n, n]
+                want, want_lse, _ = reference_attention(q, k, v, keep=keep)
+                err = lse_error(lse, want_lse)
+                empty = int((~keep.any(-1)).sum())  # queries whose cluster has no key: zeros
+                check(f"asam clustered C{clusters} {dtype} d{d} n{n} ({empty} queries without keys)",
+                      rel(out, want) < tol and err < 5e-2, f"rel {rel(out, want):.1e}, lse {err:.1e}")
+
+
 def main():
     torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
     test_multihead()
     test_linear()
     test_asam()
+    test_asam_segments()
     finish()
 
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "asam/random_blocks.h"
 #include "flash/flash_attention.h"
 #include "gemm/gemm.h"
 #include "runtime/thread_pool.h"
@@ -19,13 +20,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // Output and log-sum-exp of the whole pattern, built part by part: each part's softmax
 // over its own keys merges exactly into the running one (the parts' keys are disjoint).
@@ -169,30 +163,23 @@ void run_band(const FlashShape& s, const PatternParams& params, std::optional<fl
   run_part(s, params, scale, q, k, v, part, counters, merged, pool);
 }
 
-// Random: per (head, query block) its own key block and `count` others, ascending.
+// Random: per (batch, head, query block) its key blocks, ascending (random_blocks.h).
 struct BlockLists {
   std::vector<int64_t> offsets;
   std::vector<int32_t> blocks;
 };
 BlockLists random_blocks(const FlashShape& s, const PatternParams& p) {
   const int nb = static_cast<int>(ceil_div(s.seq_q, p.block_size));
-  const int others = std::min<int64_t>(nb - 1, ceil_div(p.window_size, p.block_size));
+  const int count = random_blocks_per_query_block(nb, p.window_size, p.block_size);
   BlockLists lists;
   lists.offsets.push_back(0);
-  std::vector<int32_t> pool(nb);
+  std::vector<int32_t> pool;
   for (int b = 0; b < s.batch; ++b)
     for (int h = 0; h < s.heads_q; ++h)
       for (int qb = 0; qb < nb; ++qb) {
-        uint64_t state = p.seed ^ (uint64_t(h) << 32) ^ uint64_t(qb) * 0x632BE59BD9B4E019ull;
-        for (int x = 0; x < nb; ++x) pool[x] = x;
-        std::swap(pool[0], pool[qb]);  // the diagonal block first, always kept
-        for (int x = 1; x <= others; ++x) {  // partial Fisher-Yates over the rest
-          const int pick = x + static_cast<int>(splitmix64(state) % uint64_t(nb - x));
-          std::swap(pool[x], pool[pick]);
-        }
-        std::vector<int32_t> chosen(pool.begin(), pool.begin() + others + 1);
-        std::sort(chosen.begin(), chosen.end());
-        lists.blocks.insert(lists.blocks.end(), chosen.begin(), chosen.end());
+        const size_t at = lists.blocks.size();
+        lists.blocks.resize(at + count);
+        random_key_blocks(p.seed, h, qb, nb, count, pool, lists.blocks.data() + at);
         lists.offsets.push_back(static_cast<int64_t>(lists.blocks.size()));
       }
   return lists;

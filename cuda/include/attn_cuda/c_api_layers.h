@@ -31,12 +31,15 @@ typedef struct attn_linear_args {
 typedef struct attn_asam_args {
   attn_tensor q, k, v, out;
   attn_tensor lse;     /* optional */
-  int32_t pattern;     /* 0 local, 1 strided, 2 hierarchical (3 random, 4 clustered: refused) */
+  int32_t pattern;     /* 0 local, 1 strided, 2 hierarchical, 3 random, 4 clustered */
   int32_t scale_count; /* hierarchical: scales[0 .. scale_count), at most 8 */
   int64_t window_size, stride;
   int64_t scales[8];
   float scale;         /* 0 = 1 / sqrt(head_dim) */
   void* stream;
+  int64_t block_size;  /* random */
+  uint64_t seed;       /* random */
+  attn_tensor centroids; /* clustered: [heads, num_clusters, head_dim] float32 */
 } attn_asam_args;
 
 /* Status codes as attn_cuda_flash_forward: 0 ok, 1 type error, 2 range error, 3 CUDA
