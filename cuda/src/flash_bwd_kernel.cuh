@@ -20,6 +20,7 @@
 #include "flash_bwd_dense_kernel.cuh"
 #include "mask_access.cuh"
 #include "mma_sm80.cuh"
+#include "sm90_dispatch.h"
 #include "smem_tile.cuh"
 
 namespace attn::cuda::detail {
@@ -344,7 +345,15 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
 
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream) {
-  if (dense_bwd_applies(p)) return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
+  if (dense_bwd_applies(p)) {
+    if constexpr (kHeadDim == 128) {
+      if (use_sm90_kernels()) {
+        const cudaError_t err = launch_flash_bwd_sm90<T, kHeadDim>(p, stream);
+        if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
+      }
+    }
+    return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
+  }
   constexpr int kBlockM = bwd_block_m<kHeadDim>();
   constexpr size_t kSmem = sizeof(T) * (2 * kBwdBlockN * kHeadDim + 4 * kBlockM * kHeadDim + kBwdBlockN * kBlockM) +
                            sizeof(float) * 4 * kBlockM;

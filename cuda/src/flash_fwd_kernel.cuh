@@ -6,7 +6,6 @@
 #pragma once
 #include <math_constants.h>
 
-#include <cstdlib>
 #include <type_traits>
 
 #include "fwd_key_range.cuh"
@@ -14,6 +13,7 @@
 #include "fwd_params.h"
 #include "mask_access.cuh"
 #include "mma_sm80.cuh"
+#include "sm90_dispatch.h"
 #include "smem_tile.cuh"
 
 namespace attn::cuda::detail {
@@ -736,28 +736,6 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
           }
       }
   }
-}
-
-}  // namespace attn::cuda::detail
-
-namespace attn::cuda::detail {
-
-// Whether the current device runs the sm_90a kernels (compute capability 9.0 exactly: the
-// `a` features are not forward compatible), unless ATTN_CUDA_NO_WGMMA is set (the mma.sync
-// kernel everywhere, for comparisons).
-inline bool use_sm90_kernels() {
-#if defined(ATTN_CUDA_SM90A)
-  static const bool disabled = std::getenv("ATTN_CUDA_NO_WGMMA") != nullptr;
-  int device = 0, major = 0, minor = 0;
-  if (disabled || cudaGetDevice(&device) != cudaSuccess) return false;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
-    return false;
-  }
-  return major == 9 && minor == 0;
-#else
-  return false;
-#endif
 }
 
 template <typename T, int kHeadDim, typename OutT>

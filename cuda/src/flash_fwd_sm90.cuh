@@ -13,8 +13,6 @@
 // rescaling. Covers the dense case (no bias, mask, softcap, dropout or softmax out), causal
 // with any offset, sliding windows, GQA.
 #pragma once
-#include <cuda.h>
-#include <cudaTypedefs.h>
 #include <math_constants.h>
 
 #include <type_traits>
@@ -297,40 +295,14 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
 #endif
 }
 
-// A rank-4 tensor map over a [batch][seq][heads][kHeadDim] 16-bit tensor (strides in
-// elements) whose box is one 64-column panel of 128 rows, 128-byte swizzled.
-template <typename T>
-cudaError_t make_panel_map(CUtensorMap* map, const void* data, int64_t batch, int64_t seq, int64_t heads,
-                           int64_t head_dim, const Strides3& stride) {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      fn = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  if (encode == nullptr) return cudaErrorNotSupported;
-  const cuuint64_t dims[4] = {cuuint64_t(head_dim), cuuint64_t(seq), cuuint64_t(heads), cuuint64_t(batch)};
-  const cuuint64_t strides[3] = {cuuint64_t(stride.row) * sizeof(T), cuuint64_t(stride.head) * sizeof(T),
-                                 cuuint64_t(stride.batch) * sizeof(T)};
-  const cuuint32_t box[4] = {64, kPanelRows, 1, 1}, unit[4] = {1, 1, 1, 1};
-  const CUresult r = encode(map, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                            4, const_cast<void*>(data), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
-}
-
 // cudaErrorNotSupported where the tensors cannot be described to the copy engine (strides
 // not multiples of 16 bytes, say): the caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
   CUtensorMap maps[3];
-  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride) != cudaSuccess ||
-      make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride) != cudaSuccess ||
-      make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride) != cudaSuccess) {
+  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kPanelRows) != cudaSuccess ||
+      make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kPanelRows) != cudaSuccess ||
+      make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride, kPanelRows) != cudaSuccess) {
     return cudaErrorNotSupported;
   }
   auto kernel = flash_fwd_sm90_kernel<T, kHeadDim>;

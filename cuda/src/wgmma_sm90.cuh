@@ -72,6 +72,27 @@ __device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], uint64_t des
   else ATTN_WGMMA_SS_M64N128("bf16");
 }
 
+// D (+)= A B at N = 64: A [64][16] and B [16][64] from shared memory. TNSP_A / TNSP_B 0:
+// K-major; 1: MN-major (transposed: the M / N elements of each K row contiguous, as B of
+// the RS products below).
+#define ATTN_WGMMA_SS_M64N64(TYPE, TNSP_A, TNSP_B)                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                         \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " ATTN_WGMMA_REGS32    \
+               ", %32, %33, p, 1, 1, " TNSP_A ", " TNSP_B ";\n}\n"                                  \
+               : ATTN_WGMMA_D32                                                                     \
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate))
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) ATTN_WGMMA_SS_M64N64("f16", "0", "0");
+  else ATTN_WGMMA_SS_M64N64("bf16", "0", "0");
+}
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n64k16_ss_ta_tb(float (&d)[32], uint64_t desc_a, uint64_t desc_b,
+                                                         int accumulate) {
+  if constexpr (std::is_same_v<T, __half>) ATTN_WGMMA_SS_M64N64("f16", "1", "1");
+  else ATTN_WGMMA_SS_M64N64("bf16", "1", "1");
+}
+
 // D += A B: A [64][16] from registers (mma.sync's A fragment per warp), B [16][N] from shared
 // memory MN-major (transposed: B's rows of N elements are contiguous, e.g. V's [key][d]; at
 // N = 128 the two 64-column blocks are the descriptor's `leading` bytes apart).

@@ -1,0 +1,314 @@
+// The dense backward on Hopper (sm_90a): the five products by warpgroup matrix products
+// (wgmma) over operands the tensor copy engine (TMA) stages, FlashAttention-3's layout. A
+// thread block owns 128 keys, two consumer warpgroups 64 keys each, and walks every (query
+// head of the kv group, block of 64 queries) step the causal rule leaves (bwd_walk.cuh), as
+// the mma.sync dense kernel (flash_bwd_dense_kernel.cuh). Per step and warpgroup:
+//   S^T = K Q^T, dP^T = V dO^T      SS, both K-major (64 keys x 64 queries, k over d)
+//   P^T = exp2(S^T scale log2(e) - lse), dS^T = P^T (dP^T - D)   in registers
+//   dV += P^T dO, dK += dS^T Q      RS: P^T / dS^T are the A operand straight from their
+//                                   accumulators; dO / Q read transposed (MN-major)
+//   dQ[:, half w of d] = dS K       SS, both transposed: dS^T staged in shared memory by
+//                                   both warpgroups ([128 keys][64 queries], swizzled), K's
+//                                   panel w
+// dK and dV stay in registers for the whole walk (GQA sums deterministic); each step's dQ
+// tile goes through shared memory to the float32 scratch by the TMA unit's bulk reductions
+// (cp.reduce.async.bulk). A producer warp issues the copies: K and V once, then per step Q
+// and dO (two stages, full / empty mbarriers) with the rows' lse (log2 units) and D.
+// Head dim 128, 16-bit types, no bias / mask / softcap / dropout (dense_bwd_applies).
+#pragma once
+#include <math_constants.h>
+
+#include <type_traits>
+
+#include "bwd_params.h"
+#include "bwd_walk.cuh"
+#include "mma_sm80.cuh"
+#include "tma_sm90.cuh"
+#include "wgmma_sm90.cuh"
+
+namespace attn::cuda::detail {
+
+constexpr int kBwd90Keys = 128, kBwd90Queries = 64, kBwd90Stages = 2;
+constexpr int kBwd90Consumers = 256, kBwd90Threads = 384;
+constexpr int kBwd90ProducerRegs = 24, kBwd90ConsumerRegs = 240;  // 128 x 24 + 256 x 240 <= 64 K
+
+// Shared memory, byte offsets from a 1024-aligned base (swizzled tiles need it). Tiles are
+// 64-column panels of 128-byte rows.
+template <int kHeadDim>
+struct Bwd90Layout {
+  static constexpr int kPanels = kHeadDim / 64;
+  static constexpr int kKeyPanel = kBwd90Keys * 128, kQueryPanel = kBwd90Queries * 128;
+  static constexpr int kKeyTile = kPanels * kKeyPanel, kQueryTile = kPanels * kQueryPanel;
+  static constexpr int kDqPitch = kHeadDim + 8;  // floats: a quad's float2 stores hit distinct banks
+  static constexpr int kK = 0, kV = kKeyTile, kQ = 2 * kKeyTile;
+  static constexpr int kDo = kQ + kBwd90Stages * kQueryTile;
+  static constexpr int kDs = kDo + kBwd90Stages * kQueryTile;   // [128 keys][64 queries] 16-bit
+  static constexpr int kDq = kDs + kBwd90Keys * 128;             // [64 queries][kDqPitch] float
+  static constexpr int kLse = kDq + kBwd90Queries * kDqPitch * 4;  // stages x [64] float
+  static constexpr int kD = kLse + kBwd90Stages * kBwd90Queries * 4;
+  static constexpr int kBarriers = kD + kBwd90Stages * kBwd90Queries * 4;  // kv_full, q_full[], q_empty[]
+  static constexpr size_t kBytes = kBarriers + 8 * (1 + 2 * kBwd90Stages) + 1024;
+};
+
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(kBwd90Threads, 1)
+    flash_bwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                          const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
+                          const BwdParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(kHeadDim == 128, "dQ splits d in two 64-column halves, one per warpgroup");
+  using L = Bwd90Layout<kHeadDim>;
+  constexpr int kS = kBwd90Stages, kM = kBwd90Queries;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_address(smem_raw) + 1023) & ~1023u;
+  unsigned char* base_ptr = smem_raw + (base - smem_address(smem_raw));
+  float* sdQ = reinterpret_cast<float*>(base_ptr + L::kDq);
+  float* sLse = reinterpret_cast<float*>(base_ptr + L::kLse);
+  float* sD = reinterpret_cast<float*>(base_ptr + L::kD);
+  const uint32_t kv_full = base + L::kBarriers, q_full = kv_full + 8, q_empty = q_full + 8 * kS;
+
+  const int n0 = blockIdx.x * kBwd90Keys, hk = blockIdx.y, b = blockIdx.z;
+  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const QueryWalk<kM> walk(p, n0);
+
+  if (threadIdx.x == 0) {
+    mbarrier_init(kv_full, 1);
+    for (int s = 0; s < kS; ++s) {
+      mbarrier_init(q_full + 8 * s, 32);  // the producer warp's lanes (one also counts the bytes)
+      mbarrier_init(q_empty + 8 * s, kBwd90Consumers);
+    }
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+
+  if (wg == 2) {  // the producer warpgroup: its first warp stages everything
+    set_max_registers_dec<kBwd90ProducerRegs>();
+    if (warp != 0) return;
+    if (lane == 0) {
+      mbarrier_arrive_expect_tx(kv_full, 2 * L::kKeyTile);
+#pragma unroll
+      for (int pn = 0; pn < L::kPanels; ++pn) {
+        tma_load_4d(base + L::kK + pn * L::kKeyPanel, &k_map, kv_full, pn * 64, n0, hk, b);
+        tma_load_4d(base + L::kV + pn * L::kKeyPanel, &v_map, kv_full, pn * 64, n0, hk, b);
+      }
+    }
+    StepCursor<kM> cur(walk, p, hk);
+    for (int step = 0; step < walk.steps; ++step, cur.advance()) {
+      const int s = step % kS;
+      if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
+      // lse in log2 units (+inf where a row gets no weight: past seq_q, or a row that saw
+      // no key) and D, two rows per lane.
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int r = lane + 32 * half, i = cur.m0 + r;
+        float lse2 = CUDART_INF_F, d = 0.0f;
+        if (i < p.seq_q) {
+          const float lse = p.lse[b * p.lse_stride.batch + cur.h * p.lse_stride.head + i * p.lse_stride.row];
+          lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
+          d = p.delta[(int64_t{b} * p.heads_q + cur.h) * p.seq_q + i];
+        }
+        sLse[s * kM + r] = lse2;
+        sD[s * kM + r] = d;
+      }
+      if (lane == 0) {
+        mbarrier_arrive_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
+#pragma unroll
+        for (int pn = 0; pn < L::kPanels; ++pn) {
+          tma_load_4d(base + L::kQ + s * L::kQueryTile + pn * L::kQueryPanel, &q_map, q_full + 8 * s, pn * 64, cur.m0,
+                      cur.h, b);
+          tma_load_4d(base + L::kDo + s * L::kQueryTile + pn * L::kQueryPanel, &do_map, q_full + 8 * s, pn * 64,
+                      cur.m0, cur.h, b);
+        }
+      } else {
+        mbarrier_arrive(q_full + 8 * s);
+      }
+    }
+    return;
+  }
+
+  // Consumers: warpgroup wg owns keys n0 + 64 wg .. + 63; this thread's accumulator rows are
+  // key_row and key_row + 8.
+  set_max_registers_inc<kBwd90ConsumerRegs>();
+  const int key_local = wg * 64 + warp * 16 + g, key_row = n0 + key_local;
+  float dv[64], dk[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) dv[i] = dk[i] = 0.0f;
+  // This warpgroup's 64 rows of K and V as A operands (K-major; panels kKeyPanel apart).
+  const uint64_t k_desc = sw128_descriptor(base + L::kK + wg * 64 * 128, 16, 1024);
+  const uint64_t v_desc = sw128_descriptor(base + L::kV + wg * 64 * 128, 16, 1024);
+  // dQ's operands: dS^T [128 keys][64 queries] as A (MN-major), K's panel wg as B (MN-major);
+  // both advance 16 key rows (2048 bytes) per k16 step.
+  const uint64_t ds_desc = sw128_descriptor(base + L::kDs, L::kKeyPanel, 1024);
+  const uint64_t kt_desc = sw128_descriptor(base + L::kK + wg * L::kKeyPanel, L::kKeyPanel, 1024);
+  const bool issues_dq = threadIdx.x < kM;  // threads 0..63 add one dQ row each
+
+  mbarrier_wait(kv_full, 0);
+  StepCursor<kM> cur(walk, p, hk);
+  for (int step = 0; step < walk.steps; ++step) {
+    const int s = step % kS, m0 = cur.m0, h = cur.h;
+    const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
+    mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
+
+    // S^T and dP^T: 64 keys x 64 queries, k16 steps along d (32 bytes within a panel's rows).
+    float st[32], dpt[32];
+    wgmma_fence();
+    const uint64_t q_desc = sw128_descriptor(q_tile, 16, 1024), do_desc = sw128_descriptor(do_tile, 16, 1024);
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
+      const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
+      wgmma_m64n64k16_ss<T>(st, k_desc + key_off, q_desc + query_off, kk > 0);
+    }
+    wgmma_commit();
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
+      const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
+      wgmma_m64n64k16_ss<T>(dpt, v_desc + key_off, do_desc + query_off, kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();
+    pin_registers(st);
+
+    // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e.
+    // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
+    // exp2(-lse) could overflow 16 bits and then poison dQ).
+    const float* lse = sLse + s * kM;
+    const bool edges = (p.causal && n0 + kBwd90Keys - 1 > m0 + p.causal_offset) || n0 + kBwd90Keys > p.seq_k;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int col = nt * 8 + 2 * t + e;
+        const float l2 = lse[col];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float& x = st[nt * 4 + half * 2 + e];
+          x = ex2_approx(fmaf(x, p.scale_log2, -l2));
+          if (edges) {
+            const int64_t j = key_row + 8 * half, i = m0 + col;
+            if (j >= p.seq_k || (p.causal && j > i + p.causal_offset)) x = 0.0f;
+          }
+        }
+      }
+    wgmma_wait<0>();
+    pin_registers(dpt);
+    const float* dsum = sD + s * kM;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float d = dsum[nt * 8 + 2 * t + e];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) dpt[nt * 4 + half * 2 + e] = st[nt * 4 + half * 2 + e] * (dpt[nt * 4 + half * 2 + e] - d);
+      }
+    // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
+    uint32_t a_p[4][4], a_ds[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+        a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
+      }
+    // dS^T into its swizzled tile (row = key, 16-byte chunk nt of 8 queries at nt ^ (row & 7)).
+    if (issues_dq) bulk_wait_reads();  // the previous dQ tile has been read: sdQ may change after the barrier
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = key_local + 8 * half;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+        st_shared_b32<0>(base + L::kDs + row * 128 + ((nt ^ (row & 7)) << 4) + 4 * t, a_ds[nt / 2][(nt & 1) * 2 + half]);
+    }
+    fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
+
+    // dV += P^T dO, dK += dS^T Q: B [64 queries][d] MN-major, 16 query rows per k16 step.
+    wgmma_fence();
+    const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k16_rs_tb<T>(dv, a_p[kk], do_b + kk * (2048 >> 4));
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k16_rs_tb<T>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
+    wgmma_commit();
+    named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored; the old dQ tile read
+
+    // dQ[:, 64 wg ..] = dS K over the 128 keys.
+    float dq[32];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBwd90Keys / 16; ++kk) {
+      wgmma_m64n64k16_ss_ta_tb<T>(dq, ds_desc + kk * (2048 >> 4), kt_desc + kk * (2048 >> 4), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    pin_registers(dv);
+    pin_registers(dk);
+    pin_registers(dq);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pin_registers(a_p[kk]);
+      pin_registers(a_ds[kk]);
+    }
+    mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
+
+    // dQ rows: query 16 warp + g (+ 8), columns 64 wg + 8 nt + 2 t.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float* row = sdQ + (warp * 16 + g + 8 * half) * L::kDqPitch + wg * 64 + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+        *reinterpret_cast<float2*>(row + nt * 8) = make_float2(dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
+    }
+    fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
+    named_barrier_sync(2, kBwd90Consumers);
+    if (issues_dq && m0 + int(threadIdx.x) < p.seq_q) {
+      float* dst = p.dq_accum + ((int64_t{b} * p.seq_q + m0 + threadIdx.x) * p.heads_q + h) * kHeadDim;
+      bulk_reduce_add_f32<kHeadDim * 4>(dst, sdQ + threadIdx.x * L::kDqPitch);
+    }
+    cur.advance();
+  }
+  if (issues_dq) bulk_wait_all();
+
+  // dV, and dK times the scale (S = scale Q K^T): rows key_row (+ 8), columns 8 nt + 2 t.
+  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[64], float mul) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int j = key_row + 8 * half;
+      if (j >= p.seq_k) continue;
+      const int64_t off = b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < kHeadDim / 8; ++nt) {
+        const float x0 = acc[nt * 4 + half * 2] * mul, x1 = acc[nt * 4 + half * 2 + 1] * mul;
+        if (as_float) store2<float>(static_cast<float*>(dst) + off + nt * 8, x0, x1);
+        else store2<T>(static_cast<T*>(dst) + off + nt * 8, x0, x1);
+      }
+    }
+  };
+  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f);
+  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale);
+#endif
+}
+
+// cudaErrorNotSupported where the tensors cannot be described to the copy engine: the
+// caller then runs the mma.sync kernel.
+template <typename T, int kHeadDim>
+cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
+  CUtensorMap maps[4];
+  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kBwd90Queries) != cudaSuccess ||
+      make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kBwd90Keys) != cudaSuccess ||
+      make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride, kBwd90Keys) != cudaSuccess ||
+      make_panel_map<T>(&maps[3], p.dout, p.batch, p.seq_q, p.heads_q, kHeadDim, p.do_stride, kBwd90Queries) !=
+          cudaSuccess) {
+    return cudaErrorNotSupported;
+  }
+  auto kernel = flash_bwd_sm90_kernel<T, kHeadDim>;
+  constexpr size_t smem = Bwd90Layout<kHeadDim>::kBytes;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (err != cudaSuccess) return err;
+  const dim3 grid((p.seq_k + kBwd90Keys - 1) / kBwd90Keys, p.heads_kv, p.batch);
+  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], p);
+  return cudaGetLastError();
+}
+
+}  // namespace attn::cuda::detail
