@@ -55,7 +55,11 @@ __device__ __forceinline__ void bulk_reduce_add_f32(float* dst, const float* src
   asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
                "cp.async.bulk.commit_group;\n" ::"l"(dst), "r"(smem_address(src_smem)), "n"(kBytes) : "memory");
 }
-__device__ __forceinline__ void bulk_wait_reads() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+// kPending: how many of this thread's newest bulk groups may still be reading.
+template <int kPending = 0>
+__device__ __forceinline__ void bulk_wait_reads() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+}
 __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -66,6 +70,11 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 template <int kOffset>
 __device__ __forceinline__ void st_shared_b32(uint32_t address, uint32_t value) {
   asm volatile("st.shared.b32 [%0+%2], %1;\n" ::"r"(address), "r"(value), "n"(kOffset) : "memory");
+}
+
+// Two floats to shared memory at a byte address (8-byte aligned).
+__device__ __forceinline__ void st_shared_v2_f32(uint32_t address, float x, float y) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(address), "f"(x), "f"(y) : "memory");
 }
 
 // Four 8x8 16-bit matrices from shared memory at a byte address (SwizzledRows::at gives one).

@@ -46,6 +46,17 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
+// Adds a shared-memory tile (the tensor map's box, in its swizzled layout) into global memory
+// at the given coordinates; bulk_commit_group closes this thread's current bulk group
+// (bulk_wait_reads / bulk_wait_all in mma_sm80.cuh wait for groups).
+__device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32_t src, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+
 // Named barriers 1..15 among `threads` threads (0 is __syncthreads'): sync waits for all,
 // arrive counts this thread in without waiting.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
@@ -55,12 +66,14 @@ __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-// A rank-4 tensor map over a [batch][seq][heads][head_dim] 16-bit tensor (strides in
-// elements: row, head, batch) whose box is one 64-column panel of box_rows rows, 128-byte
-// swizzled; rows past the sequence read as zeros.
-template <typename T, typename Strides>
-cudaError_t make_panel_map(CUtensorMap* map, const void* data, int64_t batch, int64_t seq, int64_t heads,
-                           int64_t head_dim, const Strides& stride, int box_rows) {
+// A rank-4 tensor map over a [batch][seq][heads][head_dim] tensor of `element_bytes`-byte
+// elements (strides in elements: row, head, batch) whose box is one panel of box_rows rows and
+// 128 bytes (box_cols elements), 128-byte swizzled; rows past the sequence read as zeros and
+// are skipped by writes.
+template <typename Strides>
+cudaError_t make_swizzled_map(CUtensorMap* map, const void* data, CUtensorMapDataType type, int element_bytes,
+                              int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, const Strides& stride,
+                              int box_rows) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found;
@@ -73,13 +86,21 @@ cudaError_t make_panel_map(CUtensorMap* map, const void* data, int64_t batch, in
   }();
   if (encode == nullptr) return cudaErrorNotSupported;
   const cuuint64_t dims[4] = {cuuint64_t(head_dim), cuuint64_t(seq), cuuint64_t(heads), cuuint64_t(batch)};
-  const cuuint64_t strides[3] = {cuuint64_t(stride.row) * sizeof(T), cuuint64_t(stride.head) * sizeof(T),
-                                 cuuint64_t(stride.batch) * sizeof(T)};
-  const cuuint32_t box[4] = {64, cuuint32_t(box_rows), 1, 1}, unit[4] = {1, 1, 1, 1};
-  const CUresult r = encode(map, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                            4, const_cast<void*>(data), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+  const cuuint64_t strides[3] = {cuuint64_t(stride.row) * element_bytes, cuuint64_t(stride.head) * element_bytes,
+                                 cuuint64_t(stride.batch) * element_bytes};
+  const cuuint32_t box[4] = {cuuint32_t(128 / element_bytes), cuuint32_t(box_rows), 1, 1}, unit[4] = {1, 1, 1, 1};
+  const CUresult r = encode(map, type, 4, const_cast<void*>(data), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+// make_swizzled_map for a 16-bit tensor: 64-column panels.
+template <typename T, typename Strides>
+cudaError_t make_panel_map(CUtensorMap* map, const void* data, int64_t batch, int64_t seq, int64_t heads,
+                           int64_t head_dim, const Strides& stride, int box_rows) {
+  const CUtensorMapDataType type =
+      std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  return make_swizzled_map(map, data, type, 2, batch, seq, heads, head_dim, stride, box_rows);
 }
 
 }  // namespace attn::cuda::detail
