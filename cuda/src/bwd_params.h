@@ -65,7 +65,7 @@ struct BwdParams {
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream);
 
-// The Hopper (sm_90a, wgmma) kernel of the dense case at head dim 128: flash_bwd_sm90.cuh,
+// The Hopper (sm_90a, wgmma) kernel of the dense case: flash_bwd_sm90.cuh,
 // compiled only when the build targets sm_90 (ATTN_CUDA_SM90A). cudaErrorNotSupported: the
 // tensors cannot be described to the copy engine.
 template <typename T, int kHeadDim>

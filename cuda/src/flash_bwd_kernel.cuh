@@ -346,11 +346,9 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream) {
   if (dense_bwd_applies(p)) {
-    if constexpr (kHeadDim == 128) {
-      if (use_sm90_kernels()) {
-        const cudaError_t err = launch_flash_bwd_sm90<T, kHeadDim>(p, stream);
-        if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
-      }
+    if (use_sm90_kernels()) {
+      const cudaError_t err = launch_flash_bwd_sm90<T, kHeadDim>(p, stream);
+      if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
     }
     return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
   }

@@ -1,27 +1,28 @@
 // The dense backward on Hopper (sm_90a): the five products by warpgroup matrix products
 // (wgmma) over operands the tensor copy engine (TMA) stages, FlashAttention-3's layout. A
 // thread block owns 128 keys, two consumer warpgroups 64 keys each, and walks every (query
-// head of the kv group, block of 64 queries) step the causal rule leaves (bwd_walk.cuh), as
-// the mma.sync dense kernel (flash_bwd_dense_kernel.cuh). Per step and warpgroup:
-//   S^T = K Q^T, dP^T = V dO^T      SS, both K-major (64 keys x 64 queries, k over d)
+// head of the kv group, block of kM queries) step the causal rule leaves (bwd_walk.cuh), as
+// the mma.sync dense kernel (flash_bwd_dense_kernel.cuh); kM = 64 at head dim 128, 128 at 64.
+// Per step and warpgroup:
+//   S^T = K Q^T, dP^T = V dO^T      SS, both K-major (64 keys x kM queries, k over d)
 //   P^T = exp2(S^T scale log2(e) - lse), dS^T = P^T (dP^T - D)   in registers
 //   dV += P^T dO, dK += dS^T Q      RS: P^T / dS^T are the A operand straight from their
 //                                   accumulators; dO / Q read transposed (MN-major)
-//   dQ[:, half w of d] = dS K       SS, both transposed: dS^T staged in shared memory by
-//                                   both warpgroups ([128 keys][64 queries], swizzled), K's
-//                                   panel w
+//   dQ = dS K                       SS, both transposed: dS^T staged in shared memory by
+//                                   both warpgroups ([128 keys][kM queries], swizzled); each
+//                                   warpgroup computes half of dQ (bwd90_queries)
 // dK and dV stay in registers for the whole walk (GQA sums deterministic); each step's dQ
 // tile goes through shared memory (two buffers, so a step never waits for the reductions of
 // the one before; 32-float panels in the 128-byte swizzle) to the float32 scratch by the TMA
-// unit's tensor reductions (cp.reduce.async.bulk.tensor): each warpgroup adds its half of
-// the columns with two of them, issued by one thread, so the warpgroups meet only where both
-// halves of dS^T are needed. (One bulk reduction per dQ row, 64 per step issued by 64
+// unit's tensor reductions (cp.reduce.async.bulk.tensor): each warpgroup adds its half with
+// two of them, issued by one thread, so the warpgroups meet only where both halves of dS^T
+// are needed. (At head dim 128, one bulk reduction per dQ row, 64 per step issued by 64
 // threads, was 0.8x as fast, and a 256-byte half row per warpgroup and row 0.65x.) The
 // products are issued dV, (barrier), dQ, dK, so the tensor cores have work while the
 // warpgroups meet and while dQ leaves (dV and dK together before the barrier: 0.95x). A
 // producer warp issues the copies: K and V once, then per step Q and dO (two stages, full /
 // empty mbarriers) with the rows' lse (log2 units) and D.
-// Head dim 128, 16-bit types, no bias / mask / softcap / dropout (dense_bwd_applies).
+// 16-bit types, no bias / mask / softcap / dropout (dense_bwd_applies).
 #pragma once
 #include <math_constants.h>
 
@@ -35,28 +36,50 @@
 
 namespace attn::cuda::detail {
 
-constexpr int kBwd90Keys = 128, kBwd90Queries = 64, kBwd90Stages = 2;
+constexpr int kBwd90Keys = 128, kBwd90Stages = 2;
 constexpr int kBwd90Consumers = 256, kBwd90Threads = 384;
 constexpr int kBwd90ProducerRegs = 24, kBwd90ConsumerRegs = 240;  // 128 x 24 + 256 x 240 <= 64 K
 
+// Queries per step, and how the two warpgroups share dQ = dS K: at head dim 128, 64 queries
+// (dK and dV hold 128 registers per thread) and each warpgroup computes all queries x its 64
+// columns; at 64, 128 queries (FlashAttention-3's shape: half the per-step costs per query)
+// and each warpgroup its 64 queries x all columns.
+template <int kHeadDim>
+constexpr int bwd90_queries() { return kHeadDim == 64 ? 128 : 64; }
+
 // Shared memory, byte offsets from a 1024-aligned base (swizzled tiles need it). Tiles are
-// 64-column panels of 128-byte rows.
+// 64-column panels of 128-byte rows (dQ: 32-float panels).
 template <int kHeadDim>
 struct Bwd90Layout {
+  static constexpr int kM = bwd90_queries<kHeadDim>();
   static constexpr int kPanels = kHeadDim / 64;
-  static constexpr int kKeyPanel = kBwd90Keys * 128, kQueryPanel = kBwd90Queries * 128;
+  static constexpr int kKeyPanel = kBwd90Keys * 128, kQueryPanel = kM * 128;
   static constexpr int kKeyTile = kPanels * kKeyPanel, kQueryTile = kPanels * kQueryPanel;
-  static constexpr int kDqPanel = kBwd90Queries * 128;         // 32 float columns of 64 rows, swizzled
+  static constexpr int kDsPanel = kBwd90Keys * 128;  // [128 keys][64 queries] 16-bit
+  static constexpr int kDqPanel = kM * 128;          // [kM queries][32 floats]
   static constexpr int kDqTile = (kHeadDim / 32) * kDqPanel;
   static constexpr int kK = 0, kV = kKeyTile, kQ = 2 * kKeyTile;
   static constexpr int kDo = kQ + kBwd90Stages * kQueryTile;
-  static constexpr int kDs = kDo + kBwd90Stages * kQueryTile;   // [128 keys][64 queries] 16-bit
-  static constexpr int kDq = kDs + kBwd90Keys * 128;             // 2 dQ tiles
-  static constexpr int kLse = kDq + 2 * kDqTile;                 // stages x [64] float
-  static constexpr int kD = kLse + kBwd90Stages * kBwd90Queries * 4;
-  static constexpr int kBarriers = kD + kBwd90Stages * kBwd90Queries * 4;  // kv_full, q_full[], q_empty[]
+  static constexpr int kDs = kDo + kBwd90Stages * kQueryTile;  // kM / 64 panels
+  static constexpr int kDq = kDs + (kM / 64) * kDsPanel;        // 2 dQ tiles
+  static constexpr int kLse = kDq + 2 * kDqTile;                // stages x [kM] float
+  static constexpr int kD = kLse + kBwd90Stages * kM * 4;
+  static constexpr int kBarriers = kD + kBwd90Stages * kM * 4;  // kv_full, q_full[], q_empty[]
   static constexpr size_t kBytes = kBarriers + 8 * (1 + 2 * kBwd90Stages) + 1024;
 };
+
+// D (+)= A B with N = kN (64 or 128), both operands from shared memory, K-major.
+template <typename T, int kN>
+__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  if constexpr (kN == 64) wgmma_m64n64k16_ss<T>(d, desc_a, desc_b, accumulate);
+  else wgmma_m64n128k16_ss<T>(d, desc_a, desc_b, accumulate);
+}
+// D += A B with N = kN (64 or 128), A from registers, B MN-major.
+template <typename T, int kN>
+__device__ __forceinline__ void wgmma_rs_tb(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b) {
+  if constexpr (kN == 64) wgmma_m64n64k16_rs_tb<T>(d, a, desc_b);
+  else wgmma_m64n128k16_rs_tb<T>(d, a, desc_b);
+}
 
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kBwd90Threads, 1)
@@ -64,9 +87,10 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
                           const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
                           const __grid_constant__ CUtensorMap dq_map, const BwdParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(kHeadDim == 128, "dQ splits d in two 64-column halves, one per warpgroup");
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
   using L = Bwd90Layout<kHeadDim>;
-  constexpr int kS = kBwd90Stages, kM = kBwd90Queries;
+  constexpr int kS = kBwd90Stages, kM = L::kM;
+  constexpr bool kSplitQueries = kHeadDim == 64;  // dQ: each warpgroup its queries (else its columns)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_address(smem_raw) + 1023) & ~1023u;
   unsigned char* base_ptr = smem_raw + (base - smem_address(smem_raw));
@@ -105,10 +129,10 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
       const int s = step % kS;
       if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
       // lse in log2 units (+inf where a row gets no weight: past seq_q, or a row that saw
-      // no key) and D, two rows per lane.
+      // no key) and D, kM / 32 rows per lane.
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int r = lane + 32 * half, i = cur.m0 + r;
+      for (int part = 0; part < kM / 32; ++part) {
+        const int r = lane + 32 * part, i = cur.m0 + r;
         float lse2 = CUDART_INF_F, d = 0.0f;
         if (i < p.seq_q) {
           const float lse = p.lse[b * p.lse_stride.batch + cur.h * p.lse_stride.head + i * p.lse_stride.row];
@@ -138,17 +162,17 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   // key_row and key_row + 8.
   set_max_registers_inc<kBwd90ConsumerRegs>();
   const int key_local = wg * 64 + warp * 16 + g, key_row = n0 + key_local;
-  float dv[64], dk[64];
+  float dv[kHeadDim / 2], dk[kHeadDim / 2];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) dv[i] = dk[i] = 0.0f;
+  for (int i = 0; i < kHeadDim / 2; ++i) dv[i] = dk[i] = 0.0f;
   // This warpgroup's 64 rows of K and V as A operands (K-major; panels kKeyPanel apart).
   const uint64_t k_desc = sw128_descriptor(base + L::kK + wg * 64 * 128, 16, 1024);
   const uint64_t v_desc = sw128_descriptor(base + L::kV + wg * 64 * 128, 16, 1024);
-  // dQ's operands: dS^T [128 keys][64 queries] as A (MN-major), K's panel wg as B (MN-major);
-  // both advance 16 key rows (2048 bytes) per k16 step.
-  const uint64_t ds_desc = sw128_descriptor(base + L::kDs, L::kKeyPanel, 1024);
-  const uint64_t kt_desc = sw128_descriptor(base + L::kK + wg * L::kKeyPanel, L::kKeyPanel, 1024);
-  const bool issues_dq = (threadIdx.x & 127) == 0;  // one thread per warpgroup adds its half of dQ
+  // dQ's operands: dS^T as A (MN-major: its panel wg, or its only one), K's panel wg (or its
+  // only one) as B (MN-major); both advance 16 key rows (2048 bytes) per k16 step.
+  const uint64_t ds_desc = sw128_descriptor(base + L::kDs + (kSplitQueries ? wg * L::kDsPanel : 0), L::kDsPanel, 1024);
+  const uint64_t kt_desc = sw128_descriptor(base + L::kK + (kSplitQueries ? 0 : wg * L::kKeyPanel), L::kKeyPanel, 1024);
+  const bool issues_dq = (threadIdx.x & 127) == 0;  // one thread per warpgroup adds its part of dQ
 
   mbarrier_wait(kv_full, 0);
   StepCursor<kM> cur(walk, p, hk);
@@ -157,22 +181,22 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
     mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
 
-    // S^T and dP^T: 64 keys x 64 queries, k16 steps along d (32 bytes within a panel's rows).
-    float st[32], dpt[32];
+    // S^T and dP^T: 64 keys x kM queries, k16 steps along d (32 bytes within a panel's rows).
+    float st[kM / 2], dpt[kM / 2];
     wgmma_fence();
     const uint64_t q_desc = sw128_descriptor(q_tile, 16, 1024), do_desc = sw128_descriptor(do_tile, 16, 1024);
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
       const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
       const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-      wgmma_m64n64k16_ss<T>(st, k_desc + key_off, q_desc + query_off, kk > 0);
+      wgmma_ss<T, kM>(st, k_desc + key_off, q_desc + query_off, kk > 0);
     }
     wgmma_commit();
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
       const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
       const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-      wgmma_m64n64k16_ss<T>(dpt, v_desc + key_off, do_desc + query_off, kk > 0);
+      wgmma_ss<T, kM>(dpt, v_desc + key_off, do_desc + query_off, kk > 0);
     }
     wgmma_commit();
     wgmma_wait<1>();
@@ -184,7 +208,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     const float* lse = sLse + s * kM;
     const bool edges = (p.causal && n0 + kBwd90Keys - 1 > m0 + p.causal_offset) || n0 + kBwd90Keys > p.seq_k;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < kM / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int col = nt * 8 + 2 * t + e;
@@ -203,7 +227,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     pin_registers(dpt);
     const float* dsum = sD + s * kM;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < kM / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const float d = dsum[nt * 8 + 2 * t + e];
@@ -211,21 +235,23 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
         for (int half = 0; half < 2; ++half) dpt[nt * 4 + half * 2 + e] = st[nt * 4 + half * 2 + e] * (dpt[nt * 4 + half * 2 + e] - d);
       }
     // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
-    uint32_t a_p[4][4], a_ds[4][4];
+    uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
+    for (int kk = 0; kk < kM / 16; ++kk)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
         a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
       }
-    // dS^T into its swizzled tile (row = key, 16-byte chunk nt of 8 queries at nt ^ (row & 7)).
+    // dS^T into its swizzled panels (row = key; queries 8 nt.. are panel nt / 8's chunk nt % 8,
+    // stored at chunk ^ (row & 7)).
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int row = key_local + 8 * half;
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
-        st_shared_b32<0>(base + L::kDs + row * 128 + ((nt ^ (row & 7)) << 4) + 4 * t, a_ds[nt / 2][(nt & 1) * 2 + half]);
+      for (int nt = 0; nt < kM / 8; ++nt)
+        st_shared_b32<0>(base + L::kDs + (nt / 8) * L::kDsPanel + row * 128 + (((nt % 8) ^ (row & 7)) << 4) + 4 * t,
+                         a_ds[nt / 2][(nt & 1) * 2 + half]);
     }
     fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
 
@@ -235,12 +261,13 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     wgmma_fence();
     const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k16_rs_tb<T>(dv, a_p[kk], do_b + kk * (2048 >> 4));
+    for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dv, a_p[kk], do_b + kk * (2048 >> 4));
     wgmma_commit();
     if (issues_dq) bulk_wait_reads<1>();  // the reductions of two steps ago have read their buffer
     named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored
 
-    // dQ[:, 64 wg ..] = dS K over the 128 keys.
+    // dQ = dS K over the 128 keys: this warpgroup's queries x all columns, or all queries x
+    // its columns.
     float dq[32];
     wgmma_fence();
 #pragma unroll
@@ -249,38 +276,44 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     }
     wgmma_commit();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k16_rs_tb<T>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
+    for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
     wgmma_commit();
     wgmma_wait<1>();  // dV and dQ done; dK may still run
     pin_registers(dq);
 
-    // dQ rows: query 16 warp + g (+ 8), columns 64 wg + 8 nt + 2 t, into buffer step % 2
-    // (its reductions of two steps ago have read it: waited for before the barrier above):
-    // column c in panel c / 32, its 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
+    // dQ rows: query (64 wg when split by queries +) 16 warp + g (+ 8), columns (64 wg when
+    // split by columns +) 8 nt + 2 t, into buffer step % 2 (its reductions of two steps ago
+    // have read it: waited for before the barrier above): column c in panel c / 32, its
+    // 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
     const uint32_t dq_tile = base + L::kDq + (step & 1) * L::kDqTile;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int row = warp * 16 + g + 8 * half;
+      const int row = (kSplitQueries ? wg * 64 : 0) + warp * 16 + g + 8 * half;
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
-        const int panel = 2 * wg + nt / 4, chunk = 2 * (nt % 4) + t / 2;
+        const int panel = (kSplitQueries ? 0 : 2 * wg) + nt / 4, chunk = 2 * (nt % 4) + t / 2;
         st_shared_v2_f32(dq_tile + panel * L::kDqPanel + row * 128 + ((chunk ^ (row & 7)) << 4) + (t & 1) * 8,
                          dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
       }
     }
     fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
     named_barrier_sync(2 + wg, 128);
-    if (issues_dq) {
+    if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
 #pragma unroll
-      for (int pp = 0; pp < 2; ++pp)
-        tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
+      for (int pp = 0; pp < 2; ++pp) {
+        if constexpr (kSplitQueries) {
+          tma_reduce_add_4d(&dq_map, dq_tile + pp * L::kDqPanel + wg * 64 * 128, pp * 32, m0 + wg * 64, h, b);
+        } else {
+          tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
+        }
+      }
       bulk_commit_group();
     }
     wgmma_wait<0>();
     pin_registers(dv);
     pin_registers(dk);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
+    for (int kk = 0; kk < kM / 16; ++kk) {
       pin_registers(a_p[kk]);
       pin_registers(a_ds[kk]);
     }
@@ -290,7 +323,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   if (issues_dq) bulk_wait_all();
 
   // dV, and dK times the scale (S = scale Q K^T): rows key_row (+ 8), columns 8 nt + 2 t.
-  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[64], float mul) {
+  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int j = key_row + 8 * half;
@@ -314,14 +347,15 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   CUtensorMap maps[5];
-  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kBwd90Queries) != cudaSuccess ||
+  constexpr int kM = bwd90_queries<kHeadDim>();
+  if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kM) != cudaSuccess ||
       make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kBwd90Keys) != cudaSuccess ||
       make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride, kBwd90Keys) != cudaSuccess ||
-      make_panel_map<T>(&maps[3], p.dout, p.batch, p.seq_q, p.heads_q, kHeadDim, p.do_stride, kBwd90Queries) !=
+      make_panel_map<T>(&maps[3], p.dout, p.batch, p.seq_q, p.heads_q, kHeadDim, p.do_stride, kM) !=
           cudaSuccess ||
       make_swizzled_map(&maps[4], p.dq_accum, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, p.batch, p.seq_q, p.heads_q, kHeadDim,
                         BwdStrides3{int64_t{p.seq_q} * p.heads_q * kHeadDim, int64_t{p.heads_q} * kHeadDim, kHeadDim},
-                        kBwd90Queries) != cudaSuccess) {
+                        64) != cudaSuccess) {
     return cudaErrorNotSupported;
   }
   auto kernel = flash_bwd_sm90_kernel<T, kHeadDim>;
