@@ -202,38 +202,52 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     wgmma_wait<1>();
     pin_registers(st);
 
-    // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e.
-    // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
-    // exp2(-lse) could overflow 16 bits and then poison dQ).
+    // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e; the
+    // pair e = 0, 1 shares one 8-byte read of lse (and of D below).
     const float* lse = sLse + s * kM;
-    const bool edges = (p.causal && n0 + kBwd90Keys - 1 > m0 + p.causal_offset) || n0 + kBwd90Keys > p.seq_k;
 #pragma unroll
-    for (int nt = 0; nt < kM / 8; ++nt)
+    for (int nt = 0; nt < kM / 8; ++nt) {
+      const float2 l2 = *reinterpret_cast<const float2*>(lse + nt * 8 + 2 * t);
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = nt * 8 + 2 * t + e;
-        const float l2 = lse[col];
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          float& x = st[nt * 4 + half * 2 + e];
-          x = ex2_approx(fmaf(x, p.scale_log2, -l2));
-          if (edges) {
-            const int64_t j = key_row + 8 * half, i = m0 + col;
-            if (j >= p.seq_k || (p.causal && j > i + p.causal_offset)) x = 0.0f;
-          }
-        }
+      for (int half = 0; half < 2; ++half) {
+        float* x = st + nt * 4 + half * 2;
+        x[0] = ex2_approx(fmaf(x[0], p.scale_log2, -l2.x));
+        x[1] = ex2_approx(fmaf(x[1], p.scale_log2, -l2.y));
       }
+    }
+    // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
+    // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop behind a
+    // block-uniform branch: folded into the one above, the compiler computed every test on
+    // every tile (a fifth of the issued instructions at head dim 64).
+    if ((p.causal && n0 + kBwd90Keys - 1 > m0 + p.causal_offset) || n0 + kBwd90Keys > p.seq_k) {
+      // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
+      // first key and column (clamped: far-off tiles are all-in or all-out).
+      const int64_t lead64 = int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40);
+      const int lead = static_cast<int>(lead64 < -(1 << 20) ? -(1 << 20) : lead64 > (1 << 20) ? (1 << 20) : lead64);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const bool past_end = key_row + 8 * half >= p.seq_k;
+#pragma unroll
+        for (int nt = 0; nt < kM / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (past_end || lead + 8 * half - nt * 8 - e > 0) st[nt * 4 + half * 2 + e] = 0.0f;
+      }
+    }
     wgmma_wait<0>();
     pin_registers(dpt);
     const float* dsum = sD + s * kM;
 #pragma unroll
-    for (int nt = 0; nt < kM / 8; ++nt)
+    for (int nt = 0; nt < kM / 8; ++nt) {
+      const float2 d2 = *reinterpret_cast<const float2*>(dsum + nt * 8 + 2 * t);
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float d = dsum[nt * 8 + 2 * t + e];
-#pragma unroll
-        for (int half = 0; half < 2; ++half) dpt[nt * 4 + half * 2 + e] = st[nt * 4 + half * 2 + e] * (dpt[nt * 4 + half * 2 + e] - d);
+      for (int half = 0; half < 2; ++half) {
+        float* x = dpt + nt * 4 + half * 2;
+        const float* pr = st + nt * 4 + half * 2;
+        x[0] = pr[0] * (x[0] - d2.x);
+        x[1] = pr[1] * (x[1] - d2.y);
       }
+    }
     // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
     uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
 #pragma unroll
