@@ -1,5 +1,5 @@
-"""GPU benchmark of the backward: attn_cuda's flash_backward against PyTorch SDPA's flash
-backend backward (out.backward(dout)) on the same bf16 inputs, batch x n = 16384 tokens,
+"""GPU benchmark of the backward: attn_cuda's flash_backward against PyTorch SDPA's flash and
+cuDNN backends' backward (autograd.grad of their outputs) on the same bf16 inputs, batch x n = 16384 tokens,
 16 heads, d 64 / 128, causal and not. TFLOP/s count backward flops as 2.5 x the forward's
 (4 b h n^2 d, halved under causal). Prints a table, writes JSON to argv[1]."""
 import json
@@ -24,7 +24,7 @@ def bwd_flops(b, h, n, d, causal):
 def main():
     rows = []
     print("## Backward, bf16, TFLOP/s (median of 20; batch x n = 16384 tokens, 16 heads)")
-    print(f"{'d':>4} {'causal':>6} {'n':>6} {'ours ms':>8} {'SDPA ms':>8} {'ours':>7} {'SDPA':>7} {'ratio':>6}")
+    print(f"{'d':>4} {'causal':>6} {'n':>6} {'ours ms':>8} {'SDPA ms':>8} {'ours':>7} {'SDPA':>7} {'ratio':>6} {'cuDNN':>7} {'ratio':>6}")
     for d in (64, 128):
         for causal in (False, True):
             for n in (1024, 2048, 4096, 8192, 16384):
@@ -44,14 +44,23 @@ def main():
                     row["sdpa_ms"] = time_ms(lambda: torch.autograd.grad(o, (qs, ks, vs), g, retain_graph=True))
                 except RuntimeError as e:
                     row["sdpa_ms"], row["sdpa_error"] = None, str(e)[:200]
+                try:
+                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                        oc = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)
+                    row["cudnn_ms"] = time_ms(lambda: torch.autograd.grad(oc, (qs, ks, vs), g, retain_graph=True))
+                    del oc
+                except RuntimeError as e:
+                    row["cudnn_ms"], row["cudnn_error"] = None, str(e)[:200]
                 f = bwd_flops(b, h, n, d, causal)
                 row["ours_tflops"] = f / row["ours_ms"] / 1e9
                 row["sdpa_tflops"] = f / row["sdpa_ms"] / 1e9 if row["sdpa_ms"] else None
+                row["cudnn_tflops"] = f / row["cudnn_ms"] / 1e9 if row["cudnn_ms"] else None
                 rows.append(row)
-                sd = row["sdpa_tflops"]
+                sd, cu = row["sdpa_tflops"], row["cudnn_tflops"]
                 print(f"{d:>4} {str(causal):>6} {n:>6} {row['ours_ms']:>8.3f} "
                       f"{(row['sdpa_ms'] or float('nan')):>8.3f} {row['ours_tflops']:>7.1f} "
-                      f"{(sd or float('nan')):>7.1f} {(row['ours_tflops'] / sd if sd else float('nan')):>6.2f}")
+                      f"{(sd or float('nan')):>7.1f} {(row['ours_tflops'] / sd if sd else float('nan')):>6.2f} "
+                      f"{(cu or float('nan')):>7.1f} {(row['ours_tflops'] / cu if cu else float('nan')):>6.2f}", flush=True)
                 del q, k, v, dout, out, lse, dq, dk, dv, qs, ks, vs
                 torch.cuda.empty_cache()
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "backward": rows}

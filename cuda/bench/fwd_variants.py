@@ -1,6 +1,6 @@
 """Times dense bf16 forward kernel variants (shared libraries built from fwd_variant.cu by
-kernel_variants.sh fwd) against PyTorch SDPA's flash backend in one process, and checks each
-variant's output against SDPA's. Usage: fwd_variants.py NAME=LIB.so ..."""
+kernel_variants.sh fwd) against PyTorch SDPA's flash and cuDNN backends in one process (ratios
+to cuDNN), and checks each variant's output against SDPA's. Usage: fwd_variants.py NAME=LIB.so ..."""
 import ctypes
 import os
 import statistics
@@ -16,9 +16,9 @@ import variant_libs  # noqa: E402
 
 variants = variant_libs.load(sys.argv[1:], "fwd_variant")
 
-configs = [(128, c, n) for n in (4096, 8192, 16384) for c in (False, True)] + \
+configs = [(128, c, n) for n in (1024, 4096, 8192, 16384) for c in (False, True)] + \
           [(64, c, n) for n in (4096, 16384) for c in (False, True)]
-print(f"{'d':>4} {'causal':>6} {'n':>6} {'flash':>7} " + " ".join(f"{n:>12}" for n, _ in variants))
+print(f"{'d':>4} {'causal':>6} {'n':>6} {'flash':>7} {'cudnn':>7} " + " ".join(f"{n:>12}" for n, _ in variants))
 for d, causal, n in configs:
     b, h = max(1, 16384 // n), 16
     q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -43,15 +43,21 @@ for d, causal, n in configs:
         torch.cuda.synchronize()
         err = ((out.float() - ref).norm() / ref.norm()).item()
         runs.append((run, err))
-    # Rounds: flash, then every variant, 3 times; the median of each over the rounds.
-    tf_flash, tf_var = [], [[] for _ in variants]
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+
+    # Rounds: flash, cuDNN, then every variant, 3 times; the median of each over the rounds.
+    # Ratios are to cuDNN.
+    tf_flash, tf_cudnn, tf_var = [], [], [[] for _ in variants]
     for _ in range(3):
         tf_flash.append(flops / time_ms(flash, reps=10) / 1e9)
+        tf_cudnn.append(flops / time_ms(cudnn, reps=10) / 1e9)
         for i, (run, _) in enumerate(runs):
             tf_var[i].append(flops / time_ms(run, reps=10) / 1e9)
     cells = [f"{statistics.median(tv):6.0f}" + ("" if err < 2e-2 else f" ERR{err:.0e}")
              for tv, (_, err) in zip(tf_var, runs)]
-    fl = statistics.median(tf_flash)
-    print(f"{d:>4} {str(causal):>6} {n:>6} {fl:7.0f} " + " ".join(
-        f"{c:>6} {float(c.split()[0]) / fl:4.2f}x" for c in cells), flush=True)
+    fl, cu = statistics.median(tf_flash), statistics.median(tf_cudnn)
+    print(f"{d:>4} {str(causal):>6} {n:>6} {fl:7.0f} {cu:7.0f} " + " ".join(
+        f"{c:>6} {float(c.split()[0]) / cu:4.2f}x" for c in cells), flush=True)
     del q, k, v, out, ref
