@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kAssignWarps * 32) assign_clusters_kernel(RowM
   constexpr int dim = kDim;
   extern __shared__ float smem[];
   float* x_rows = smem;                          // [kAssignRows][dim]
-  float* cen_t = smem + kAssignRows * dim;       // [dim][32]
+  float* cen_t = smem + kAssignRows * dim;       // [dim][33]: the pad keeps both its stores and loads conflict-free
   const int64_t chunks = (n + kAssignRows - 1) / kAssignRows, bh = blockIdx.x / chunks;
   const int64_t b = bh / heads, h = bh % heads, i0 = (blockIdx.x % chunks) * kAssignRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -161,9 +161,9 @@ __global__ void __launch_bounds__(kAssignWarps * 32) assign_clusters_kernel(RowM
   const float* my_rows = x_rows + warp * kRowsPerWarp * dim;
   for (int c0 = 0; c0 < clusters; c0 += 32) {
     __syncthreads();  // the previous clusters' scores are done (and the rows stored)
-    for (int t = threadIdx.x; t < 32 * dim; t += blockDim.x) {  // lane = cluster: conflict-free stores
-      const int c = t & 31, e = t >> 5;
-      cen_t[t] = c0 + c < clusters ? centroids[(h * clusters + c0 + c) * int64_t{dim} + e] : 0.0f;
+    for (int t = threadIdx.x; t < 32 * dim; t += blockDim.x) {  // coalesced reads along each centroid
+      const int c = t / dim, e = t % dim;
+      cen_t[e * 33 + c] = c0 + c < clusters ? centroids[(h * clusters + c0 + c) * int64_t{dim} + e] : 0.0f;
     }
     __syncthreads();
     float dot[kRowsPerWarp] = {};
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kAssignWarps * 32) assign_clusters_kernel(RowM
     for (int e = 0; e < dim; e += 4) {
       float cv[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) cv[u] = cen_t[(e + u) * 32 + lane];
+      for (int u = 0; u < 4; ++u) cv[u] = cen_t[(e + u) * 33 + lane];
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; ++r) {
         const float4 xv = *reinterpret_cast<const float4*>(my_rows + r * dim + e);
@@ -213,11 +213,14 @@ struct ClusterOrder {
     const int64_t batch = x.shape[0], n = x.shape[1], heads = x.shape[2], dim = x.shape[3];
     const int64_t clusters = centroids.shape[1], items = batch * n * heads;
     StreamBuffer keys(sizeof(uint32_t) * items, stream), rows(sizeof(int32_t) * items, stream);
-    const size_t smem = sizeof(float) * (kAssignRows + 32) * dim;  // 40 KB at head dim 128
+    const size_t smem = sizeof(float) * (kAssignRows + 33) * dim;  // 49.7 KB at head dim 128
     const unsigned grid = static_cast<unsigned>((n + kAssignRows - 1) / kAssignRows * batch * heads);
     const auto assign = [&](auto* element, auto head_dim) {
       using T = std::remove_pointer_t<decltype(element)>;
-      assign_clusters_kernel<T, decltype(head_dim)::value><<<grid, kAssignWarps * 32, smem, stream>>>(
+      const auto kernel = assign_clusters_kernel<T, decltype(head_dim)::value>;
+      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                 "asam cluster assignment");
+      kernel<<<grid, kAssignWarps * 32, smem, stream>>>(
           row_map(x), static_cast<const float*>(centroids.data), n, int(heads), int(clusters), keys.as<uint32_t>(),
           rows.as<int32_t>());
     };

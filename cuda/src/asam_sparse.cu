@@ -1,16 +1,18 @@
 // asam_forward: ASAM's local, strided and hierarchical patterns as a sequence of windowed
 // flash_forward calls ("parts" with disjoint keys), each over every residue class of its
-// step at once, merged into float32 accumulators through their log-sum-exp (as the CPU core's
-// merge_attention_row), then stored in out's dtype (convert.h's launch_store). Random and
-// clustered go to asam_segments.cu.
+// step at once into its own buffers, then merged in one pass through their log-sum-exp (as
+// the CPU core's merge_attention_row) straight into out. Random and clustered go to
+// asam_segments.cu.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
-#include "attn_cuda/asam.h"
 #include "asam_segments.h"
+#include "attn_cuda/asam.h"
 #include "attn_cuda/flash.h"
-#include "convert.h"
 #include "cuda_check.h"
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
@@ -25,40 +27,76 @@ using detail::check_rank;
 using detail::check_shape;
 using detail::StreamBuffer;
 
-// Where a part's rows land: class index p of residue first + g (g < groups) mod step is row
-// first + g + p * step of the sequence; the part's buffers are [batch][m][groups * heads][dv]
-// and [batch][groups * heads][m], rows below row_begin untouched by the part's call.
-struct PartRows {
+// One part: its output [batch][m][groups * heads][dv] (q's dtype) and lse [batch][groups *
+// heads][m], whose class index p of residue first + g (g < groups) mod step is row
+// first + g + p * step of the sequence; rows p < row_begin were not computed.
+struct PartDesc {
+  const void* out;
+  const float* lse;
   int64_t step, first, groups, m, row_begin;
 };
 
-// acc_out (float32 [b][n][h][dv]) and acc_lse ([b][h][n]) become the softmax over their keys
-// and the part's (disjoint) ones; one warp per part row.
+// out (and lse) of every row (b, i, head): the softmax over all the parts' (disjoint) keys,
+// from each part's row through its lse; zeros (lse -inf) where no part has a key. One warp
+// per row: lane k finds part k's row (32-bit index arithmetic, all parts at once; a loop
+// over the parts with 64-bit divisions had made the merge as slow as the parts' flash
+// calls), then the warp adds them up, each lane kMaxLaneCols of the dv columns. Parts come
+// in chunks of 32, merged online.
+constexpr int kMaxLaneCols = 4;  // dv <= 128
 template <typename T>
-__global__ void merge_part_kernel(const T* part_out, const float* part_lse, PartRows r, int batch, int n, int heads,
-                                  int dv, float* acc_out, float* acc_lse) {
+__global__ void merge_parts_kernel(const PartDesc* parts, int count, int batch, int n, int heads, int dv,
+                                   TensorView out, float* lse_out, int64_t lse_batch, int64_t lse_head, int64_t lse_row) {
   const int64_t row = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
-  const int64_t gh = r.groups * heads;
-  if (row >= int64_t{batch} * r.m * gh) return;
-  const int64_t hh_all = row % gh, p = (row / gh) % r.m, b = row / (gh * r.m);
-  if (p < r.row_begin) return;
-  const float lp = part_lse[(b * gh + hh_all) * r.m + p];
-  if (lp == -INFINITY) return;  // no keys in this part
-  const int64_t g = hh_all / heads, hh = hh_all % heads, i = r.first + g + p * r.step;
-  float* lse = acc_lse + (b * heads + hh) * n + i;
-  const float la = *lse, top = fmaxf(la, lp);
-  const float wa = la == -INFINITY ? 0.0f : expf(la - top), wp = expf(lp - top), inv = 1.0f / (wa + wp);
-  float* dst = acc_out + ((b * n + i) * heads + hh) * dv;
-  const T* src = part_out + ((b * r.m + p) * gh + hh_all) * dv;
-  for (int c = lane; c < dv; c += 32) dst[c] = (dst[c] * wa + detail::to_float(src[c]) * wp) * inv;
-  __syncwarp();
-  if (lane == 0) *lse = top + logf(wa + wp);
-}
-
-__global__ void fill_kernel(float* x, int64_t count, float value) {
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x)
-    x[i] = value;
+  if (row >= int64_t{batch} * n * heads) return;
+  const int hh = static_cast<int>(row % heads), i = static_cast<int>((row / heads) % n);
+  const int64_t b = row / (int64_t{heads} * n);
+  float top = -INFINITY, total = 0.0f, acc[kMaxLaneCols] = {};
+  for (int base = 0; base < count; base += 32) {
+    // This lane's part: the offset of the row's output in it (-1: none) and its lse.
+    int64_t at = -1;
+    float l = -INFINITY;
+    if (base + lane < count) {
+      const PartDesc& d = parts[base + lane];
+      const int r = i - static_cast<int>(d.first), step = static_cast<int>(d.step);
+      const int g = r >= 0 ? r % step : 0, p = r >= 0 ? r / step : -1;
+      if (r >= 0 && g < d.groups && p >= d.row_begin && p < d.m) {
+        const int64_t gh = d.groups * heads, hh_all = int64_t{g} * heads + hh;
+        l = d.lse[(b * gh + hh_all) * d.m + p];
+        if (l != -INFINITY) at = ((b * d.m + p) * gh + hh_all) * dv;
+      }
+    }
+    float chunk_top = l;
+    for (int o = 16; o > 0; o >>= 1) chunk_top = fmaxf(chunk_top, __shfl_xor_sync(0xffffffffu, chunk_top, o));
+    if (chunk_top == -INFINITY) continue;
+    const float new_top = fmaxf(top, chunk_top), keep = top == -INFINITY ? 0.0f : expf(top - new_top);
+    total *= keep;
+#pragma unroll
+    for (int c = 0; c < kMaxLaneCols; ++c) acc[c] *= keep;
+    top = new_top;
+    const float w = at >= 0 ? expf(l - top) : 0.0f;
+    float w_sum = w;
+    for (int o = 16; o > 0; o >>= 1) w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+    total += w_sum;
+    const int chunk = count - base < 32 ? count - base : 32;
+    for (int k = 0; k < chunk; ++k) {
+      const int64_t at_k = __shfl_sync(0xffffffffu, at, k);
+      const float w_k = __shfl_sync(0xffffffffu, w, k);
+      if (at_k < 0) continue;
+      const T* src = static_cast<const T*>(parts[base + k].out) + at_k;
+#pragma unroll
+      for (int c = 0; c < kMaxLaneCols; ++c)
+        if (lane + 32 * c < dv) acc[c] = fmaf(w_k, detail::to_float(src[lane + 32 * c]), acc[c]);
+    }
+  }
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  T* dst = static_cast<T*>(out.data) + b * out.stride[0] + int64_t{i} * out.stride[1] + int64_t{hh} * out.stride[2];
+#pragma unroll
+  for (int c = 0; c < kMaxLaneCols; ++c)
+    if (lane + 32 * c < dv) dst[(lane + 32 * c) * out.stride[3]] = detail::from_float<T>(acc[c] * inv);
+  if (lse_out != nullptr && lane == 0) {
+    lse_out[b * lse_batch + hh * lse_head + int64_t{i} * lse_row] = total > 0.0f ? top + logf(total) : -INFINITY;
+  }
 }
 
 unsigned blocks_for(int64_t threads) { return static_cast<unsigned>(std::min<int64_t>((threads + 255) / 256, 65535)); }
@@ -77,14 +115,7 @@ TensorView class_view(const TensorView& t, int64_t step, int64_t first, int64_t 
 class Parts {
  public:
   Parts(const AsamForwardArgs& a, cudaStream_t stream)
-      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), dv_(a.v.shape[3]),
-        acc_out_(sizeof(float) * batch_ * n_ * heads_ * dv_, stream), acc_lse_(sizeof(float) * batch_ * heads_ * n_, stream),
-        part_out_(dtype_bytes(a.q.dtype) * batch_ * n_ * heads_ * dv_, stream),
-        part_lse_(sizeof(float) * batch_ * heads_ * n_, stream), stream_(stream) {
-    check_cuda(cudaMemsetAsync(acc_out_.get(), 0, sizeof(float) * batch_ * n_ * heads_ * dv_, stream), "asam scratch");
-    fill_kernel<<<blocks_for(batch_ * heads_ * n_), 256, 0, stream>>>(acc_lse_.as<float>(), batch_ * heads_ * n_, -INFINITY);
-    check_cuda(cudaGetLastError(), "asam scratch");
-  }
+      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), dv_(a.v.shape[3]), stream_(stream) {}
 
   // Keys j of query i's residue class mod step with min <= |i - j| / step <= max (max < 0:
   // no limit), as the CPU core's run_band (step 1) and run_dilated.
@@ -107,14 +138,24 @@ class Parts {
     }
   }
 
-  // out <- acc_out, lse (if given) <- acc_lse: both in their tensors' logical order.
+  // out and lse (if given) from every part, in one pass.
   void store() {
-    check_cuda(detail::launch_store(acc_out_.as<float>(), 1.0f, a_.out, stream_), "asam store");
-    if (a_.lse.defined()) {
-      TensorView lse = a_.lse;  // [batch, heads, n] as rank 4 with a last dimension of 1
-      lse.rank = 4, lse.shape[3] = 1, lse.stride[3] = 1;
-      check_cuda(detail::launch_store(acc_lse_.as<float>(), 1.0f, lse, stream_), "asam store");
-    }
+    StreamBuffer descs(sizeof(PartDesc) * descs_.size(), stream_);
+    // From pageable memory: returns once descs_ has been staged.
+    check_cuda(cudaMemcpyAsync(descs.get(), descs_.data(), sizeof(PartDesc) * descs_.size(), cudaMemcpyHostToDevice,
+                               stream_),
+               "asam parts");
+    const int64_t warps = batch_ * n_ * heads_;
+    float* lse = a_.lse.defined() ? static_cast<float*>(a_.lse.data) : nullptr;
+    const auto launch = [&](auto* element) {
+      using T = std::remove_pointer_t<decltype(element)>;
+      merge_parts_kernel<T><<<blocks_for(warps * 32), 256, 0, stream_>>>(
+          descs.as<PartDesc>(), int(descs_.size()), int(batch_), int(n_), int(heads_), int(dv_), a_.out, lse,
+          a_.lse.stride[0], a_.lse.stride[1], a_.lse.stride[2]);
+    };
+    if (a_.q.dtype == DType::kFloat16) launch(static_cast<__half*>(nullptr));
+    else launch(static_cast<__nv_bfloat16*>(nullptr));
+    check_cuda(cudaGetLastError(), "asam merge");
   }
 
  private:
@@ -126,16 +167,20 @@ class Parts {
     const int64_t rows = m - q_shift, key_rows = m - q_shift - k_shift;
     if (key_rows <= 0) return;  // no query has keys in this part
     const int64_t gh = groups * heads_;
+    buffers_.push_back(std::make_unique<StreamBuffer>(dtype_bytes(a_.q.dtype) * batch_ * m * gh * dv_, stream_));
+    buffers_.push_back(std::make_unique<StreamBuffer>(sizeof(float) * batch_ * gh * m, stream_));
+    void* part_out = buffers_[buffers_.size() - 2]->get();
+    float* part_lse = buffers_.back()->as<float>();
     FlashForwardArgs f;
     f.q = class_view(a_.q, step, first, groups, rows, q_shift);
     f.k = class_view(a_.k, step, first, groups, key_rows, k_shift);
     f.v = class_view(a_.v, step, first, groups, key_rows, k_shift);
     // The part's own contiguous buffers, its rows from q_shift on.
     f.out = a_.out;
-    f.out.data = static_cast<char*>(part_out_.get()) + q_shift * gh * dv_ * dtype_bytes(a_.q.dtype);
+    f.out.data = static_cast<char*>(part_out) + q_shift * gh * dv_ * dtype_bytes(a_.q.dtype);
     f.out.shape[1] = rows, f.out.shape[2] = gh, f.out.shape[3] = dv_;
     f.out.stride[0] = m * gh * dv_, f.out.stride[1] = gh * dv_, f.out.stride[2] = dv_, f.out.stride[3] = 1;
-    f.lse.data = part_lse_.as<float>() + q_shift;
+    f.lse.data = part_lse + q_shift;
     f.lse.dtype = DType::kFloat32;
     f.lse.rank = 3;
     f.lse.shape[0] = batch_, f.lse.shape[1] = gh, f.lse.shape[2] = rows;
@@ -145,21 +190,13 @@ class Parts {
     f.window_right = right;
     f.stream = stream_;
     flash_forward(f);
-    const PartRows r{step, first, groups, m, q_shift};
-    const int64_t warps = batch_ * m * gh;
-    const auto launch = [&](auto* part) {
-      merge_part_kernel<<<blocks_for(warps * 32), 256, 0, stream_>>>(part, part_lse_.as<float>(), r, int(batch_), int(n_),
-                                                                       int(heads_), int(dv_), acc_out_.as<float>(),
-                                                                       acc_lse_.as<float>());
-    };
-    if (a_.q.dtype == DType::kFloat16) launch(static_cast<const __half*>(part_out_.get()));
-    else launch(static_cast<const __nv_bfloat16*>(part_out_.get()));
-    check_cuda(cudaGetLastError(), "asam merge");
+    descs_.push_back(PartDesc{part_out, part_lse, step, first, groups, m, q_shift});
   }
 
   const AsamForwardArgs& a_;
   int64_t batch_, n_, heads_, dv_;
-  StreamBuffer acc_out_, acc_lse_, part_out_, part_lse_;
+  std::vector<std::unique_ptr<StreamBuffer>> buffers_;  // each part's out and lse
+  std::vector<PartDesc> descs_;
   cudaStream_t stream_;
 };
 
