@@ -62,6 +62,17 @@ def main():
                     got = ours(q, k, v, dout, causal=causal)[:3]
                     want = autograd(q, k, v, dout, causal=causal)[:3]
                     compare(f"{dtype} d{d} causal={causal} q{sq} k{sk} h{hq}/{hkv}", got, want, tol[dtype])
+    # 1b. strided views (q, k, v of one packed [b, s, 3, h, d] tensor; dout heads-first seen
+    # as [b, s, h, d]), the Hopper kernel's tensor maps with row strides other than h * d.
+    for dtype in (torch.float16, torch.bfloat16):
+        for d in (64, 128):
+            for causal in (False, "top-left"):
+                qkv = rand(2, 333, 3, 4, d, dtype=dtype)
+                q, k, v = qkv.unbind(2)
+                dout = rand(2, 4, 333, d, dtype=dtype).transpose(1, 2)
+                got = ours(q, k, v, dout, causal=causal)[:3]
+                want = autograd(q, k, v, dout, causal=causal)[:3]
+                compare(f"{dtype} d{d} causal={causal} packed qkv, heads-first dout", got, want, tol[dtype])
     # 2. softcap + scale, bias + active mask (with fully masked rows) + dbias.
     for dtype in (torch.float16, torch.bfloat16):
         for d in (64, 128):
