@@ -176,7 +176,12 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 
   mbarrier_wait(kv_full, 0);
   StepCursor<kM> cur(walk, p, hk);
-  for (int step = 0; step < walk.steps; ++step) {
+  // One step; kTests: whether it may hold keys past the causal frontier or past seq_k (then
+  // tested per key). The steps that need the tests run a copy compiled with them (as the
+  // forward's edge tiles: with the tests behind a run-time branch in every step, the forward
+  // had spilled and slowed down 4-5%).
+  auto do_step = [&](int step, auto tests) {
+    constexpr bool kTests = decltype(tests)::value;
     const int s = step % kS, m0 = cur.m0, h = cur.h;
     const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
     mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
@@ -216,10 +221,10 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
       }
     }
     // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
-    // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop behind a
-    // block-uniform branch: folded into the one above, the compiler computed every test on
-    // every tile (a fifth of the issued instructions at head dim 64).
-    if ((p.causal && n0 + kBwd90Keys - 1 > m0 + p.causal_offset) || n0 + kBwd90Keys > p.seq_k) {
+    // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop: folded into the
+    // one above, the compiler computed every test on every tile (a fifth of the issued
+    // instructions at head dim 64).
+    if constexpr (kTests) {
       // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
       // first key and column (clamped: far-off tiles are all-in or all-out).
       const int64_t lead64 = int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40);
@@ -333,6 +338,24 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     }
     mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
     cur.advance();
+  };
+  // Per head of the group, the walk's first query blocks may reach past the causal frontier
+  // (m0 + causal_offset < n0 + 127), and every block does when the keys run past seq_k.
+  int tested_blocks = walk.blocks;
+  if (n0 + kBwd90Keys <= p.seq_k) {
+    tested_blocks = 0;
+    if (p.causal) {
+      const int64_t first_free = int64_t{n0} + kBwd90Keys - 1 - p.causal_offset;  // blocks from here need no tests
+      const int64_t m_first = int64_t{walk.m_begin} * kM;
+      if (first_free > m_first) {
+        const int64_t count = (first_free - m_first + kM - 1) / kM;
+        tested_blocks = static_cast<int>(count < walk.blocks ? count : walk.blocks);
+      }
+    }
+  }
+  for (int head = 0, step = 0; head < p.group && walk.blocks > 0; ++head) {
+    for (int blk = 0; blk < tested_blocks; ++blk, ++step) do_step(step, std::true_type{});
+    for (int blk = tested_blocks; blk < walk.blocks; ++blk, ++step) do_step(step, std::false_type{});
   }
   if (issues_dq) bulk_wait_all();
 
