@@ -21,14 +21,13 @@
 #include "asam_segments.h"
 #include "attn_cuda/flash.h"
 #include "cuda_check.h"
+#include "grid_size.h"
 #include "fwd_segments.h"
 #include "mma_sm80.cuh"
 #include "stream_buffer.h"
 
 namespace attn::cuda::detail {
 namespace {
-
-unsigned blocks_for(int64_t threads) { return static_cast<unsigned>(std::min<int64_t>((threads + 255) / 256, 1 << 30)); }
 
 // Rows of a [batch, rows, heads, dim] tensor, each optionally renumbered: copy row x of
 // (b, h) is the tensor's row index[b * index_batch_stride + h * rows + x] (x without a

@@ -14,6 +14,7 @@
 #include "attn_cuda/asam.h"
 #include "attn_cuda/flash.h"
 #include "cuda_check.h"
+#include "grid_size.h"
 #include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "stream_buffer.h"
@@ -22,6 +23,7 @@
 namespace attn::cuda {
 namespace {
 
+using detail::blocks_for;
 using detail::check_device_memory;
 using detail::check_rank;
 using detail::check_shape;
@@ -98,8 +100,6 @@ __global__ void merge_parts_kernel(const PartDesc* parts, int count, int batch, 
     lse_out[b * lse_batch + hh * lse_head + int64_t{i} * lse_row] = total > 0.0f ? top + logf(total) : -INFINITY;
   }
 }
-
-unsigned blocks_for(int64_t threads) { return static_cast<unsigned>(std::min<int64_t>((threads + 255) / 256, 65535)); }
 
 // rows [first + shift * step ...) of residue classes first.. first + groups - 1 mod step, m
 // rows each: the same memory as [b][m][groups * heads][d] (rows of heads contiguous).
