@@ -446,10 +446,12 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + hk * p.k_stride.head;
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + hk * p.v_stride.head;
 
-  Segments segments;
-  if constexpr (kGeneral) segments = Segments(p, b, h, hk);
+  // Segment ids (kGeneral only, rare): their accessor is rebuilt where used, so the general
+  // kernel carries no registers for them (holding it and the rows' segments throughout had
+  // grown its d = 128 spill from 88 to 136 bytes).
+  const bool segmented = kGeneral && p.q_segment != nullptr;
   TileRange key_tiles = visible_key_tiles(p, m0, kBlockM, kBlockN);
-  if (segments.q != nullptr) key_tiles = segments.clip(p, key_tiles, m0, kBlockM, kBlockN);
+  if (segmented) key_tiles = Segments(p, b, h, hk).clip(p, key_tiles, m0, kBlockM, kBlockN);
   const int n_begin = key_tiles.begin, n_end = key_tiles.end;
   auto next_active = [&](int nb) {
     if constexpr (kGeneral) {
@@ -479,13 +481,6 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
   const unsigned char* bias_raw = stage_rules && p.bias != nullptr ? bias_smem : nullptr;
   const unsigned char* active_raw = stage_rules && p.active != nullptr ? active_smem : nullptr;
   const ScoreRules rules{p, m0, any_mask ? addend : nullptr};
-  int32_t row_segment[kRowTiles][2] = {};
-  if (segments.q != nullptr) {
-#pragma unroll
-    for (int mt = 0; mt < kRowTiles; ++mt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) row_segment[mt][half] = segments.row(p, row_of(mt) + half * 8);
-  }
   const int64_t bias_offset = int64_t{b} * p.bias_stride.batch + int64_t{hk} * p.bias_stride.head;
   const int64_t active_offset = int64_t{b} * p.active_stride.batch + int64_t{hk} * p.active_stride.head;
 
@@ -546,8 +541,9 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
     }
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), j0, t, edges, any_rules);
-    if (segments.q != nullptr && segments.mixed(p, m0, kBlockM, j0, kBlockN)) {
-      segments.drop_other_keys(s, row_segment, p, j0, t);
+    if (segmented) {
+      const Segments segments(p, b, h, hk);
+      if (segments.mixed(p, m0, kBlockM, j0, kBlockN)) segments.drop_other_keys(s, row_of(0), p, j0, t);
     }
 
     // Online softmax over this tile, per row (half 0: row_of(mt), half 1: + 8). row_max is
@@ -714,7 +710,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2) flash_fwd_kernel(const FwdPara
       tile_scores<T, kHeadDim>(s, qf, sK, lane);
 #pragma unroll
       for (int mt = 0; mt < kRowTiles; ++mt) rules.apply(s[mt], row_of(mt), tile * kBlockN, t, true, any_rules);
-      if (segments.q != nullptr) segments.drop_other_keys(s, row_segment, p, tile * kBlockN, t);
+      if (segmented) Segments(p, b, h, hk).drop_other_keys(s, row_of(0), p, tile * kBlockN, t);
     }
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt)

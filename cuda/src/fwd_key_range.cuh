@@ -91,11 +91,10 @@ struct Segments {
     return q[min(m0 + block_m, p.seq_q) - 1] != first || k[j0] != first || k[last_key] != first;
   }
   // Scores of keys in another segment than their row's -> -inf. s: an mma.sync tile, this
-  // thread's rows row_segment[mt][half] and keys j0 + nt * 8 + 2 t + e (each key's segment
-  // read once per tile; keys past the end are already dropped).
+  // thread's rows row_first + 16 mt + 8 half and keys j0 + nt * 8 + 2 t + e (each key's and
+  // row's segment read once per tile; keys past the end are already dropped).
   template <int kRowTiles, int kTilesN>
-  __device__ __forceinline__ void drop_other_keys(float (&s)[kRowTiles][kTilesN][4],
-                                                  const int32_t (&row_segment)[kRowTiles][2], const FwdParams& p,
+  __device__ __forceinline__ void drop_other_keys(float (&s)[kRowTiles][kTilesN][4], int row_first, const FwdParams& p,
                                                   int64_t j0, int t) const {
     int32_t key_segment[kTilesN][2];
 #pragma unroll
@@ -105,12 +104,14 @@ struct Segments {
 #pragma unroll
     for (int mt = 0; mt < kRowTiles; ++mt)
 #pragma unroll
-      for (int half = 0; half < 2; ++half)
+      for (int half = 0; half < 2; ++half) {
+        const int32_t row_segment = row(p, row_first + mt * 16 + half * 8);
 #pragma unroll
         for (int nt = 0; nt < kTilesN; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e)
-            if (key_segment[nt][e] != row_segment[mt][half]) s[mt][nt][half * 2 + e] = -CUDART_INF_F;
+            if (key_segment[nt][e] != row_segment) s[mt][nt][half * 2 + e] = -CUDART_INF_F;
+      }
   }
 };
 
