@@ -17,7 +17,7 @@
 // unit's tensor reductions (cp.reduce.async.bulk.tensor): each warpgroup adds its half with
 // two of them, issued by one thread, so the warpgroups meet only where both halves of dS^T
 // are needed. (At head dim 128, one bulk reduction per dQ row, 64 per step issued by 64
-// threads, was 0.8x as fast, and a 256-byte half row per warpgroup and row 0.65x.) The
+// threads, measured about 0.95x as fast, and a 256-byte half row per warpgroup and row 0.8x.) The
 // products are issued dV, (barrier), dQ, dK, so the tensor cores have work while the
 // warpgroups meet and while dQ leaves (dV and dK together before the barrier: 0.95x). A
 // producer warp issues the copies: K and V once, then per step Q and dO (two stages, full /
