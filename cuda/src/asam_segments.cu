@@ -261,15 +261,15 @@ struct ClusterOrder {
   }
 };
 
-FlashForwardArgs flash_args(const AsamForwardArgs& a) {
+}  // namespace
+
+FlashForwardArgs asam_flash_args(const AsamForwardArgs& a) {
   FlashForwardArgs f;
   f.q = a.q, f.k = a.k, f.v = a.v, f.out = a.out, f.lse = a.lse;
   f.scale = a.scale;
   f.stream = a.stream;
   return f;
 }
-
-}  // namespace
 
 void asam_random_forward(const AsamForwardArgs& a) {
   const int64_t batch = a.q.shape[0], n = a.q.shape[1], heads = a.q.shape[2], block = a.block_size;
@@ -299,13 +299,13 @@ void asam_random_forward(const AsamForwardArgs& a) {
                stream);
   copy_rows_of(a.v.dtype, row_map(a.v, key_index.as<int32_t>(), 0), row_map(v.view), batch, slots, heads, a.v.shape[3],
                stream);
-  FlashForwardArgs f = flash_args(a);
+  FlashForwardArgs f = asam_flash_args(a);
   f.k = k.view, f.v = v.view;
   flash_forward_segmented(f, SegmentIds{q_segment.as<int32_t>(), k_segment.as<int32_t>(), 0, 0});
 }
 
 void asam_clustered_forward(const AsamForwardArgs& a) {
-  validate_flash_forward(flash_args(a));  // contiguous, aligned rows, before the clustering reads them
+  validate_flash_forward(asam_flash_args(a));  // contiguous, aligned rows, before the clustering reads them
   const int64_t batch = a.q.shape[0], n = a.q.shape[1], heads = a.q.shape[2], dim = a.q.shape[3], dv = a.v.shape[3];
   const cudaStream_t stream = a.stream;
   const ClusterOrder q_order(a.q, a.centroids, stream), k_order(a.k, a.centroids, stream);
@@ -319,7 +319,7 @@ void asam_clustered_forward(const AsamForwardArgs& a) {
   copy_rows_of(a.v.dtype, row_map(a.v, k_rows, order_batch_stride), row_map(v.view), batch, n, heads, dv, stream);
 
   StreamBuffer lse(a.lse.defined() ? sizeof(float) * batch * heads * n : 0, stream);
-  FlashForwardArgs f = flash_args(a);
+  FlashForwardArgs f = asam_flash_args(a);
   f.q = q.view, f.k = k.view, f.v = v.view, f.out = out.view;
   if (a.lse.defined()) f.lse = contiguous_view(lse.get(), DType::kFloat32, {batch, heads, n});
   flash_forward_segmented(f, SegmentIds{q_order.segment.as<int32_t>(), k_order.segment.as<int32_t>(),

@@ -114,8 +114,8 @@ TensorView class_view(const TensorView& t, int64_t step, int64_t first, int64_t 
 
 class Parts {
  public:
-  Parts(const AsamForwardArgs& a, cudaStream_t stream)
-      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), dv_(a.v.shape[3]), stream_(stream) {}
+  explicit Parts(const AsamForwardArgs& a)
+      : a_(a), batch_(a.q.shape[0]), n_(a.q.shape[1]), heads_(a.q.shape[2]), dv_(a.v.shape[3]), stream_(a.stream) {}
 
   // Keys j of query i's residue class mod step with min <= |i - j| / step <= max (max < 0:
   // no limit), as the CPU core's run_band (step 1) and run_dilated.
@@ -171,12 +171,11 @@ class Parts {
     buffers_.push_back(std::make_unique<StreamBuffer>(sizeof(float) * batch_ * gh * m, stream_));
     void* part_out = buffers_[buffers_.size() - 2]->get();
     float* part_lse = buffers_.back()->as<float>();
-    FlashForwardArgs f;
+    FlashForwardArgs f = detail::asam_flash_args(a_);  // scale, stream; views and windows below
     f.q = class_view(a_.q, step, first, groups, rows, q_shift);
     f.k = class_view(a_.k, step, first, groups, key_rows, k_shift);
     f.v = class_view(a_.v, step, first, groups, key_rows, k_shift);
     // The part's own contiguous buffers, its rows from q_shift on.
-    f.out = a_.out;
     f.out.data = static_cast<char*>(part_out) + q_shift * gh * dv_ * dtype_bytes(a_.q.dtype);
     f.out.shape[1] = rows, f.out.shape[2] = gh, f.out.shape[3] = dv_;
     f.out.stride[0] = m * gh * dv_, f.out.stride[1] = gh * dv_, f.out.stride[2] = dv_, f.out.stride[3] = 1;
@@ -185,10 +184,8 @@ class Parts {
     f.lse.rank = 3;
     f.lse.shape[0] = batch_, f.lse.shape[1] = gh, f.lse.shape[2] = rows;
     f.lse.stride[0] = gh * m, f.lse.stride[1] = m, f.lse.stride[2] = 1;
-    f.scale = a_.scale;
     f.window_left = left;
     f.window_right = right;
-    f.stream = stream_;
     flash_forward(f);
     descs_.push_back(PartDesc{part_out, part_lse, step, first, groups, m, q_shift});
   }
@@ -270,17 +267,14 @@ void asam_forward(const AsamForwardArgs& a) {
   check(a);  // q / k / v / out themselves are checked again by each flash call
   const int64_t half = a.window_size / 2;
   if (a.pattern == AsamPattern::kLocal) {  // one part: the flash call writes out and lse itself
-    FlashForwardArgs f;
-    f.q = a.q, f.k = a.k, f.v = a.v, f.out = a.out, f.lse = a.lse;
-    f.scale = a.scale;
+    FlashForwardArgs f = detail::asam_flash_args(a);
     f.window_left = f.window_right = half;
-    f.stream = a.stream;
     flash_forward(f);
     return;
   }
   if (a.pattern == AsamPattern::kRandom) return detail::asam_random_forward(a);
   if (a.pattern == AsamPattern::kClustered) return detail::asam_clustered_forward(a);
-  Parts parts(a, a.stream);
+  Parts parts(a);
   switch (a.pattern) {
     case AsamPattern::kStrided:
       parts.add(1, 0, a.stride / 2);

@@ -59,8 +59,24 @@ __device__ __forceinline__ void copy_query_tiles(T* sQ, T* sdO, const BwdParams&
       p.seq_q);
 }
 
-// copy_query_tiles, and per row: lse in log2 units (+inf where the row gets no weight:
-// past seq_q, or a row that saw no key, forward lse = -inf) and D = rowsum(dO * O).
+// A staged natural-log lse -> log2 units, +inf for a row that saw no key (lse = -inf) so
+// that its probabilities come out 0.
+__device__ __forceinline__ float lse_log2(float lse) {
+  return lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
+}
+
+// Query row i of head h: x = its lse in log2 units (+inf where the row gets no weight: past
+// seq_q, or a row that saw no key), y = D = rowsum(dO * O) (0 past seq_q).
+__device__ __forceinline__ float2 query_row_statistics(const BwdParams& p, int b, int h, int64_t i) {
+  float2 stats = make_float2(CUDART_INF_F, 0.0f);
+  if (i < p.seq_q) {
+    stats.x = lse_log2(p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row]);
+    stats.y = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
+  }
+  return stats;
+}
+
+// copy_query_tiles, and per row query_row_statistics.
 template <typename T, int kHeadDim, int kBlockM, int kThreads>
 __device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, float* sD, const BwdParams& p,
                                                  int b, int h, int m0) {
@@ -70,16 +86,11 @@ __device__ __forceinline__ void stage_query_step(T* sQ, T* sdO, float* sLse, flo
   constexpr int kPasses = (kBlockM + kThreads - 1) / kThreads;
 #pragma unroll
   for (int pass = 0; pass < kPasses; ++pass) {
-    const int r = threadIdx.x + pass * kThreads, i = m0 + r;
+    const int r = threadIdx.x + pass * kThreads;
     if (r >= kBlockM) break;
-    float lse2 = CUDART_INF_F, d = 0.0f;
-    if (i < p.seq_q) {
-      const float lse = p.lse[b * p.lse_stride.batch + h * p.lse_stride.head + i * p.lse_stride.row];
-      lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
-      d = p.delta[(int64_t{b} * p.heads_q + h) * p.seq_q + i];
-    }
-    sLse[r] = lse2;
-    sD[r] = d;
+    const float2 stats = query_row_statistics(p, b, h, m0 + r);
+    sLse[r] = stats.x;
+    sD[r] = stats.y;
   }
 }
 
@@ -102,12 +113,6 @@ __device__ __forceinline__ void stage_query_step_async(T* sQ, T* sdO, float* sLs
       cp_async_4(sD + r, p.delta + (int64_t{b} * p.heads_q + h) * p.seq_q + row, valid);
     }
   }
-}
-
-// A staged natural-log lse -> log2 units, +inf for a row that saw no key (lse = -inf) so
-// that its probabilities come out 0.
-__device__ __forceinline__ float lse_log2(float lse) {
-  return lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
 }
 
 }  // namespace attn::cuda::detail

@@ -68,19 +68,6 @@ struct Bwd90Layout {
   static constexpr size_t kBytes = kBarriers + 8 * (1 + 2 * kBwd90Stages) + 1024;
 };
 
-// D (+)= A B with N = kN (64 or 128), both operands from shared memory, K-major.
-template <typename T, int kN>
-__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  if constexpr (kN == 64) wgmma_m64n64k16_ss<T>(d, desc_a, desc_b, accumulate);
-  else wgmma_m64n128k16_ss<T>(d, desc_a, desc_b, accumulate);
-}
-// D += A B with N = kN (64 or 128), A from registers, B MN-major.
-template <typename T, int kN>
-__device__ __forceinline__ void wgmma_rs_tb(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b) {
-  if constexpr (kN == 64) wgmma_m64n64k16_rs_tb<T>(d, a, desc_b);
-  else wgmma_m64n128k16_rs_tb<T>(d, a, desc_b);
-}
-
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kBwd90Threads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
@@ -128,19 +115,13 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     for (int step = 0; step < walk.steps; ++step, cur.advance()) {
       const int s = step % kS;
       if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
-      // lse in log2 units (+inf where a row gets no weight: past seq_q, or a row that saw
-      // no key) and D, kM / 32 rows per lane.
+      // The rows' lse (log2 units) and D, kM / 32 rows per lane.
 #pragma unroll
       for (int part = 0; part < kM / 32; ++part) {
-        const int r = lane + 32 * part, i = cur.m0 + r;
-        float lse2 = CUDART_INF_F, d = 0.0f;
-        if (i < p.seq_q) {
-          const float lse = p.lse[b * p.lse_stride.batch + cur.h * p.lse_stride.head + i * p.lse_stride.row];
-          lse2 = lse == -CUDART_INF_F ? CUDART_INF_F : lse * 1.4426950408889634f;
-          d = p.delta[(int64_t{b} * p.heads_q + cur.h) * p.seq_q + i];
-        }
-        sLse[s * kM + r] = lse2;
-        sD[s * kM + r] = d;
+        const int r = lane + 32 * part;
+        const float2 stats = query_row_statistics(p, b, cur.h, cur.m0 + r);
+        sLse[s * kM + r] = stats.x;
+        sD[s * kM + r] = stats.y;
       }
       if (lane == 0) {
         mbarrier_arrive_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
@@ -186,24 +167,22 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
     mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
 
-    // S^T and dP^T: 64 keys x kM queries, k16 steps along d (32 bytes within a panel's rows).
+    // S^T = K Q^T and dP^T = V dO^T: 64 keys x kM queries, k16 steps along d (32 bytes within
+    // a panel's rows), one commit group each.
     float st[kM / 2], dpt[kM / 2];
+    auto issue_scores = [&](float(&acc)[kM / 2], uint64_t key_desc, uint32_t query_tile) {
+      const uint64_t query_desc = sw128_descriptor(query_tile, 16, 1024);
+#pragma unroll
+      for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
+        const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
+        wgmma_ss<T, kM>(acc, key_desc + key_off, query_desc + query_off, kk > 0);
+      }
+      wgmma_commit();
+    };
     wgmma_fence();
-    const uint64_t q_desc = sw128_descriptor(q_tile, 16, 1024), do_desc = sw128_descriptor(do_tile, 16, 1024);
-#pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
-      const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-      wgmma_ss<T, kM>(st, k_desc + key_off, q_desc + query_off, kk > 0);
-    }
-    wgmma_commit();
-#pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
-      const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-      wgmma_ss<T, kM>(dpt, v_desc + key_off, do_desc + query_off, kk > 0);
-    }
-    wgmma_commit();
+    issue_scores(st, k_desc, q_tile);
+    issue_scores(dpt, v_desc, do_tile);
     wgmma_wait<1>();
     pin_registers(st);
 
@@ -227,8 +206,8 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     if constexpr (kTests) {
       // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
       // first key and column (clamped: far-off tiles are all-in or all-out).
-      const int64_t lead64 = int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40);
-      const int lead = static_cast<int>(lead64 < -(1 << 20) ? -(1 << 20) : lead64 > (1 << 20) ? (1 << 20) : lead64);
+      const int lead =
+          clamp_offset(int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40), 1 << 20);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const bool past_end = key_row + 8 * half >= p.seq_k;

@@ -132,13 +132,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       const uint32_t v_tile = sV + stage * kTileBytes;
       const uint64_t v_desc = sw128_descriptor(v_tile, kPanelBytes, 1024);  // + 2048 bytes per k16
 #pragma unroll
-      for (int kk = 0; kk < 8; ++kk) {
-        if constexpr (kPanels == 2) {
-          wgmma_m64n128k16_rs_tb<T>(reinterpret_cast<float(&)[64]>(o), a[kk], v_desc + kk * (2048 >> 4));
-        } else {
-          wgmma_m64n64k16_rs_tb<T>(o[0], a[kk], v_desc + kk * (2048 >> 4));
-        }
-      }
+      for (int kk = 0; kk < 8; ++kk)
+        wgmma_rs_tb<T, kHeadDim>(reinterpret_cast<float(&)[kHeadDim / 2]>(o), a[kk], v_desc + kk * (2048 >> 4));
       wgmma_commit();
     };
     auto pv_done = [&] {
@@ -187,8 +182,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
         for (int half = 0; half < 2; ++half) {
           const KeyRange keys = visible_keys(p, row0 + half * 8);
           const int64_t first_column = int64_t{j0} + 2 * t;
-          const auto clamp = [](int64_t x) { return static_cast<int>(x < -1024 ? -1024 : x > 1024 ? 1024 : x); };
-          const int last_room = clamp(keys.last - first_column), first_room = clamp(keys.first - first_column);
+          const int last_room = clamp_offset(keys.last - first_column, 1024);
+          const int first_room = clamp_offset(keys.first - first_column, 1024);
 #pragma unroll
           for (int nt = 0; nt < 16; ++nt)
 #pragma unroll

@@ -58,7 +58,6 @@ __device__ __forceinline__ bool tile_has_edges(const FwdParams& p, int m0, int b
 struct Segments {
   const int32_t* q = nullptr;  // nullptr: no segments
   const int32_t* k = nullptr;
-  Segments() = default;
   __device__ __forceinline__ Segments(const FwdParams& p, int b, int h, int hk) {
     if (p.q_segment == nullptr) return;
     q = p.q_segment + b * p.q_segment_batch_stride + int64_t{h} * p.seq_q;

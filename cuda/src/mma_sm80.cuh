@@ -72,6 +72,13 @@ __device__ __forceinline__ void st_shared_b32(uint32_t address, uint32_t value) 
   asm volatile("st.shared.b32 [%0+%2], %1;\n" ::"r"(address), "r"(value), "n"(kOffset) : "memory");
 }
 
+// A 64-bit key / column offset narrowed to 32 bits for per-element mask tests against a
+// tile's compile-time columns: clamped to +-bound (beyond a tile either way, all keys fare
+// alike), so the tests compare 32-bit registers.
+__device__ __forceinline__ int clamp_offset(int64_t x, int bound) {
+  return static_cast<int>(x < -bound ? -bound : x > bound ? bound : x);
+}
+
 // Two floats to shared memory at a byte address (8-byte aligned).
 __device__ __forceinline__ void st_shared_v2_f32(uint32_t address, float x, float y) {
   asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(address), "f"(x), "f"(y) : "memory");

@@ -119,4 +119,17 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const uin
   else ATTN_WGMMA_RS_M64N128("bf16");
 }
 
+// D (+)= A B with N = kN (64 or 128), both operands from shared memory, K-major.
+template <typename T, int kN>
+__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  if constexpr (kN == 64) wgmma_m64n64k16_ss<T>(d, desc_a, desc_b, accumulate);
+  else wgmma_m64n128k16_ss<T>(d, desc_a, desc_b, accumulate);
+}
+// D += A B with N = kN (64 or 128), A from registers, B MN-major.
+template <typename T, int kN>
+__device__ __forceinline__ void wgmma_rs_tb(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b) {
+  if constexpr (kN == 64) wgmma_m64n64k16_rs_tb<T>(d, a, desc_b);
+  else wgmma_m64n128k16_rs_tb<T>(d, a, desc_b);
+}
+
 }  // namespace attn::cuda::detail
