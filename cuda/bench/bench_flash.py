@@ -64,9 +64,26 @@ def dense_table(results):
                 del q, k, v, out
 
 
+def mma_sync(fn):
+    """fn run with the Hopper kernels switched off (the mma.sync kernels, as on other GPUs)."""
+    def run():
+        os.environ["ATTN_CUDA_NO_WGMMA"] = "1"
+        try:
+            return fn()
+        finally:
+            del os.environ["ATTN_CUDA_NO_WGMMA"]
+    return run
+
+
 def dynamic_mask_table(results):
-    print("\n## Dynamic-mask forward (seed 004 fwd), bf16, d=128, batch 2, 12 heads: keep_window_size = n/8 vs every key active")
-    print(f"{'n':>6} {'zoh':>7} {'all active ms':>14} {'n/8 ms':>8} {'speed-up':>9} {'kept tiles':>11}")
+    """Seed 004's dynamic-mask forward (bf16 zoh + bf16 mask, d=128, batch 2, 12 heads):
+    every key active and keep_window_size = n/8, on the Hopper kernel and on the mma.sync
+    general kernel in the same run; and a block-sparse byte mask (1/8 of the 128 x 128 blocks
+    active) against the same call with all blocks active."""
+    print("\n## Dynamic-mask forward (seed 004 fwd), bf16, d=128, batch 2, 12 heads: ms (median of 5), "
+          "Hopper kernel and mma.sync kernel; zoh+mask read rate of the all-active call")
+    print(f"{'n':>6} {'zoh':>7} {'all active':>11} {'(mma.sync)':>11} {'GB/s':>6} {'n/8':>7} {'(mma.sync)':>11} "
+          f"{'n/8 speed-up':>13} {'visited':>8}")
     for n in (4096, 8192, 16384):
         b, h, d = 2, 12, 128
         q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -78,22 +95,43 @@ def dynamic_mask_table(results):
             else:
                 zoh = torch.randn(b, h, n, n, device="cuda", dtype=torch.bfloat16)
             active = torch.ones(b, h, n, n, device="cuda", dtype=torch.bfloat16)
-            full = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n), reps=5, warmup=1)
-            sparse = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n // 8), reps=5, warmup=1)
-            # Fraction of 128x64 tiles holding a kept pair (what the kernel visits).
-            kth = zoh[:, :, :, :].float().topk(n // 8, -1).values[..., -1:] if n <= 8192 else None
+            calls = {
+                "all_active": lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n),
+                "window": lambda: attn_cuda.fwd(q, k, v, zoh, active, keep_window_size=n // 8),
+            }
+            row = {"n": n, "zoh": kind}
+            for name, fn in calls.items():
+                row[name + "_ms"] = time_ms(fn, reps=5, warmup=1)
+                row[name + "_mma_sync_ms"] = time_ms(mma_sync(fn), reps=3 if n == 16384 else 5, warmup=1)
+            row["all_active_read_gbps"] = 2 * zoh.numel() * 2 / row["all_active_ms"] / 1e6
+            row["speedup"] = row["all_active_ms"] / row["window_ms"]
+            # Fraction of 128x64 tiles holding a kept pair (what the kernels visit).
             visited = None
-            if kth is not None:
+            if n <= 8192:
+                kth = zoh.float().topk(n // 8, -1).values[..., -1:]
                 kept = zoh.float() >= kth
                 visited = kept.view(b, h, n // 128, 128, n // 64, 64).any(5).any(3).float().mean().item()
-                del kept
-            row = {"n": n, "zoh": kind, "all_active_ms": full, "window_ms": sparse, "speedup": full / sparse,
-                   "visited_tile_fraction": visited}
+                del kept, kth
+            row["visited_tile_fraction"] = visited
             results.append(row)
-            print(f"{n:>6} {kind:>7} {full:>14.2f} {sparse:>8.2f} {full / sparse:>8.2f}x "
-                  f"{(f'{visited:.3f}' if visited is not None else 'n/a'):>11}", flush=True)
+            print(f"{n:>6} {kind:>7} {row['all_active_ms']:>11.2f} {row['all_active_mma_sync_ms']:>11.2f} "
+                  f"{row['all_active_read_gbps']:>6.0f} {row['window_ms']:>7.2f} {row['window_mma_sync_ms']:>11.2f} "
+                  f"{row['speedup']:>12.2f}x {(f'{visited:.3f}' if visited is not None else 'n/a'):>8}", flush=True)
             del zoh, active
-        del q, k, v
+        # Block-sparse: a byte mask with 1/8 of its 128 x 128 blocks active (random), zoh bf16.
+        zoh = torch.randn(b, h, n, n, device="cuda", dtype=torch.bfloat16)
+        blocks = torch.rand(b, h, n // 128, n // 128, device="cuda") < 0.125
+        sparse = blocks.repeat_interleave(128, 2).repeat_interleave(128, 3).to(torch.uint8)
+        dense = torch.ones_like(sparse)
+        t_dense = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, dense, keep_window_size=0), reps=5, warmup=1)
+        t_sparse = time_ms(lambda: attn_cuda.fwd(q, k, v, zoh, sparse, keep_window_size=0), reps=5, warmup=1)
+        frac = blocks.float().mean().item()
+        row = {"n": n, "zoh": "block-sparse bytes", "all_blocks_ms": t_dense, "sparse_ms": t_sparse,
+               "active_block_fraction": frac, "speedup": t_dense / t_sparse}
+        results.append(row)
+        print(f"{n:>6} block-sparse byte mask, {frac:.3f} of blocks active: {t_sparse:.2f} ms vs all blocks "
+              f"{t_dense:.2f} ms = {t_dense / t_sparse:.2f}x (ideal {1 / frac:.1f}x)", flush=True)
+        del zoh, blocks, sparse, dense, q, k, v
         torch.cuda.empty_cache()
 
 

@@ -10,8 +10,9 @@
 // consumers take turns at the tensor cores (named barriers), each issuing P V of its
 // previous tile with S of the next, so one's softmax runs while the other's products do.
 // The online softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2 units, lazy
-// rescaling. Covers the dense case (no bias, mask, softcap, dropout or softmax out), causal
-// with any offset, sliding windows, GQA.
+// rescaling. Covers the dense case, causal with any offset, sliding windows, GQA, and with
+// kRules the dynamic mask: a bias, an active mask, keep-window thresholds and the pre-pass's
+// tile map (fwd_rules_sm90.cuh); softcap, dropout, segments and softmax out stay on mma.sync.
 #pragma once
 #include <math_constants.h>
 
@@ -19,6 +20,7 @@
 
 #include "fwd_key_range.cuh"
 #include "fwd_params.h"
+#include "fwd_rules_sm90.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
@@ -35,26 +37,33 @@ constexpr int kPanelRows = 128;                // every tile here has 128 rows
 enum Sm90EdgeTests { kNoTests, kTests, kTestIfNeeded };  // per-key tests of a key tile
 constexpr int kPanelBytes = kPanelRows * 128;  // one 64-column panel of a tile
 
-template <int kHeadDim>
+// K / V stages: two at d = 128 with the dynamic-mask rules (their 64 KB of staging would not
+// fit beside three).
+constexpr int sm90_fwd_stages(int head_dim, bool rules) { return rules && head_dim == 128 ? 2 : kSm90Stages; }
+template <int kHeadDim, bool kRules>
 constexpr size_t sm90_fwd_smem_bytes() {
-  // Q, the stages of K and V, their barriers; + 1 KB to align the base to the swizzle's 1024.
-  return size_t{kHeadDim / 64} * kPanelBytes * (1 + 2 * kSm90Stages) + 8 * (3 * kSm90Stages + 1) + 1024;
+  // Q, the stages of K and V, the rules' staging, the barriers; + 1 KB to align the base to
+  // the swizzle's 1024.
+  constexpr int stages = sm90_fwd_stages(kHeadDim, kRules);
+  return size_t{kHeadDim / 64} * kPanelBytes * (1 + 2 * stages) + (kRules ? 8 * kSm90RulesWarpBytes : 0) +
+         8 * (3 * stages + 1) + 1024;
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kRules>
 __global__ void __launch_bounds__(kSm90Threads, 1)
     flash_fwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map, const FwdParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kPanels = kHeadDim / 64;
   constexpr int kTileBytes = kPanels * kPanelBytes;
-  constexpr int kS = kSm90Stages;
+  constexpr int kS = sm90_fwd_stages(kHeadDim, kRules);
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_address(smem_raw) + 1023) & ~1023u;
   const uint32_t sQ = base, sK = base + kTileBytes, sV = sK + kS * kTileBytes;
   // Barriers: K and V of each stage landed (the copy engine counts the bytes), each stage
   // released by all 256 threads, Q landed.
-  const uint32_t k_full = sV + kS * kTileBytes, v_full = k_full + 8 * kS, empty = v_full + 8 * kS,
+  const uint32_t s_rules = sV + kS * kTileBytes;  // kRules: 8 KB per consumer warp
+  const uint32_t k_full = s_rules + (kRules ? 8 * kSm90RulesWarpBytes : 0), v_full = k_full + 8 * kS, empty = v_full + 8 * kS,
                  q_full = empty + 8 * kS;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // last (longest under causal) blocks first
@@ -65,11 +74,18 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0, row0 + 8
 
   const TileRange key_tiles = visible_key_tiles(p, m0, kSm90BlockM, kSm90BlockN);
-  const int n_begin = key_tiles.begin, tiles = key_tiles.end > n_begin ? key_tiles.end - n_begin : 0;
+  const int n_begin = key_tiles.begin, n_end = max(key_tiles.end, n_begin);
+  // The tiles visited: all of [n_begin, n_end), or with kRules those the tile map marks.
+  ActiveKeyTiles visited(p, b, hk, m_block, n_end);
+  auto next_tile = [&](int nb) {
+    if constexpr (kRules) return visited.next(nb);
+    else return nb;
+  };
 
-  // The copies of key tile i into its stage: K and V panels, each half on its own barrier.
-  auto load_tile = [&](int i) {
-    const int stage = i % kS, key0 = (n_begin + i) * kSm90BlockN;
+  // The copies of key tile nb, the i-th visited, into its stage: K and V panels, each half on
+  // its own barrier.
+  auto load_tile = [&](int i, int nb) {
+    const int stage = i % kS, key0 = nb * kSm90BlockN;
     mbarrier_arrive_expect_tx(k_full + 8 * stage, kTileBytes);
 #pragma unroll
     for (int pn = 0; pn < kPanels; ++pn)
@@ -89,21 +105,28 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     mbarrier_init_fence();
   }
   __syncthreads();
-  // The producer warpgroup's first thread issues every copy: Q, then each key tile once its
-  // stage has been released by all 256 consumer threads (tile i - kS done).
+  // The producer warpgroup's first warp walks the visited tiles (the tile map's cursor is
+  // warp-wide) and its first thread issues every copy: Q, then each key tile once its stage
+  // has been released by all 256 consumer threads (tile i - kS done).
   if (threadIdx.x >= kSm90Consumers) {
-    set_max_registers_dec<kSm90ProducerRegs>();
-    if (threadIdx.x == kSm90Consumers) {
-      mbarrier_arrive_expect_tx(q_full, kTileBytes);
+    set_max_registers_dec<kRules ? 24 : kSm90ProducerRegs>();
+    if (warp == 0) {
+      const bool issuer = lane == 0;
+      if (issuer) {
+        mbarrier_arrive_expect_tx(q_full, kTileBytes);
 #pragma unroll
-      for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
-      for (int i = 0; i < tiles; ++i) {
+        for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
+      }
+      int i = 0;
+      for (int nb = next_tile(n_begin); nb < n_end; nb = next_tile(nb + 1), ++i) {
         if (i >= kS) mbarrier_wait(empty + 8 * (i % kS), ((i - kS) / kS) & 1);
-        load_tile(i);
+        if (issuer) load_tile(i, nb);
       }
     }
   } else {
-    set_max_registers_inc<kSm90ConsumerRegs>();
+    set_max_registers_inc<kRules ? 240 : kSm90ConsumerRegs>();
+    unsigned char* warp_rules = smem_raw + (s_rules - smem_address(smem_raw)) + (threadIdx.x >> 5) * kSm90RulesWarpBytes;
+    const std::conditional_t<kRules, Sm90Rules<T>, Sm90NoRules> rules(p, b, hk, row0, warp_rules);
 
     float o[kPanels][32];  // O rows row0 / row0 + 8, columns 64 * panel + ...
 #pragma unroll
@@ -144,15 +167,17 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     };
     // After tile i's P V: this thread releases the stage (for the producer to refill).
     auto release = [&](int i) { mbarrier_arrive(empty + 8 * (i % kS)); };
-    // One key tile; the first has no previous P V (a compile-time case: wgmma under a run-time
-    // condition makes the compiler serialize all of them). edge_tests: kNoTests (a tile no row
-    // loses a key of), kTests, or kTestIfNeeded (decided per tile, for the first).
-    auto step = [&](int i, auto first_tile, auto edge_tests) {
+    // One key tile, nb, the i-th visited (`next` follows it); the first has no previous P V (a compile-time case:
+    // wgmma under a run-time condition makes the compiler serialize all of them). edge_tests:
+    // kNoTests (a tile no row loses a key of by position), kTests, or kTestIfNeeded (decided
+    // per tile, for the first).
+    auto step = [&](int i, int nb, int next, auto first_tile, auto edge_tests) {
       constexpr bool kFirst = decltype(first_tile)::value;
       constexpr int kEdgeTests = decltype(edge_tests)::value;
-      const int nb = n_begin + i, stage = i % kS, prev = (i + kS - 1) % kS;
+      const int stage = i % kS, prev = (i + kS - 1) % kS;
       const uint32_t parity = (i / kS) & 1;
       const uint32_t k_tile = sK + stage * kTileBytes;
+      const int j0 = nb * kSm90BlockN;
 
       // S = Q K^T: 64 x 128 per warpgroup, k16 steps along the head dim (32 bytes within a
       // panel's 128-byte rows).
@@ -170,13 +195,25 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       wgmma_commit();
       if constexpr (!kFirst) issue_pv(prev);
       pass_turn();
-      wgmma_wait<kFirst ? 0 : 1>();  // S is done; P V may still run
+      // S is done; P V may still run, except with the rules: their reads need the registers
+      // that P holds until then (the d = 128 kernel spilled), and the kernel is bound by
+      // reading the bias / mask anyway.
+      constexpr bool kPvOverlapsSoftmax = !kFirst && !kRules;
+      wgmma_wait<kPvOverlapsSoftmax ? 1 : 0>();
       pin_registers(s);
-
+      if constexpr (kRules) {
+        if constexpr (!kFirst) {
+          pv_done();
+          release(i - 1);
+        }
+        rules.apply(s);
+        // The next tile's bias / mask: copied while this tile's softmax and the next products
+        // run (issued at the start of their own step, the copies ran at 1.1 TB/s).
+        if (next < n_end) rules.issue(next * kSm90BlockN);
+      }
       // Keys past the causal frontier, a window edge or the last key: -inf. Each row's visible
       // keys relative to this thread's first column, in 32 bits (clamped), against compile-time
       // offsets.
-      const int j0 = nb * kSm90BlockN;
       auto drop_invisible_keys = [&] {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
@@ -240,7 +277,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
         row_sum[half] += sum[0] + sum[1];
       }
 
-      if constexpr (!kFirst) {
+      if constexpr (kPvOverlapsSoftmax) {
         wgmma_wait<0>();
         pv_done();
         release(i - 1);
@@ -266,16 +303,28 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     // d = 128 kernel spilled and ran 4-5% slower non-causal although no tile took the branch.)
     using NoTests = std::integral_constant<int, kNoTests>;
     using Tests = std::integral_constant<int, kTests>;
-    auto edge_tile = [&](int i) { return tile_has_edges(p, m0, kSm90BlockM, (n_begin + i) * kSm90BlockN, kSm90BlockN); };
-    int front = 1, back = tiles;
-    while (front < tiles && edge_tile(front)) ++front;
+    auto edge_tile = [&](int nb) { return tile_has_edges(p, m0, kSm90BlockM, nb * kSm90BlockN, kSm90BlockN); };
+    int front = n_begin + 1, back = n_end;  // tiles [front, back) need no tests
+    while (front < n_end && edge_tile(front)) ++front;
     while (back > front && edge_tile(back - 1)) --back;
-    if (tiles > 0) step(0, std::true_type{}, std::integral_constant<int, kTestIfNeeded>{});
-    for (int i = 1; i < front; ++i) step(i, std::false_type{}, Tests{});
-    for (int i = front; i < back; ++i) step(i, std::false_type{}, NoTests{});
-    for (int i = back; i < tiles; ++i) step(i, std::false_type{}, Tests{});
-    if (tiles > 0) {  // the last tile's P V
-      const int last = tiles - 1;
+    front = min(front, n_end);
+    int steps = 0, nb = next_tile(n_begin), next = nb < n_end ? next_tile(nb + 1) : n_end;
+    auto advance = [&] {
+      nb = next;
+      next = nb < n_end ? next_tile(nb + 1) : n_end;
+    };
+    if constexpr (kRules) {
+      if (nb < n_end) rules.issue(nb * kSm90BlockN);
+    }
+    if (nb < n_end) {
+      step(steps++, nb, next, std::true_type{}, std::integral_constant<int, kTestIfNeeded>{});
+      advance();
+    }
+    for (; nb < front; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
+    for (; nb < back; advance()) step(steps++, nb, next, std::false_type{}, NoTests{});
+    for (; nb < n_end; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
+    if (steps > 0) {  // the last tile's P V
+      const int last = steps - 1;
       mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
       take_turn();
       wgmma_fence();
@@ -314,17 +363,21 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
 }
 
 // cudaErrorNotSupported where the tensors cannot be described to the copy engine (strides
-// not multiples of 16 bytes, say): the caller then runs the mma.sync kernel.
+// not multiples of 16 bytes, say) or a bias / mask layout is not read here
+// (sm90_rules_supported): the caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
+  const bool rules = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr;
+  constexpr DType kElement = std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16;
+  if (rules && !sm90_rules_supported(p, static_cast<int>(kElement))) return cudaErrorNotSupported;
   CUtensorMap maps[3];
   if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kPanelRows) != cudaSuccess ||
       make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kPanelRows) != cudaSuccess ||
       make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride, kPanelRows) != cudaSuccess) {
     return cudaErrorNotSupported;
   }
-  auto kernel = flash_fwd_sm90_kernel<T, kHeadDim>;
-  constexpr size_t smem = sm90_fwd_smem_bytes<kHeadDim>();
+  auto kernel = rules ? flash_fwd_sm90_kernel<T, kHeadDim, true> : flash_fwd_sm90_kernel<T, kHeadDim, false>;
+  const size_t smem = rules ? sm90_fwd_smem_bytes<kHeadDim, true>() : sm90_fwd_smem_bytes<kHeadDim, false>();
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_q + kSm90BlockM - 1) / kSm90BlockM, p.heads_q, p.batch);

@@ -11,7 +11,8 @@ namespace attn::cuda::detail {
 
 inline bool use_sm90_kernels() {
 #if defined(ATTN_CUDA_SM90A)
-  static const bool disabled = std::getenv("ATTN_CUDA_NO_WGMMA") != nullptr;
+  // Read at each call, so a benchmark can compare both kernels in one process.
+  const bool disabled = std::getenv("ATTN_CUDA_NO_WGMMA") != nullptr;
   int device = 0, major = 0, minor = 0;
   if (disabled || cudaGetDevice(&device) != cudaSuccess) return false;
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||

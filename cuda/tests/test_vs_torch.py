@@ -61,6 +61,41 @@ def main():
               f"out rel {rel(out, want):.1e}, p rel {rel(p, want_p):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
         check("  return_softmax p", rel(p, want_p) < 2e-2)
         check("  rng_state", rng_state.shape == (2,))
+    # 3b. the dynamic mask without softcap, dropout or return_softmax: on the H100 the Hopper
+    # kernel runs it (a bias of q's dtype, a mask of q's dtype or bytes, 16-byte aligned rows),
+    # skipping the key tiles the pre-pass finds empty. GQA, rows past a query block's end,
+    # fully masked rows, masked leading tiles (bottom-right causal), mask-only and bias-only.
+    for dtype in (torch.bfloat16, torch.float16):
+        for d in (64, 128):
+            for causal in (False, True):
+                for mask_kind, w in (("same", 200), ("bytes", 1000), ("same", 0), ("none", 300), ("bias-less", 0)):
+                    # seq_k not a whole number of 128-key tiles: the last tile's chunks past it
+                    b, sq, sk, hq, h = 2, (1000 if causal else 1100), (1040 if d == 64 else 1552), 4, 2
+                    q = rand(b, sq, hq, d, dtype=dtype)
+                    k, v = (rand(b, sk, h, d, dtype=dtype) for _ in range(2))
+                    zoh = None if mask_kind == "bias-less" else rand(b, h, sq, sk, dtype=dtype)
+                    on = torch.rand(b, h, sq, sk, device="cuda") < 0.7
+                    on[:, :, 5] = False  # fully masked rows
+                    on[:, :, 512:768, :1024] = False  # query blocks 4, 5: leading key tiles empty
+                    active = {"same": on.to(dtype), "bytes": on.to(torch.uint8), "none": None,
+                              "bias-less": on.to(dtype)}[mask_kind]
+                    lse = torch.empty(b, hq, sq, device="cuda")
+                    out = attn_cuda.flash_forward(q, k, v, bias=zoh, active_mask=active, lse=lse, keep_window_size=w,
+                                                  causal="bottom-right" if causal else False)[0]
+                    keep = on.clone() if active is not None else torch.ones_like(on)
+                    if causal:
+                        keep &= (torch.arange(sk, device="cuda")[None, :] <= torch.arange(sq, device="cuda")[:, None] + sk - sq)
+                    if w and zoh is not None and w < sk:
+                        cand = zoh.float().masked_fill(~keep, -math.inf)
+                        kth = cand.topk(w, -1).values[..., -1:]
+                        keep &= (zoh.float() >= kth) | (kth == -math.inf)
+                    want, want_lse, _ = reference_attention(q, k, v, bias=zoh, keep=keep)
+                    fin = torch.isfinite(want_lse)
+                    lse_ok = bool(torch.equal(torch.isfinite(lse), fin)) and (lse[fin] - want_lse[fin]).abs().max().item() < 5e-2
+                    tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+                    check(f"dynamic mask {dtype} d{d} causal={causal} mask={mask_kind} keep_window={w}",
+                          rel(out, want) < tol and lse_ok and torch.isfinite(out).all().item(),
+                          f"rel {rel(out, want):.1e}, kept/row {keep.sum(-1).float().mean():.1f}")
     # 4. a sliding window (ASAM's local pattern), alone and with causal, against float64;
     # windows of 1024 keys or more run the Hopper kernel, narrower ones the mma.sync kernel.
     for d in (64, 128):
