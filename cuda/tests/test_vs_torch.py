@@ -68,17 +68,18 @@ def main():
     for dtype in (torch.bfloat16, torch.float16):
         for d in (64, 128):
             for causal in (False, True):
-                for mask_kind, w in (("same", 200), ("bytes", 1000), ("same", 0), ("none", 300), ("bias-less", 0)):
+                for mask_kind, w in (("same", 200), ("bytes", 1000), ("same", 0), ("none", 300), ("bias-less", 0),
+                                     ("bias-less bytes", 0)):
                     # seq_k not a whole number of 128-key tiles: the last tile's chunks past it
                     b, sq, sk, hq, h = 2, (1000 if causal else 1100), (1040 if d == 64 else 1552), 4, 2
                     q = rand(b, sq, hq, d, dtype=dtype)
                     k, v = (rand(b, sk, h, d, dtype=dtype) for _ in range(2))
-                    zoh = None if mask_kind == "bias-less" else rand(b, h, sq, sk, dtype=dtype)
+                    zoh = None if mask_kind.startswith("bias-less") else rand(b, h, sq, sk, dtype=dtype)
                     on = torch.rand(b, h, sq, sk, device="cuda") < 0.7
                     on[:, :, 5] = False  # fully masked rows
                     on[:, :, 512:768, :1024] = False  # query blocks 4, 5: leading key tiles empty
                     active = {"same": on.to(dtype), "bytes": on.to(torch.uint8), "none": None,
-                              "bias-less": on.to(dtype)}[mask_kind]
+                              "bias-less": on.to(dtype), "bias-less bytes": on.to(torch.uint8)}[mask_kind]
                     lse = torch.empty(b, hq, sq, device="cuda")
                     out = attn_cuda.flash_forward(q, k, v, bias=zoh, active_mask=active, lse=lse, keep_window_size=w,
                                                   causal="bottom-right" if causal else False)[0]
