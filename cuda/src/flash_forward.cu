@@ -12,6 +12,7 @@
 #include "fwd_launch.h"
 #include "fwd_segments.h"
 #include "mask_prepass.h"
+#include "sm90_dispatch.h"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
 
@@ -178,12 +179,16 @@ RngState run_forward(const FlashForwardArgs& args, Checked c) {
   const bool prepass = selects || p.active != nullptr;
   StreamBuffer threshold(selects ? sizeof(float) * p.batch * p.heads_kv * size_t(p.seq_q) : 0, stream);
   StreamBuffer tiles(prepass ? size_t(p.batch) * p.heads_kv * p.q_tiles * p.k_tiles : 0, stream);
+  // The Hopper forward reads the kept keys as bits (1/16 of a 16-bit mask's bytes).
+  const bool kept_bits = prepass && c.dtype != DType::kFloat32 && detail::sm90_forward_applies(p, static_cast<int>(c.dtype));
+  StreamBuffer bits(kept_bits ? size_t(p.batch) * p.heads_kv * p.seq_q * detail::kept_bits_row_bytes(p.seq_k) : 0, stream);
   if (prepass) {
     check_cuda(detail::launch_mask_prepass(p, c.keep_window, static_cast<float*>(threshold.get()),
-                                           static_cast<uint8_t*>(tiles.get()), stream),
+                                           static_cast<uint8_t*>(tiles.get()), static_cast<uint8_t*>(bits.get()), stream),
                "mask pre-pass");
     p.row_threshold = static_cast<const float*>(threshold.get());
     p.tile_active = static_cast<const uint8_t*>(tiles.get());
+    p.kept_bits = static_cast<const uint8_t*>(bits.get());
   }
 
   if (c.dtype == DType::kFloat32) {

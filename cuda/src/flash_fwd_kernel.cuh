@@ -752,20 +752,11 @@ cudaError_t launch_flash_fwd(const FwdParams& params, cudaStream_t stream) {
     if (smem + staged <= static_cast<size_t>(limit)) smem += staged;
     else p.stage_rules = false;
   }
-  // The Hopper kernel reads a bias, a mask and the pre-pass's results too (the dynamic mask);
-  // softcap, dropout, segment ids and softmax out are the mma.sync general kernel's alone.
-  const bool mma_sync_only = p.q_segment != nullptr || p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
-  const bool general = mma_sync_only || p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr;
-  // Narrow sliding windows stay on mma.sync: a block then visits two or three key tiles, and
-  // the wgmma kernel's per-block costs (barriers, the producer, the pipeline's fill) outweigh
-  // its speed (H100, window 128: 0.171 -> 0.220 ms at d = 64, 0.231 -> 0.277 ms at d = 128).
-  // Only window 128 was measured; 1024 keys is a guess at the crossover.
-  constexpr int64_t kUnbounded = int64_t{1} << 40;
-  const int64_t left_span = p.window_left < 0 ? kUnbounded : p.window_left;
-  const int64_t right_span = p.causal ? 0 : p.window_right < 0 ? kUnbounded : p.window_right;  // past the diagonal
-  const int64_t window_width = left_span + right_span + 1;
+  const bool general = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr ||
+                       p.q_segment != nullptr || p.softcap > 0.0f || p.dropout || p.softmax != nullptr;
   if constexpr (std::is_same_v<OutT, T>) {
-    if (!mma_sync_only && window_width >= 1024 && use_sm90_kernels()) {
+    constexpr DType kElement = std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16;
+    if (sm90_forward_applies(p, static_cast<int>(kElement))) {
       const cudaError_t err = launch_flash_fwd_sm90<T, kHeadDim>(p, stream);
       if (err != cudaErrorNotSupported) return err;  // else layouts it cannot read: mma.sync
     }

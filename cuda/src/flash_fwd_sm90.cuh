@@ -368,23 +368,23 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
 // (sm90_rules_supported): the caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
-  const bool rules = p.bias != nullptr || p.active != nullptr || p.tile_active != nullptr;
-  constexpr DType kElement = std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16;
-  if (rules && !sm90_rules_supported(p, static_cast<int>(kElement))) return cudaErrorNotSupported;
+  // A mask or a keep window only through the pre-pass's kept-key bits (sm90_forward_applies
+  // checked the rest).
+  const bool masked = p.active != nullptr || p.row_threshold != nullptr || p.tile_active != nullptr;
+  if (masked && p.kept_bits == nullptr) return cudaErrorNotSupported;
+  const int rule_kind = (p.bias != nullptr ? kSm90RuleBias : 0) | (masked ? kSm90RuleBits : 0);
+  const bool rules = rule_kind != kSm90Dense;
   CUtensorMap maps[3];
   if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kPanelRows) != cudaSuccess ||
       make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kPanelRows) != cudaSuccess ||
       make_panel_map<T>(&maps[2], p.v, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.v_stride, kPanelRows) != cudaSuccess) {
     return cudaErrorNotSupported;
   }
-  const int mask_bytes = p.active == nullptr ? 0 : p.active_dtype == static_cast<int>(DType::kUInt8) ? 1 : 2;
   auto kernel = flash_fwd_sm90_kernel<T, kHeadDim, kSm90Dense>;
-  switch (rules ? sm90_rules(p.bias != nullptr, mask_bytes) : kSm90Dense) {
-    case sm90_rules(false, 1): kernel = flash_fwd_sm90_kernel<T, kHeadDim, sm90_rules(false, 1)>; break;
-    case sm90_rules(false, 2): kernel = flash_fwd_sm90_kernel<T, kHeadDim, sm90_rules(false, 2)>; break;
-    case sm90_rules(true, 0): kernel = flash_fwd_sm90_kernel<T, kHeadDim, sm90_rules(true, 0)>; break;
-    case sm90_rules(true, 1): kernel = flash_fwd_sm90_kernel<T, kHeadDim, sm90_rules(true, 1)>; break;
-    case sm90_rules(true, 2): kernel = flash_fwd_sm90_kernel<T, kHeadDim, sm90_rules(true, 2)>; break;
+  switch (rule_kind) {
+    case kSm90RuleBias: kernel = flash_fwd_sm90_kernel<T, kHeadDim, kSm90RuleBias>; break;
+    case kSm90RuleBits: kernel = flash_fwd_sm90_kernel<T, kHeadDim, kSm90RuleBits>; break;
+    case kSm90RuleBias | kSm90RuleBits: kernel = flash_fwd_sm90_kernel<T, kHeadDim, kSm90RuleBias | kSm90RuleBits>; break;
     default: break;
   }
   const size_t smem = rules ? sm90_fwd_smem_bytes<kHeadDim, true>() : sm90_fwd_smem_bytes<kHeadDim, false>();

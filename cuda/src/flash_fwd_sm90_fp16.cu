@@ -1,6 +1,6 @@
 // The Hopper forward kernels (wgmma) for float16, compiled for sm_90a alone (cuda/CMakeLists.txt); one
 // translation unit per element type so nvcc builds them in parallel (each holds the dense
-// kernel and the five dynamic-mask rule kinds, for head dims 64 and 128).
+// kernel and the three dynamic-mask rule kinds, for head dims 64 and 128).
 #include "flash_fwd_sm90.cuh"
 #include "fwd_launch.h"
 

@@ -24,6 +24,10 @@ struct Strides3Rows {  // bias / mask [batch][heads_kv][seq_q][seq_k]
   int64_t batch = 0, head = 0, row = 0, col = 1;
 };
 
+// Bytes per row of the kept-key bit map: a bit per key, rows padded to 16 bytes (the Hopper
+// forward copies 16-byte chunks).
+constexpr int64_t kept_bits_row_bytes(int64_t seq_k) { return ((seq_k + 7) / 8 + 15) / 16 * 16; }
+
 struct FwdParams {
   const void* q = nullptr;
   const void* k = nullptr;
@@ -41,6 +45,9 @@ struct FwdParams {
   bool stage_rules = false;  // bias / mask tiles copied to shared memory (aligned rows)
   const float* row_threshold = nullptr;  // [batch][heads_kv][seq_q]: keep-window cut-off
   const uint8_t* tile_active = nullptr;  // [batch][heads_kv][q_tiles][k_tiles]
+  // The pre-pass's kept keys as bits (mask_prepass.h), for the Hopper forward, which then
+  // reads neither the mask nor the thresholds.
+  const uint8_t* kept_bits = nullptr;
   // Segment ids (ASAM's random and clustered patterns on the GPU, asam_sparse.cu): key j
   // is visible to query i only where q_segment[i] == k_segment[j]. Both non-decreasing along
   // their sequence, so a query block's keys are one range (found by binary search) and a

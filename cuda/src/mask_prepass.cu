@@ -244,6 +244,16 @@ struct Packed16 {
     return (ge_mask<T2>(v[0], pair) | ge_mask<T2>(v[1], pair) | ge_mask<T2>(v[2], pair) |
             ge_mask<T2>(v[3], pair)) != 0;
   }
+  // Bit e set where key e of the chunk is a candidate >= pair.
+  __device__ uint32_t kept8(uint32_t pair) const {
+    uint32_t bits = 0;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t m = ge_mask<T2>(v[w], pair);
+      bits |= ((m & 1u) | ((m >> 15) & 2u)) << (2 * w);
+    }
+    return bits;
+  }
   // The trial threshold of an ordered key, as a pair of values to compare with.
   __device__ static uint32_t trial(uint32_t key) {
     const uint32_t b = key16_bits(key);
@@ -302,6 +312,12 @@ struct Keys32 {
 #pragma unroll
     for (int e = 0; e < 8; ++e) any |= k[e] >= key;
     return any;
+  }
+  __device__ uint32_t kept8(uint32_t key) const {
+    uint32_t bits = 0;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) bits |= (k[e] >= key ? 1u : 0u) << e;
+    return bits;
   }
   __device__ static uint32_t trial(uint32_t key) { return key; }
   __device__ static float value(uint32_t key) { return __uint_as_float(key32_bits(key)); }
@@ -482,7 +498,7 @@ constexpr int register_budget(int chunks, int regs_per_chunk) {
 template <typename Chunk, int kThreads, int kChunks>
 __global__ void __launch_bounds__(kThreads, 65536 / (kThreads * register_budget(kChunks, 4 * Chunk::kBiasVecs)))
     mask_prepass_kernel(FwdParams p, int64_t keep_window, int rows_per_block, float* threshold,
-                        uint8_t* tile_active) {
+                        uint8_t* tile_active, uint8_t* kept_bits) {
   __shared__ uint4 slots[2][BlockSum4<kThreads>::kWarps];
   BlockSum4<kThreads> sum{slots};
   const int lane = threadIdx.x & 31;
@@ -512,7 +528,11 @@ __global__ void __launch_bounds__(kThreads, 65536 / (kThreads * register_budget(
       if (threadIdx.x == 0)
         threshold[(int64_t{b} * p.heads_kv + hk) * p.seq_q + i] = cut_row ? Chunk::value(cut) : -CUDART_INF_F;
     }
+    uint8_t* row_bits =
+        kept_bits != nullptr ? kept_bits + ((int64_t{b} * p.heads_kv + hk) * p.seq_q + i) * kept_bits_row_bytes(p.seq_k) : nullptr;
+    const int chunks = (p.seq_k + 7) / 8;
     keys.each(row, select, [&](int g, int x, const Chunk& c) {
+      if (row_bits != nullptr && g < chunks) row_bits[g] = static_cast<uint8_t>(c.kept8(keep_from));
       const uint32_t ballot = __ballot_sync(0xffffffffu, c.any_at_least(keep_from));
       if constexpr (kChunks > 0) votes[x] |= ballot;
       else if ((lane & 7) == 0 && ((ballot >> lane) & 0xffu) != 0) tiles[g >> 3] = 1;
@@ -530,7 +550,7 @@ __global__ void __launch_bounds__(kThreads, 65536 / (kThreads * register_budget(
 // rows are read again at each step.
 template <typename Chunk>
 cudaError_t launch_chunk_type(const FwdParams& p, int64_t keep_window, float* threshold,
-                              uint8_t* tile_active, cudaStream_t stream) {
+                              uint8_t* tile_active, uint8_t* kept_bits, cudaStream_t stream) {
   // Rows per block: up to 16 (each later row starts from its predecessor's answer) while
   // the grid keeps >= 16 blocks per SM; a power of two, so a block stays in one query block.
   // (At n = 4096, b = 2, 12 heads on an H100: 16 rows 0.58 ms, 8 rows 0.64, 32 rows 0.61.)
@@ -542,7 +562,7 @@ cudaError_t launch_chunk_type(const FwdParams& p, int64_t keep_window, float* th
   while (per_block > 1 && rows / per_block < int64_t{sms} * 16) per_block /= 2;
   const dim3 grid((p.seq_q + per_block - 1) / per_block, p.heads_kv, p.batch);
   auto launch = [&](auto kernel, int threads) {
-    kernel<<<grid, threads, 0, stream>>>(p, keep_window, per_block, threshold, tile_active);
+    kernel<<<grid, threads, 0, stream>>>(p, keep_window, per_block, threshold, tile_active, kept_bits);
   };
   const int groups = (p.seq_k + 7) / 8;
   if (groups <= 128 * 1) launch(mask_prepass_kernel<Chunk, 128, 1>, 128);
@@ -558,16 +578,16 @@ cudaError_t launch_chunk_type(const FwdParams& p, int64_t keep_window, float* th
 }  // namespace
 
 cudaError_t launch_mask_prepass(const FwdParams& p, int64_t keep_window, float* threshold,
-                                uint8_t* tile_active, cudaStream_t stream) {
+                                uint8_t* tile_active, uint8_t* kept_bits, cudaStream_t stream) {
   const size_t tile_bytes = size_t(p.batch) * p.heads_kv * p.q_tiles * p.k_tiles;
   cudaError_t err = cudaMemsetAsync(tile_active, 0, tile_bytes, stream);  // rows only set flags
   if (err != cudaSuccess) return err;
   const bool select = keep_window > 0 && p.seq_k > keep_window;
   const DType bias = select ? static_cast<DType>(p.bias_dtype) : DType::kBFloat16;
   switch (bias) {
-    case DType::kFloat16: return launch_chunk_type<Packed16<__half2>>(p, keep_window, threshold, tile_active, stream);
-    case DType::kFloat32: return launch_chunk_type<Keys32>(p, keep_window, threshold, tile_active, stream);
-    default: return launch_chunk_type<Packed16<__nv_bfloat162>>(p, keep_window, threshold, tile_active, stream);
+    case DType::kFloat16: return launch_chunk_type<Packed16<__half2>>(p, keep_window, threshold, tile_active, kept_bits, stream);
+    case DType::kFloat32: return launch_chunk_type<Keys32>(p, keep_window, threshold, tile_active, kept_bits, stream);
+    default: return launch_chunk_type<Packed16<__nv_bfloat162>>(p, keep_window, threshold, tile_active, kept_bits, stream);
   }
 }
 

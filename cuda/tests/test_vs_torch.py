@@ -62,14 +62,15 @@ def main():
         check("  return_softmax p", rel(p, want_p) < 2e-2)
         check("  rng_state", rng_state.shape == (2,))
     # 3b. the dynamic mask without softcap, dropout or return_softmax: on the H100 the Hopper
-    # kernel runs it (a bias of q's dtype, a mask of q's dtype or bytes, 16-byte aligned rows),
-    # skipping the key tiles the pre-pass finds empty. GQA, rows past a query block's end,
-    # fully masked rows, masked leading tiles (bottom-right causal), mask-only and bias-only.
+    # kernel runs it (a bias of q's dtype with 16-byte aligned rows; the mask, any dtype, and
+    # the keep window through the pre-pass's kept-key bits), skipping the key tiles the
+    # pre-pass finds empty. GQA, rows past a query block's end, fully masked rows, empty leading
+    # tiles, bottom-right causal, mask-only and bias-only.
     for dtype in (torch.bfloat16, torch.float16):
         for d in (64, 128):
             for causal in (False, True):
                 for mask_kind, w in (("same", 200), ("bytes", 1000), ("same", 0), ("none", 300), ("bias-less", 0),
-                                     ("bias-less bytes", 0)):
+                                     ("bias-less bytes", 0), ("float32", 300)):
                     # seq_k not a whole number of 128-key tiles: the last tile's chunks past it
                     b, sq, sk, hq, h = 2, (1000 if causal else 1100), (1040 if d == 64 else 1552), 4, 2
                     q = rand(b, sq, hq, d, dtype=dtype)
@@ -79,7 +80,8 @@ def main():
                     on[:, :, 5] = False  # fully masked rows
                     on[:, :, 512:768, :1024] = False  # query blocks 4, 5: leading key tiles empty
                     active = {"same": on.to(dtype), "bytes": on.to(torch.uint8), "none": None,
-                              "bias-less": on.to(dtype), "bias-less bytes": on.to(torch.uint8)}[mask_kind]
+                              "bias-less": on.to(dtype), "bias-less bytes": on.to(torch.uint8),
+                              "float32": on.float()}[mask_kind]
                     lse = torch.empty(b, hq, sq, device="cuda")
                     out = attn_cuda.flash_forward(q, k, v, bias=zoh, active_mask=active, lse=lse, keep_window_size=w,
                                                   causal="bottom-right" if causal else False)[0]
