@@ -240,10 +240,6 @@ struct Packed16 {
   __device__ static uint32_t total(uint32_t acc) {
     return 2u * (acc & 0xffffu) + uint32_t(int32_t(acc) >> 16);
   }
-  __device__ bool any_at_least(uint32_t pair) const {
-    return (ge_mask<T2>(v[0], pair) | ge_mask<T2>(v[1], pair) | ge_mask<T2>(v[2], pair) |
-            ge_mask<T2>(v[3], pair)) != 0;
-  }
   // Bit e set where key e of the chunk is a candidate >= pair.
   __device__ uint32_t kept8(uint32_t pair) const {
     uint32_t bits = 0;
@@ -307,12 +303,6 @@ struct Keys32 {
       for (int e = 0; e < 8; ++e) acc[x] += k[e] >= trial[x] ? 1u : 0u;
   }
   __device__ static uint32_t total(uint32_t acc) { return acc; }
-  __device__ bool any_at_least(uint32_t key) const {
-    bool any = false;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) any |= k[e] >= key;
-    return any;
-  }
   __device__ uint32_t kept8(uint32_t key) const {
     uint32_t bits = 0;
 #pragma unroll
@@ -532,8 +522,9 @@ __global__ void __launch_bounds__(kThreads, 65536 / (kThreads * register_budget(
         kept_bits != nullptr ? kept_bits + ((int64_t{b} * p.heads_kv + hk) * p.seq_q + i) * kept_bits_row_bytes(p.seq_k) : nullptr;
     const int chunks = (p.seq_k + 7) / 8;
     keys.each(row, select, [&](int g, int x, const Chunk& c) {
-      if (row_bits != nullptr && g < chunks) row_bits[g] = static_cast<uint8_t>(c.kept8(keep_from));
-      const uint32_t ballot = __ballot_sync(0xffffffffu, c.any_at_least(keep_from));
+      const uint32_t kept = c.kept8(keep_from);  // the tile map's vote and the Hopper forward's bits
+      if (row_bits != nullptr && g < chunks) row_bits[g] = static_cast<uint8_t>(kept);
+      const uint32_t ballot = __ballot_sync(0xffffffffu, kept != 0);
       if constexpr (kChunks > 0) votes[x] |= ballot;
       else if ((lane & 7) == 0 && ((ballot >> lane) & 0xffu) != 0) tiles[g >> 3] = 1;
     });
