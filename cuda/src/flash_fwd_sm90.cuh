@@ -11,8 +11,9 @@
 // previous tile with S of the next, so one's softmax runs while the other's products do.
 // The online softmax is the mma.sync kernel's (flash_fwd_kernel.cuh): log2 units, lazy
 // rescaling. Covers the dense case, causal with any offset, sliding windows, GQA, and with
-// kRules the dynamic mask: a bias, an active mask, keep-window thresholds and the pre-pass's
-// tile map (fwd_rules_sm90.cuh); softcap, dropout, segments and softmax out stay on mma.sync.
+// kRuleKind the dynamic mask: a bias, the pre-pass's kept-key bits (the active mask and the
+// keep-window thresholds) and its tile map (fwd_rules_sm90.cuh); softcap, dropout, segments
+// and softmax out stay on mma.sync (sm90_forward_applies).
 #pragma once
 #include <math_constants.h>
 
@@ -168,10 +169,10 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     };
     // After tile i's P V: this thread releases the stage (for the producer to refill).
     auto release = [&](int i) { mbarrier_arrive(empty + 8 * (i % kS)); };
-    // One key tile, nb, the i-th visited (`next` follows it); the first has no previous P V (a compile-time case:
-    // wgmma under a run-time condition makes the compiler serialize all of them). edge_tests:
-    // kNoTests (a tile no row loses a key of by position), kTests, or kTestIfNeeded (decided
-    // per tile, for the first).
+    // One key tile, nb, the i-th visited (`next` follows it); the first has no previous P V (a
+    // compile-time case: wgmma under a run-time condition makes the compiler serialize all of
+    // them). edge_tests: kNoTests (a tile no row loses a key of by position), kTests, or
+    // kTestIfNeeded (decided per tile, for the first).
     auto step = [&](int i, int nb, int next, auto first_tile, auto edge_tests) {
       constexpr bool kFirst = decltype(first_tile)::value;
       constexpr int kEdgeTests = decltype(edge_tests)::value;
@@ -208,8 +209,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
           release(i - 1);
         }
         rules.apply(s);
-        // The next tile's bias / mask: copied while this tile's softmax and the next products
-        // run (issued at the start of their own step, the copies ran at 1.1 TB/s).
+        // The next tile's bias / bits: copied while this tile's softmax and the next products
+        // run.
         if (next < n_end) rules.issue(next * kSm90BlockN);
       }
       // Keys past the causal frontier, a window edge or the last key: -inf. Each row's visible
