@@ -34,6 +34,9 @@ namespace attn::cuda::detail {
 // at up to 255 registers: H100 d = 128 0.88-1.0x, d = 64 0.82-0.88x of this.
 constexpr int kSm90BlockM = 128, kSm90BlockN = 128, kSm90Consumers = 256, kSm90Threads = 384, kSm90Stages = 3;
 constexpr int kSm90ProducerRegs = 40, kSm90ConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 64 K
+// With the dynamic-mask rules: 128 x 24 + 256 x 240 <= 64 K (set while the first version held
+// the bias in registers and spilled at d = 128; not measured against 40 / 232 since).
+constexpr int kSm90RulesProducerRegs = 24, kSm90RulesConsumerRegs = 240;
 constexpr int kPanelRows = 128;                // every tile here has 128 rows
 enum Sm90EdgeTests { kNoTests, kTests, kTestIfNeeded };  // per-key tests of a key tile
 constexpr int kPanelBytes = kPanelRows * 128;  // one 64-column panel of a tile
@@ -111,7 +114,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   // warp-wide) and its first thread issues every copy: Q, then each key tile once its stage
   // has been released by all 256 consumer threads (tile i - kS done).
   if (threadIdx.x >= kSm90Consumers) {
-    set_max_registers_dec<kRules ? 24 : kSm90ProducerRegs>();
+    set_max_registers_dec<kRules ? kSm90RulesProducerRegs : kSm90ProducerRegs>();
     if (warp == 0) {
       const bool issuer = lane == 0;
       if (issuer) {
@@ -126,7 +129,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       }
     }
   } else {
-    set_max_registers_inc<kRules ? 240 : kSm90ConsumerRegs>();
+    set_max_registers_inc<kRules ? kSm90RulesConsumerRegs : kSm90ConsumerRegs>();
     unsigned char* warp_rules = smem_raw + (s_rules - smem_address(smem_raw)) + (threadIdx.x >> 5) * kSm90RulesWarpBytes;
     const std::conditional_t<kRules, Sm90Rules<T, kRuleKind>, Sm90NoRules> rules(p, b, hk, row0, warp_rules);
 
