@@ -147,16 +147,6 @@ Checked check(const FlashForwardArgs& a) {
   return c;
 }
 
-// Whether a bias / mask tensor's tiles can be copied 16 bytes at a time (RulesTile):
-// contiguous keys, rows and base 16-byte aligned, seq_k a whole number of 16-byte chunks.
-bool stageable(const void* data, int dtype, const detail::Strides3Rows& st, int seq_k) {
-  if (data == nullptr) return true;
-  const int64_t eb = dtype_bytes(static_cast<DType>(dtype));
-  return st.col == 1 && (st.row * eb) % 16 == 0 && (st.head * eb) % 16 == 0 &&
-         (st.batch * eb) % 16 == 0 && (seq_k * eb) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(data) % 16 == 0;
-}
-
 template <typename T, typename OutT>
 cudaError_t launch_for_dim(const FwdParams& p, int head_dim, cudaStream_t stream) {
   return head_dim == 64 ? detail::launch_flash_fwd<T, 64, OutT>(p, stream)
@@ -173,8 +163,8 @@ RngState run_forward(const FlashForwardArgs& args, Checked c) {
   cudaStream_t stream = args.stream;
 
   p.stage_rules = (p.bias != nullptr || p.active != nullptr) &&
-                  stageable(p.bias, p.bias_dtype, p.bias_stride, p.seq_k) &&
-                  stageable(p.active, p.active_dtype, p.active_stride, p.seq_k);
+                  detail::stageable(p.bias, dtype_bytes(static_cast<DType>(p.bias_dtype)), p.bias_stride, p.seq_k) &&
+                  detail::stageable(p.active, dtype_bytes(static_cast<DType>(p.active_dtype)), p.active_stride, p.seq_k);
   const bool selects = c.keep_window > 0 && p.seq_k > c.keep_window;
   const bool prepass = selects || p.active != nullptr;
   StreamBuffer threshold(selects ? sizeof(float) * p.batch * p.heads_kv * size_t(p.seq_q) : 0, stream);

@@ -135,24 +135,12 @@ __device__ __forceinline__ void tile_scores(float (&s)[kRowTiles][kBlockN / 8][4
 
 // AddendTile::build_staged's typed reads of staged raw tiles: eight consecutive elements.
 template <typename BiasT>
-__device__ __forceinline__ void read_bias8(const unsigned char* at, float (&v)[8]);
-template <>
-__device__ __forceinline__ void read_bias8<__nv_bfloat16>(const unsigned char* at, float (&v)[8]) {
-  const uint4 w = *reinterpret_cast<const uint4*>(at);
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {  // bfloat16 -> float is a shift
-    v[2 * k] = __uint_as_float(words[k] << 16);
-    v[2 * k + 1] = __uint_as_float(words[k] & 0xffff0000u);
-  }
-}
-template <>
-__device__ __forceinline__ void read_bias8<__half>(const unsigned char* at, float (&v)[8]) {
+__device__ __forceinline__ void read_bias8(const unsigned char* at, float (&v)[8]) {  // 16-bit types
   const uint4 w = *reinterpret_cast<const uint4*>(at);
   const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&words[k]));
+    const float2 f = unpack2<BiasT>(words[k]);
     v[2 * k] = f.x;
     v[2 * k + 1] = f.y;
   }
@@ -416,7 +404,7 @@ struct ScoreRules {
 __device__ __forceinline__ bool tile_is_active(const FwdParams& p, int b, int hk, int m_block,
                                                int nb) {
   if (p.tile_active == nullptr) return true;
-  return p.tile_active[((int64_t{b} * p.heads_kv + hk) * p.q_tiles + m_block) * p.k_tiles + nb] != 0;
+  return tile_map_row(p, b, hk, m_block)[nb] != 0;
 }
 
 // kGeneral = false compiles the dense path alone (no bias, mask, tile map, softcap,

@@ -44,6 +44,12 @@ __device__ __forceinline__ TileRange visible_key_tiles(const FwdParams& p, int m
   return r;
 }
 
+// The pre-pass's tile map (FwdParams::tile_active) row of query block m_block of (b, hk):
+// one flag per key tile of kBlockN.
+__device__ __forceinline__ const uint8_t* tile_map_row(const FwdParams& p, int b, int hk, int m_block) {
+  return p.tile_active + ((int64_t{b} * p.heads_kv + hk) * p.q_tiles + m_block) * p.k_tiles;
+}
+
 // Whether some row of the query block loses some key of the tile j0.. to the causal
 // frontier, a window edge (its last row's first key, its first row's last key) or the
 // sequence's end: only such tiles need visible_keys per element (a block-uniform test).

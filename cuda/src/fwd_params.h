@@ -24,6 +24,16 @@ struct Strides3Rows {  // bias / mask [batch][heads_kv][seq_q][seq_k]
   int64_t batch = 0, head = 0, row = 0, col = 1;
 };
 
+// Whether a bias / mask tensor (element_bytes each) can be copied 16 bytes at a time:
+// contiguous keys, rows and base 16-byte aligned, seq_k a whole number of 16-byte chunks
+// (the mma.sync kernel's staged tiles, the Hopper forward's bias).
+inline bool stageable(const void* data, int64_t element_bytes, const Strides3Rows& st, int64_t seq_k) {
+  if (data == nullptr) return true;
+  return st.col == 1 && (st.row * element_bytes) % 16 == 0 && (st.head * element_bytes) % 16 == 0 &&
+         (st.batch * element_bytes) % 16 == 0 && (seq_k * element_bytes) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(data) % 16 == 0;
+}
+
 // Bytes per row of the kept-key bit map: a bit per key, rows padded to 16 bytes (the Hopper
 // forward copies 16-byte chunks).
 constexpr int64_t kept_bits_row_bytes(int64_t seq_k) { return ((seq_k + 7) / 8 + 15) / 16 * 16; }

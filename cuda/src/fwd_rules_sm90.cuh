@@ -18,9 +18,8 @@
 #include <math_constants.h>
 
 #include <cstdint>
-#include <type_traits>
 
-#include "attn_cuda/tensor.h"
+#include "fwd_key_range.cuh"
 #include "fwd_params.h"
 #include "mma_sm80.cuh"
 
@@ -42,22 +41,6 @@ __device__ __forceinline__ uint4 ld_shared_v4(uint32_t address) {
   asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(address));
   return v;
 }
-
-// 16-bit pairs (T = __half / __nv_bfloat16) as raw 32-bit words.
-template <typename T>
-struct Pair16;
-template <>
-struct Pair16<__nv_bfloat16> {
-  static constexpr uint32_t kNegInf = 0xff80ff80u;
-  __device__ static float2 to_float2(uint32_t u) {  // bf16 -> float is a 16-bit shift
-    return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
-  }
-};
-template <>
-struct Pair16<__half> {
-  static constexpr uint32_t kNegInf = 0xfc00fc00u;
-  __device__ static float2 to_float2(uint32_t u) { return __half22float2(*reinterpret_cast<const __half2*>(&u)); }
-};
 
 // One consumer warp's rules. Each warp stages the bias and the kept-key bits of its own 16 rows
 // and a key tile in its own 8 KB of shared memory (16-byte cp.async, issued a tile ahead so
@@ -131,9 +114,9 @@ struct Sm90Rules {
         if constexpr (kBits) {
           const uint32_t y = kept[nt >> 2] >> (8 * (nt & 3));
           const uint32_t keep = ((y & 1u) | ((y << 15) & 0x10000u)) * 0xffffu;  // 0xffff per kept half
-          add = (add & keep) | (Pair16<T>::kNegInf & ~keep);
+          add = (add & keep) | (kNegInf2<T> & ~keep);
         }
-        const float2 a = Pair16<T>::to_float2(add);
+        const float2 a = unpack2<T>(add);
         s[nt * 4 + half * 2] = fmaf(a.x, inv_scale, s[nt * 4 + half * 2]);
         s[nt * 4 + half * 2 + 1] = fmaf(a.y, inv_scale, s[nt * 4 + half * 2 + 1]);
       }
@@ -158,7 +141,7 @@ struct ActiveKeyTiles {
 
   __device__ ActiveKeyTiles(const FwdParams& p, int b, int hk, int m_block, int end_tile) : end(end_tile) {
     if (p.tile_active == nullptr) return;
-    map = p.tile_active + ((int64_t{b} * p.heads_kv + hk) * p.q_tiles + m_block) * p.k_tiles;
+    map = tile_map_row(p, b, hk, m_block);
     map_tiles = p.k_tiles;
   }
   // The first visited tile >= nb (end when none).

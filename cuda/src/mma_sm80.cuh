@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace attn::cuda::detail {
 
@@ -141,6 +142,21 @@ __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
   __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&h);
 }
+
+// The inverse: one register of two 16-bit elements -> two floats (bfloat16 -> float is a shift).
+template <typename T>
+__device__ __forceinline__ float2 unpack2(uint32_t u);
+template <>
+__device__ __forceinline__ float2 unpack2<__half>(uint32_t u) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&u));
+}
+template <>
+__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t u) {
+  return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
+// Two -infinities in one register of 16-bit elements.
+template <typename T>
+constexpr uint32_t kNegInf2 = std::is_same_v<T, __half> ? 0xfc00fc00u : 0xff80ff80u;
 
 // Element conversions used by the epilogues and by masks / biases of any dtype.
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }

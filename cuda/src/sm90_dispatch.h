@@ -45,10 +45,7 @@ inline bool sm90_forward_applies(const FwdParams& p, int element) {
   const int64_t left_span = p.window_left < 0 ? kUnbounded : p.window_left;
   const int64_t right_span = p.causal ? 0 : p.window_right < 0 ? kUnbounded : p.window_right;  // past the diagonal
   if (left_span + right_span + 1 < 1024) return false;
-  if (p.bias == nullptr) return true;
-  const Strides3Rows& st = p.bias_stride;
-  return p.bias_dtype == element && st.col == 1 && (st.row * 2) % 16 == 0 && (st.head * 2) % 16 == 0 &&
-         (st.batch * 2) % 16 == 0 && (int64_t{p.seq_k} * 2) % 16 == 0 && reinterpret_cast<uintptr_t>(p.bias) % 16 == 0;
+  return p.bias == nullptr || (p.bias_dtype == element && stageable(p.bias, 2, p.bias_stride, p.seq_k));
 }
 
 }  // namespace attn::cuda::detail
