@@ -6,6 +6,7 @@ are passed by data pointer, dtype, shape and strides, so no copy is made.
 import ctypes
 import math
 import os
+import struct
 
 import torch
 
@@ -55,21 +56,43 @@ def lib():
     return _lib
 
 
-def _view(t):
-    v = _Tensor()
-    if t is None:
-        return v
-    if t.dtype not in _DTYPES:
+# A _Tensor's fields in one struct format (data, dtype, rank, shape[4], stride[4]): one
+# struct.pack_into a tensor, 2.5 us on the GPU machine against 3.7 for setting the ctypes
+# fields one by one (the binding's time is part of every call: 34 us for a forward call's
+# host side, from 43; SDPA's forward takes 20-30).
+_TENSOR_FORMAT = "=Qii4q4q"
+_PAD = [(0,) * (4 - r) for r in range(5)]
+
+
+def _pack_tensor(args, offset, t):
+    code = _DTYPES.get(t.dtype)
+    if code is None:
         raise TypeError(f"unsupported dtype {t.dtype}")
-    if t.dim() > 4:
+    rank = t.dim()
+    if rank > 4:
         raise ValueError("at most 4 dimensions")
-    v.data = t.data_ptr()
-    v.dtype = _DTYPES[t.dtype]
-    v.rank = t.dim()
-    for i in range(t.dim()):
-        v.shape[i] = t.shape[i]
-        v.stride[i] = t.stride(i)
-    return v
+    struct.pack_into(_TENSOR_FORMAT, args, offset, t.data_ptr(), code, rank, *t.shape, *_PAD[rank],
+                     *t.stride(), *_PAD[rank])
+
+
+def set_tensors(args, tensors):
+    """Writes (field name, tensor or None) pairs into the ctypes argument struct `args` (a new
+    struct is zero-filled, so None fields are skipped)."""
+    fields = type(args)
+    for name, t in tensors:
+        if t is not None:
+            _pack_tensor(args, getattr(fields, name).offset, t)
+
+
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
+def current_stream(t):
+    """The handle of the current CUDA stream of tensor t's device (torch's private raw-stream
+    getter where it exists: torch.cuda.current_stream() costs about 5 us a call)."""
+    if _raw_stream is not None:
+        return _raw_stream(t.get_device())
+    return torch.cuda.current_stream(t.device).cuda_stream
 
 
 CAUSAL = {False: 0, None: 0, "none": 0, True: 1, "top-left": 1, "bottom-right": 2}
@@ -83,15 +106,14 @@ def flash_forward(q, k, v, out=None, bias=None, active_mask=None, lse=None, soft
     if out is None:
         out = torch.empty_like(q)
     args = _FwdArgs()
-    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("bias", bias),
-                    ("active_mask", active_mask), ("lse", lse), ("softmax", softmax)):
-        setattr(args, name, _view(t))
+    set_tensors(args, (("q", q), ("k", k), ("v", v), ("out", out), ("bias", bias),
+                       ("active_mask", active_mask), ("lse", lse), ("softmax", softmax)))
     args.scale, args.softcap, args.dropout = scale or 0.0, softcap, dropout
     args.causal = CAUSAL[causal]
     args.seed = seed
     args.keep_window_size = keep_window_size
     args.window_left, args.window_right = window  # ctypes zero-fills: 0 would be a real window
-    args.stream = torch.cuda.current_stream().cuda_stream
+    args.stream = current_stream(q)
     rng = (ctypes.c_uint64 * 2)()
     err = ctypes.create_string_buffer(512)
     status = lib().attn_cuda_flash_forward(ctypes.byref(args), rng, err, len(err))

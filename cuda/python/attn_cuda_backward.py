@@ -8,7 +8,7 @@ import ctypes
 import torch
 
 import attn_cuda
-from attn_cuda import CAUSAL, AttnCudaError, _Tensor, _view
+from attn_cuda import CAUSAL, AttnCudaError, _Tensor, current_stream, set_tensors
 
 
 class _BwdArgs(ctypes.Structure):
@@ -41,14 +41,13 @@ def flash_backward(q, k, v, out, dout, lse, bias=None, active_mask=None, dbias=N
     dk = torch.empty_like(k) if dk is None else dk
     dv = torch.empty_like(v) if dv is None else dv
     args = _BwdArgs()
-    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("lse", lse),
-                    ("dq", dq), ("dk", dk), ("dv", dv), ("bias", bias), ("active_mask", active_mask),
-                    ("dbias", dbias)):
-        setattr(args, name, _view(t))
+    set_tensors(args, (("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("lse", lse),
+                       ("dq", dq), ("dk", dk), ("dv", dv), ("bias", bias), ("active_mask", active_mask),
+                       ("dbias", dbias)))
     args.scale, args.softcap, args.dropout = scale or 0.0, softcap, dropout
     args.causal = CAUSAL[causal]
     args.seed = seed
-    args.stream = torch.cuda.current_stream().cuda_stream
+    args.stream = current_stream(q)
     err = ctypes.create_string_buffer(512)
     status = _lib().attn_cuda_flash_backward(ctypes.byref(args), err, len(err))
     if status != 0:

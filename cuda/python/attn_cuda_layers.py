@@ -7,7 +7,7 @@ import ctypes
 import torch
 
 import attn_cuda
-from attn_cuda import CAUSAL, AttnCudaError, _Tensor, _view
+from attn_cuda import CAUSAL, AttnCudaError, _Tensor, current_stream, set_tensors
 
 _MHA_TENSORS = ("query", "key", "value", "out", "q_weight", "k_weight", "v_weight", "out_weight",
                 "q_bias", "k_bias", "v_bias", "out_bias", "bias", "active_mask")
@@ -65,10 +65,9 @@ def multihead_forward(query, key, value, weights, heads, causal=False, bias=None
         out = torch.empty_like(query)
     args = _MhaArgs()
     given = {"query": query, "key": key, "value": value, "out": out, "bias": bias, "active_mask": active_mask}
-    for name in _MHA_TENSORS:
-        setattr(args, name, _view(given[name] if name in given else weights.get(name)))
+    set_tensors(args, ((name, given[name] if name in given else weights.get(name)) for name in _MHA_TENSORS))
     args.heads, args.causal = heads, CAUSAL[causal]
-    args.stream = torch.cuda.current_stream().cuda_stream
+    args.stream = current_stream(query)
     _call(_lib().attn_cuda_multihead_forward, args)
     return out
 
@@ -78,11 +77,10 @@ def linear_attention(q, k, v, feature_map="elu", causal=False, eps=1e-6, out=Non
     if out is None:
         out = torch.empty(q.shape[0], q.shape[1], q.shape[2], v.shape[3], device=q.device, dtype=q.dtype)
     args = _LinearArgs()
-    for name, t in (("q", q), ("k", k), ("v", v), ("out", out)):
-        setattr(args, name, _view(t))
+    set_tensors(args, (("q", q), ("k", k), ("v", v), ("out", out)))
     args.feature_map = FEATURE_MAPS.get(feature_map, feature_map) if isinstance(feature_map, str) else feature_map
     args.causal, args.eps = int(bool(causal)), eps
-    args.stream = torch.cuda.current_stream().cuda_stream
+    args.stream = current_stream(q)
     _call(_lib().attn_cuda_linear_attention, args)
     return out
 
@@ -95,14 +93,13 @@ def asam_forward(q, k, v, pattern="hierarchical", window_size=128, stride=32, sc
     if out is None:
         out = torch.empty(q.shape[0], q.shape[1], q.shape[2], v.shape[3], device=q.device, dtype=q.dtype)
     args = _AsamArgs()
-    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse), ("centroids", centroids)):
-        setattr(args, name, _view(t))
+    set_tensors(args, (("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse), ("centroids", centroids)))
     args.pattern = ASAM_PATTERNS.get(pattern, pattern) if isinstance(pattern, str) else pattern
     args.window_size, args.stride, args.scale = window_size, stride, scale
     args.block_size, args.seed = block_size, seed
     args.scale_count = len(scales)
     for i, s in enumerate(scales[:8]):
         args.scales[i] = s
-    args.stream = torch.cuda.current_stream().cuda_stream
+    args.stream = current_stream(q)
     _call(_lib().attn_cuda_asam_forward, args)
     return out

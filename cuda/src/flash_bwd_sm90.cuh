@@ -28,6 +28,7 @@
 
 #include <type_traits>
 
+#include "block_order.cuh"
 #include "bwd_params.h"
 #include "bwd_walk.cuh"
 #include "mma_sm80.cuh"
@@ -72,7 +73,7 @@ template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kBwd90Threads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
-                          const __grid_constant__ CUtensorMap dq_map, const BwdParams p) {
+                          const __grid_constant__ CUtensorMap dq_map, const BwdParams p, int order_pairs) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
   using L = Bwd90Layout<kHeadDim>;
@@ -85,7 +86,9 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   float* sD = reinterpret_cast<float*>(base_ptr + L::kD);
   const uint32_t kv_full = base + L::kBarriers, q_full = kv_full + 8, q_empty = q_full + 8 * kS;
 
-  const int n0 = blockIdx.x * kBwd90Keys, hk = blockIdx.y, b = blockIdx.z;
+  // The first key blocks (the longest under the causal rule) first, a few heads at a time.
+  const BlockItem item = grouped_longest_first(order_pairs, false);
+  const int n0 = item.tile * kBwd90Keys, hk = item.head, b = item.batch;
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const QueryWalk<kM> walk(p, n0);
@@ -379,7 +382,7 @@ cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_k + kBwd90Keys - 1) / kBwd90Keys, p.heads_kv, p.batch);
-  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], p);
+  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], p, order_group_pairs(grid.x, p.causal));
   return cudaGetLastError();
 }
 

@@ -19,6 +19,7 @@
 
 #include <type_traits>
 
+#include "block_order.cuh"
 #include "fwd_key_range.cuh"
 #include "fwd_params.h"
 #include "fwd_rules_sm90.cuh"
@@ -56,7 +57,7 @@ constexpr size_t sm90_fwd_smem_bytes() {
 template <typename T, int kHeadDim, int kRuleKind>
 __global__ void __launch_bounds__(kSm90Threads, 1)
     flash_fwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
-                          const __grid_constant__ CUtensorMap v_map, const FwdParams p) {
+                          const __grid_constant__ CUtensorMap v_map, const FwdParams p, int order_pairs) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kPanels = kHeadDim / 64;
   constexpr int kTileBytes = kPanels * kPanelBytes;
@@ -71,8 +72,9 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   const uint32_t k_full = s_rules + (kRules ? 8 * kSm90RulesWarpBytes : 0), v_full = k_full + 8 * kS, empty = v_full + 8 * kS,
                  q_full = empty + 8 * kS;
 
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // last (longest under causal) blocks first
-  const int h = blockIdx.y, b = blockIdx.z, hk = h / p.group;
+  // The last query blocks (the longest under the causal rule) first, a few heads at a time.
+  const BlockItem item = grouped_longest_first(order_pairs, true);
+  const int m_block = item.tile, h = item.head, b = item.batch, hk = h / p.group;
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = m_block * kSm90BlockM;
@@ -395,7 +397,7 @@ cudaError_t launch_flash_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_q + kSm90BlockM - 1) / kSm90BlockM, p.heads_q, p.batch);
-  kernel<<<grid, kSm90Threads, smem, stream>>>(maps[0], maps[1], maps[2], p);
+  kernel<<<grid, kSm90Threads, smem, stream>>>(maps[0], maps[1], maps[2], p, order_group_pairs(grid.x, p.causal));
   return cudaGetLastError();
 }
 
