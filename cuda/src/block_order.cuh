@@ -17,14 +17,16 @@ struct BlockItem {
   int batch;
 };
 
-// The item of this block in a grid of (tiles, heads, batch) blocks whose (batch, head)
+// The items of a grid of (tiles, heads, batch) blocks whose (batch, head)
 // pairs go in groups of about group_pairs, sized evenly (a short last group would start its
 // longest items last); rank 0 of a group is tile tiles - 1 when longest_last_tile (the
 // forward's query blocks under the causal rule), else tile 0 (the backward's key blocks).
 // group_pairs = 1 is plain index order.
-__device__ __forceinline__ BlockItem grouped_longest_first(int group_pairs, bool longest_last_tile) {
+__device__ __forceinline__ int block_linear() { return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); }
+
+// Block `linear`'s item (block_linear(): this block's).
+__device__ __forceinline__ BlockItem grouped_longest_first(int linear, int group_pairs, bool longest_last_tile) {
   const int tiles = gridDim.x, heads = gridDim.y, pairs = gridDim.y * gridDim.z;
-  const int linear = blockIdx.x + tiles * (blockIdx.y + heads * blockIdx.z);
   const int groups = (pairs + group_pairs - 1) / group_pairs;
   const int small = pairs / groups, large_groups = pairs % groups;  // sizes small + 1, then small
   const int large_blocks = large_groups * (small + 1) * tiles;
@@ -39,6 +41,15 @@ __device__ __forceinline__ BlockItem grouped_longest_first(int group_pairs, bool
   const int within = linear - first_pair * tiles;
   const int rank = within / size, pair = first_pair + within % size;
   return {longest_last_tile ? tiles - 1 - rank : rank, pair % heads, pair / heads};
+}
+
+// The block that starts about when this one ends, one wave later (one block per
+// multiprocessor; %nsmid counts the multiprocessors' identifiers, about their number), or -1.
+__device__ __forceinline__ int block_a_wave_later() {
+  unsigned sms;
+  asm("mov.u32 %0, %%nsmid;" : "=r"(sms));
+  const int later = block_linear() + static_cast<int>(sms);
+  return later < static_cast<int>(gridDim.x * gridDim.y * gridDim.z) ? later : -1;
 }
 
 // (batch, head) pairs per group: under the causal rule about one wave of the device's

@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const uint32_t kv_full = base + L::kBarriers, q_full = kv_full + 8, q_empty = q_full + 8 * kS;
 
   // The first key blocks (the longest under the causal rule) first, a few heads at a time.
-  const BlockItem item = grouped_longest_first(order_pairs, false);
+  const BlockItem item = grouped_longest_first(block_linear(), order_pairs, false);
   const int n0 = item.tile * kBwd90Keys, hk = item.head, b = item.batch;
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;

@@ -46,6 +46,14 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
+// Fetches the box at the given coordinates into L2 only (no shared memory, no barrier).
+__device__ __forceinline__ void tma_prefetch_4d(const CUtensorMap* map, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.prefetch.tensor.4d.L2.global.tile [%0, {%1, %2, %3, %4}];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+
 // Adds a shared-memory tile (the tensor map's box, in its swizzled layout) into global memory
 // at the given coordinates; bulk_commit_group closes this thread's current bulk group
 // (bulk_wait_reads / bulk_wait_all in mma_sm80.cuh wait for groups).
