@@ -73,7 +73,8 @@ template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kBwd90Threads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
-                          const __grid_constant__ CUtensorMap dq_map, const BwdParams p, int order_pairs) {
+                          const __grid_constant__ CUtensorMap dq_map, const __grid_constant__ CUtensorMap dk_map,
+                          const __grid_constant__ CUtensorMap dv_map, const BwdParams p, int order_pairs) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
   using L = Bwd90Layout<kHeadDim>;
@@ -339,25 +340,49 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     for (int blk = 0; blk < tested_blocks; ++blk, ++step) do_step(step, std::true_type{});
     for (int blk = tested_blocks; blk < walk.blocks; ++blk, ++step) do_step(step, std::false_type{});
   }
-  if (issues_dq) bulk_wait_all();
 
-  // dV, and dK times the scale (S = scale Q K^T): rows key_row (+ 8), columns 8 nt + 2 t.
-  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul) {
+  // dV, and dK times the scale (S = scale Q K^T): this thread's rows key_local (+ 8), columns
+  // 8 nt + 2 t. 16-bit outputs leave through shared memory, V's and K's tiles (no product
+  // reads them any more once both warpgroups are past their last step: dQ = dS K reads the
+  // other warpgroup's K rows), in their swizzled layout, by the copy engine's tensor stores
+  // of each warpgroup's 64 rows. (The accumulators' 4-byte pairs stored straight out wrote
+  // 16 bytes per row and instruction: d = 128 spent 3.6-4.4 us a block on them.) float32
+  // outputs go straight out.
+  named_barrier_sync(1, kBwd90Consumers);
+  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul,
+                   uint32_t tile, const CUtensorMap* map) {
+    if (as_float) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int j = key_row + 8 * half;
-      if (j >= p.seq_k) continue;
-      const int64_t off = b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
+      for (int half = 0; half < 2; ++half) {
+        const int j = key_row + 8 * half;
+        if (j >= p.seq_k) continue;
+        float* row = static_cast<float*>(dst) + b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
 #pragma unroll
-      for (int nt = 0; nt < kHeadDim / 8; ++nt) {
-        const float x0 = acc[nt * 4 + half * 2] * mul, x1 = acc[nt * 4 + half * 2 + 1] * mul;
-        if (as_float) store2<float>(static_cast<float*>(dst) + off + nt * 8, x0, x1);
-        else store2<T>(static_cast<T*>(dst) + off + nt * 8, x0, x1);
+        for (int nt = 0; nt < kHeadDim / 8; ++nt)
+          store2<float>(row + nt * 8, acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul);
       }
+      return;
+    }
+    // Row r keeps 16-byte chunk c of a panel at chunk c ^ (r % 8); this thread's rows are = g (mod 8).
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int nt = 0; nt < kHeadDim / 8; ++nt)
+        st_shared_b32<0>(tile + (nt / 8) * L::kKeyPanel + (key_local + 8 * half) * 128 + (((nt % 8) ^ g) << 4) + 4 * t,
+                         pack2<T>(acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul));
+    fence_proxy_async_shared();       // the copy engine reads the tile through the async proxy
+    named_barrier_sync(2 + wg, 128);  // this warpgroup's 64 rows staged
+    if (issues_dq) {
+#pragma unroll
+      for (int pn = 0; pn < L::kPanels; ++pn) tma_store_4d(map, tile + pn * L::kKeyPanel + wg * 64 * 128, pn * 64, n0 + wg * 64, hk, b);
+      bulk_commit_group();
     }
   };
-  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f);
-  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale);
+  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f, base + L::kV, &dv_map);
+  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale, base + L::kK, &dk_map);
+  // The dQ reductions and the stores still under way must have read their shared-memory
+  // tiles before the block ends (their writes complete without the block).
+  if (issues_dq) bulk_wait_reads<0>();
 #endif
 }
 
@@ -365,7 +390,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 // caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
-  CUtensorMap maps[5];
+  CUtensorMap maps[7] = {};
   constexpr int kM = bwd90_queries<kHeadDim>();
   if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kM) != cudaSuccess ||
       make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kBwd90Keys) != cudaSuccess ||
@@ -377,12 +402,20 @@ cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
                         64) != cudaSuccess) {
     return cudaErrorNotSupported;
   }
+  // dK and dV of q's dtype leave by tensor stores of 64-row boxes (float32 ones: plain stores).
+  if ((!p.dk_float && make_panel_map<T>(&maps[5], p.dk, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.dk_stride, 64) !=
+                          cudaSuccess) ||
+      (!p.dv_float && make_panel_map<T>(&maps[6], p.dv, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.dv_stride, 64) !=
+                          cudaSuccess)) {
+    return cudaErrorNotSupported;
+  }
   auto kernel = flash_bwd_sm90_kernel<T, kHeadDim>;
   constexpr size_t smem = Bwd90Layout<kHeadDim>::kBytes;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_k + kBwd90Keys - 1) / kBwd90Keys, p.heads_kv, p.batch);
-  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], p, order_group_pairs(grid.x, p.causal));
+  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], maps[5], maps[6], p,
+                                                order_group_pairs(grid.x, p.causal));
   return cudaGetLastError();
 }
 

@@ -36,11 +36,6 @@ __device__ __forceinline__ uint32_t ld_shared_u32(uint32_t address) {
   asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(address));
   return v;
 }
-__device__ __forceinline__ uint4 ld_shared_v4(uint32_t address) {
-  uint4 v;
-  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(address));
-  return v;
-}
 
 // One consumer warp's rules. Each warp stages the bias and the kept-key bits of its own 16 rows
 // and a key tile in its own 8 KB of shared memory (16-byte cp.async, issued a tile ahead so

@@ -72,6 +72,11 @@ template <int kOffset>
 __device__ __forceinline__ void st_shared_b32(uint32_t address, uint32_t value) {
   asm volatile("st.shared.b32 [%0+%2], %1;\n" ::"r"(address), "r"(value), "n"(kOffset) : "memory");
 }
+__device__ __forceinline__ uint4 ld_shared_v4(uint32_t address) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(address));
+  return v;
+}
 
 // A 64-bit key / column offset narrowed to 32 bits for per-element mask tests against a
 // tile's compile-time columns: clamped to +-bound (beyond a tile either way, all keys fare
