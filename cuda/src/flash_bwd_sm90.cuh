@@ -29,6 +29,7 @@
 #include <type_traits>
 
 #include "block_order.cuh"
+#include "block_timeline.cuh"
 #include "bwd_params.h"
 #include "bwd_walk.cuh"
 #include "mma_sm80.cuh"
@@ -93,6 +94,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const QueryWalk<kM> walk(p, n0);
+  ATTN_TIMELINE_BEGIN(walk.steps);
 
   if (threadIdx.x == 0) {
     mbarrier_init(kv_full, 1);
@@ -160,6 +162,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const bool issues_dq = (threadIdx.x & 127) == 0;  // one thread per warpgroup adds its part of dQ
 
   mbarrier_wait(kv_full, 0);
+  ATTN_TIMELINE_MARK(1);  // K and V landed
   StepCursor<kM> cur(walk, p, hk);
   // One step; kTests: whether it may hold keys past the causal frontier or past seq_k (then
   // tested per key). The steps that need the tests run a copy compiled with them (as the
@@ -348,7 +351,9 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   // of each warpgroup's 64 rows. (The accumulators' 4-byte pairs stored straight out wrote
   // 16 bytes per row and instruction: d = 128 spent 3.6-4.4 us a block on them.) float32
   // outputs go straight out.
+  ATTN_TIMELINE_MARK(3);  // this warpgroup's walk done
   named_barrier_sync(1, kBwd90Consumers);
+  ATTN_TIMELINE_MARK(4);  // both done
   auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul,
                    uint32_t tile, const CUtensorMap* map) {
     if (as_float) {
@@ -383,6 +388,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   // The dQ reductions and the stores still under way must have read their shared-memory
   // tiles before the block ends (their writes complete without the block).
   if (issues_dq) bulk_wait_reads<0>();
+  ATTN_TIMELINE_MARK(5);
 #endif
 }
 

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "block_order.cuh"
+#include "block_timeline.cuh"
 #include "fwd_key_range.cuh"
 #include "fwd_params.h"
 #include "fwd_rules_sm90.cuh"
@@ -79,6 +80,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   const int g = lane >> 2, t = lane & 3;
   const int m0 = m_block * kSm90BlockM;
   const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0, row0 + 8
+  ATTN_TIMELINE_BEGIN(0);
 
   const TileRange key_tiles = visible_key_tiles(p, m0, kSm90BlockM, kSm90BlockN);
   const int n_begin = key_tiles.begin, n_end = max(key_tiles.end, n_begin);
@@ -125,7 +127,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
         for (int pn = 0; pn < kPanels; ++pn) tma_load_4d(sQ + pn * kPanelBytes, &q_map, q_full, pn * 64, m0, h, b);
         // Q of the block a wave later into L2, so that block's first wait is an L2 read, not
         // DRAM's (Q is the one tile no other block in flight reads): H100 d = 128 causal
-        // n = 4096, entry to Q landed 1.54 -> 1.28 us (median), the kernel up to 1% faster.
+        // n = 4096, entry to Q landed 1.54 -> 1.25 us (median), the kernel up to 1% faster.
         // (The backward's K and V the same way measured 1-2% slower.)
         const int later = block_a_wave_later();
         if (later >= 0) {
@@ -314,6 +316,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       }
     };
     mbarrier_wait(q_full, 0);
+    ATTN_TIMELINE_MARK(1);  // Q landed
     // Tiles that need per-key tests come first (a window's left edge) and last (the causal
     // frontier, a window's right edge, the sequence's end); the ones between run a step
     // compiled without the tests. (With the tests in every step, behind a run-time branch, the
@@ -340,6 +343,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     for (; nb < front; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
     for (; nb < back; advance()) step(steps++, nb, next, std::false_type{}, NoTests{});
     for (; nb < n_end; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
+    ATTN_TIMELINE_MARK(3);  // the loop done
+    ATTN_TIMELINE_STEPS(steps);
     if (steps > 0) {  // the last tile's P V
       const int last = steps - 1;
       mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
@@ -352,6 +357,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       release(last);
     }
     if (wg == 0) take_turn();  // the second warpgroup's last pass, so no arrival is left over
+    ATTN_TIMELINE_MARK(4);  // the last P V done
 
     // Epilogue: finish the row sums across the quad, normalise, store lse, and O through
     // shared memory: this warpgroup's 64 rows of the Q tile (no product reads Q any more)
@@ -394,6 +400,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       const uint4 x = ld_shared_v4(sQ + (c / 8) * kPanelBytes + row * 128 + (((c % 8) ^ (row & 7)) << 4));
       if (i < p.seq_q) *reinterpret_cast<uint4*>(out + i * p.o_stride.row + c * 8) = x;
     }
+    ATTN_TIMELINE_MARK(5);  // O stored
   }
 #endif
 }

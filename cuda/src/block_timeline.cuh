@@ -1,0 +1,48 @@
+// Per-block timestamps of the Hopper kernels for the block-timeline diagnostic
+// (cuda/bench/block_timeline.sh): where a block's time goes besides its loop (the first
+// copies' wait, the last products, the epilogue, the switch to the next block) and how
+// evenly the multiprocessors finish. Only a build with -DATTN_BLOCK_TIMELINE records them;
+// otherwise the marks are empty and the kernels compile as without them.
+#pragma once
+
+#ifdef ATTN_BLOCK_TIMELINE
+namespace attn::cuda::detail {
+
+// 16 words per block, by linear block index (x fastest): [0, 6) the global timer (ns) at marks
+// 0-5, [6, 12) the multiprocessor's clock at the same marks, 14 the multiprocessor, 15 the
+// block's steps (key tiles or query blocks). Null: nothing is recorded.
+__device__ unsigned long long* block_timeline = nullptr;
+
+__device__ __forceinline__ void timeline_put(int slot, unsigned long long value) {
+  if (block_timeline == nullptr) return;
+  const long long block = blockIdx.x + static_cast<long long>(gridDim.x) * (blockIdx.y + static_cast<long long>(gridDim.y) * blockIdx.z);
+  block_timeline[block * 16 + slot] = value;
+}
+
+__device__ __forceinline__ void timeline_mark(int slot) {
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  timeline_put(slot, ns);
+  timeline_put(slot + 6, clock64());
+}
+
+__device__ __forceinline__ void timeline_begin(int steps) {
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+  timeline_mark(0);
+  timeline_put(14, sm);
+  timeline_put(15, steps);
+}
+
+}  // namespace attn::cuda::detail
+
+// Thread 0 of the block records (the kernels place each mark where thread 0 passes).
+#define ATTN_TIMELINE_BEGIN(steps) \
+  ((threadIdx.x == 0) ? attn::cuda::detail::timeline_begin(steps) : void())
+#define ATTN_TIMELINE_MARK(slot) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_mark(slot) : void())
+#define ATTN_TIMELINE_STEPS(steps) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_put(15, steps) : void())
+#else
+#define ATTN_TIMELINE_BEGIN(steps) ((void)0)
+#define ATTN_TIMELINE_MARK(slot) ((void)0)
+#define ATTN_TIMELINE_STEPS(steps) ((void)0)
+#endif
