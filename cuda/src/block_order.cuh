@@ -9,6 +9,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "grid_size.h"
+
 namespace attn::cuda::detail {
 
 struct BlockItem {
@@ -58,8 +60,7 @@ __device__ __forceinline__ int block_a_wave_later() {
 // are equally long and plain order (one pair) keeps the fewest heads' K and V in L2.
 inline int order_group_pairs(int tiles, bool causal) {
   if (!causal) return 1;
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int sms = multiprocessor_count();
   return sms / tiles > 1 ? sms / tiles : 1;
 }
 

@@ -6,6 +6,8 @@
 #pragma once
 
 #ifdef ATTN_BLOCK_TIMELINE
+#include "block_order.cuh"
+
 namespace attn::cuda::detail {
 
 // 16 words per block, by linear block index (x fastest): [0, 6) the global timer (ns) at marks
@@ -15,8 +17,7 @@ __device__ unsigned long long* block_timeline = nullptr;
 
 __device__ __forceinline__ void timeline_put(int slot, unsigned long long value) {
   if (block_timeline == nullptr) return;
-  const long long block = blockIdx.x + static_cast<long long>(gridDim.x) * (blockIdx.y + static_cast<long long>(gridDim.y) * blockIdx.z);
-  block_timeline[block * 16 + slot] = value;
+  block_timeline[static_cast<long long>(block_linear()) * 16 + slot] = value;
 }
 
 __device__ __forceinline__ void timeline_mark(int slot) {

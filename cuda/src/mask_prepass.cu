@@ -25,6 +25,7 @@
 
 #include <type_traits>
 
+#include "grid_size.h"
 #include "mask_access.cuh"
 #include "mask_prepass.h"
 
@@ -545,9 +546,7 @@ cudaError_t launch_chunk_type(const FwdParams& p, int64_t keep_window, float* th
   // Rows per block: up to 16 (each later row starts from its predecessor's answer) while
   // the grid keeps >= 16 blocks per SM; a power of two, so a block stays in one query block.
   // (At n = 4096, b = 2, 12 heads on an H100: 16 rows 0.58 ms, 8 rows 0.64, 32 rows 0.61.)
-  int device = 0, sms = 132;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int sms = multiprocessor_count();
   const int64_t rows = int64_t{p.batch} * p.heads_kv * p.seq_q;
   int per_block = 16;
   while (per_block > 1 && rows / per_block < int64_t{sms} * 16) per_block /= 2;
