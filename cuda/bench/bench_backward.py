@@ -13,7 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
 import attn_cuda_backward  # noqa: E402
-from gpu_timing import time_ms  # noqa: E402
+from gpu_timing import interleaved_ms, warm_up  # noqa: E402
 
 
 def bwd_flops(b, h, n, d, causal):
@@ -23,7 +23,8 @@ def bwd_flops(b, h, n, d, causal):
 
 def main():
     rows = []
-    print("## Backward, bf16, TFLOP/s (median of 20; batch x n = 16384 tokens, 16 heads)")
+    warm_up()
+    print("## Backward, bf16, TFLOP/s (3 rounds in turn x 10 calls, median; batch x n = 16384 tokens, 16 heads)")
     print(f"{'d':>4} {'causal':>6} {'n':>6} {'ours ms':>8} {'SDPA ms':>8} {'ours':>7} {'SDPA':>7} {'ratio':>6} {'cuDNN':>7} {'ratio':>6}")
     for d in (64, 128):
         for causal in (False, True):
@@ -34,23 +35,22 @@ def main():
                 out, _ = attn_cuda.flash_forward(q, k, v, lse=lse, causal=causal)
                 dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
                 row = {"d": d, "causal": causal, "n": n, "batch": b, "heads": h}
-                row["ours_ms"] = time_ms(lambda: attn_cuda_backward.flash_backward(
-                    q, k, v, out, dout, lse, causal=causal, dq=dq, dk=dk, dv=dv))
+                fns = {"ours": lambda: attn_cuda_backward.flash_backward(
+                    q, k, v, out, dout, lse, causal=causal, dq=dq, dk=dk, dv=dv)}
                 qs, ks, vs = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
-                try:
-                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                        o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)
-                    g = dout.transpose(1, 2)
-                    row["sdpa_ms"] = time_ms(lambda: torch.autograd.grad(o, (qs, ks, vs), g, retain_graph=True))
-                except RuntimeError as e:
-                    row["sdpa_ms"], row["sdpa_error"] = None, str(e)[:200]
-                try:
-                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                        oc = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)
-                    row["cudnn_ms"] = time_ms(lambda: torch.autograd.grad(oc, (qs, ks, vs), g, retain_graph=True))
-                    del oc
-                except RuntimeError as e:
-                    row["cudnn_ms"], row["cudnn_error"] = None, str(e)[:200]
+                g = dout.transpose(1, 2)
+                for name, backend in (("sdpa", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    try:
+                        with sdpa_kernel(backend):
+                            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)
+                        fns[name] = lambda o=o: torch.autograd.grad(o, (qs, ks, vs), g, retain_graph=True)
+                        fns[name]()
+                    except RuntimeError as e:
+                        row[name + "_ms"], row[name + "_error"] = None, str(e)[:200]
+                # Three rounds, the three backwards in turn each round (gpu_timing.interleaved_ms).
+                for name, ms in interleaved_ms(fns).items():
+                    row[name + "_ms"] = ms
+                del fns
                 f = bwd_flops(b, h, n, d, causal)
                 row["ours_tflops"] = f / row["ours_ms"] / 1e9
                 row["sdpa_tflops"] = f / row["sdpa_ms"] / 1e9 if row["sdpa_ms"] else None

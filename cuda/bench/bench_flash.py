@@ -13,7 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
-from gpu_timing import time_ms  # noqa: E402
+from gpu_timing import time_ms, warm_up  # noqa: E402
 
 
 def sdpa(backend, q, k, v, causal):
@@ -158,6 +158,7 @@ def main():
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "dense": [], "dynamic_mask": [],
                "window": []}
     parts = os.environ.get("BENCH_PARTS", "dense,dynamic,window").split(",")
+    warm_up()
     if "dense" in parts:
         dense_table(results["dense"])
     if "dynamic" in parts:

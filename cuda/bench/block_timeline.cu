@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&lse, rows * 4));
   CHECK(cudaMalloc(&delta, rows * 4));
   CHECK(cudaMalloc(&dq_accum, elems * 4));
+  int* items_taken;  // the persistent backward's count of items taken, zeroed before each run
+  CHECK(cudaMalloc(&items_taken, sizeof(int)));
   fill_uniform<<<1024, 256>>>(q, elems, 1);
   fill_uniform<<<1024, 256>>>(k, elems, 2);
   fill_uniform<<<1024, 256>>>(v, elems, 3);
@@ -84,8 +86,10 @@ int main(int argc, char** argv) {
   bp.lse = lse, bp.lse_stride = BwdStrides3{int64_t{heads} * n, 1, n}, bp.delta = delta, bp.dq_accum = dq_accum;
   bp.batch = batch, bp.seq_q = bp.seq_k = n, bp.heads_q = bp.heads_kv = heads, bp.group = 1, bp.head_dim = d;
   bp.causal = causal != 0, bp.scale = scale, bp.scale_log2 = fp.scale_log2;
+  bp.items_taken = items_taken;
   auto launch = [&]() -> cudaError_t {
     if (forward) return d == 64 ? launch_flash_fwd_sm90<bf16, 64>(fp, 0) : launch_flash_fwd_sm90<bf16, 128>(fp, 0);
+    CHECK(cudaMemsetAsync(items_taken, 0, sizeof(int), 0));
     return d == 64 ? launch_flash_bwd_sm90<bf16, 64>(bp, 0) : launch_flash_bwd_sm90<bf16, 128>(bp, 0);
   };
 

@@ -22,6 +22,10 @@ static int launch(const void* q, const void* k, const void* v, const void* dout,
   p.lse_stride = BwdStrides3{int64_t{h} * n, 1, n};  // lse [b][h][n]
   p.delta = delta;
   p.dq_accum = dq_accum;
+  static int* items_taken = nullptr;  // the persistent Hopper kernel's count of items taken
+  if (items_taken == nullptr && cudaMalloc(&items_taken, sizeof(int)) != cudaSuccess) return -2;
+  if (cudaMemsetAsync(items_taken, 0, sizeof(int), stream) != cudaSuccess) return -2;
+  p.items_taken = items_taken;
   p.batch = b, p.seq_q = p.seq_k = n, p.heads_q = p.heads_kv = h, p.group = 1;
   p.head_dim = kHeadDim;
   p.causal = causal != 0;

@@ -25,3 +25,27 @@ def time_ms(fn, reps=20, warmup=3):
         end.record()
     torch.cuda.synchronize()
     return statistics.median(start.elapsed_time(end) for start, end in events)
+
+
+def warm_up(seconds=1.0):
+    """Keeps the GPU busy with bf16 matrix products for about `seconds`, so that a benchmark's
+    first rows are not timed while the clocks still ramp up from idle (on a freshly started
+    machine the first rows, timed alone, ran up to 7% slower than later)."""
+    import time
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(10):
+            a @ a
+        torch.cuda.synchronize()
+
+
+def interleaved_ms(fns, rounds=3, reps=10):
+    """{name: median over `rounds` of time_ms(fn, reps)}, the functions timed in turn each round:
+    clocks and power drift over a run, and timing each function once, one after the other,
+    moved ratios by a few per cent."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(time_ms(fn, reps=reps))
+    return {name: statistics.median(ts) for name, ts in times.items()}

@@ -26,9 +26,9 @@ struct BlockItem {
 // group_pairs = 1 is plain index order.
 __device__ __forceinline__ int block_linear() { return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); }
 
-// Block `linear`'s item (block_linear(): this block's).
-__device__ __forceinline__ BlockItem grouped_longest_first(int linear, int group_pairs, bool longest_last_tile) {
-  const int tiles = gridDim.x, heads = gridDim.y, pairs = gridDim.y * gridDim.z;
+// Item `linear` of (tiles, heads, pairs = heads x batch) items, in the order above.
+__device__ __forceinline__ BlockItem grouped_longest_first(int linear, int group_pairs, bool longest_last_tile,
+                                                           int tiles, int heads, int pairs) {
   const int groups = (pairs + group_pairs - 1) / group_pairs;
   const int small = pairs / groups, large_groups = pairs % groups;  // sizes small + 1, then small
   const int large_blocks = large_groups * (small + 1) * tiles;
@@ -43,6 +43,11 @@ __device__ __forceinline__ BlockItem grouped_longest_first(int linear, int group
   const int within = linear - first_pair * tiles;
   const int rank = within / size, pair = first_pair + within % size;
   return {longest_last_tile ? tiles - 1 - rank : rank, pair % heads, pair / heads};
+}
+
+// Block `linear`'s item of this grid (block_linear(): this block's).
+__device__ __forceinline__ BlockItem grouped_longest_first(int linear, int group_pairs, bool longest_last_tile) {
+  return grouped_longest_first(linear, group_pairs, longest_last_tile, gridDim.x, gridDim.y, gridDim.y * gridDim.z);
 }
 
 // The block that starts about when this one ends, one wave later (one block per

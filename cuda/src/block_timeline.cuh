@@ -10,40 +10,41 @@
 
 namespace attn::cuda::detail {
 
-// 16 words per block, by linear block index (x fastest): [0, 6) the global timer (ns) at marks
-// 0-5, [6, 12) the multiprocessor's clock at the same marks, 14 the multiprocessor, 15 the
-// block's steps (key tiles or query blocks). Null: nothing is recorded.
+// 16 words per item (a block's work: the kernels pass its linear index, x fastest): [0, 6)
+// the global timer (ns) at marks 0-5, [6, 12) the multiprocessor's clock at the same marks,
+// 14 the multiprocessor, 15 the item's steps (key tiles or query blocks). Null: nothing is
+// recorded.
 __device__ unsigned long long* block_timeline = nullptr;
 
-__device__ __forceinline__ void timeline_put(int slot, unsigned long long value) {
+__device__ __forceinline__ void timeline_put(int item, int slot, unsigned long long value) {
   if (block_timeline == nullptr) return;
-  block_timeline[static_cast<long long>(block_linear()) * 16 + slot] = value;
+  block_timeline[static_cast<long long>(item) * 16 + slot] = value;
 }
 
-__device__ __forceinline__ void timeline_mark(int slot) {
+__device__ __forceinline__ void timeline_mark(int item, int slot) {
   unsigned long long ns;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
-  timeline_put(slot, ns);
-  timeline_put(slot + 6, clock64());
+  timeline_put(item, slot, ns);
+  timeline_put(item, slot + 6, clock64());
 }
 
-__device__ __forceinline__ void timeline_begin(int steps) {
+__device__ __forceinline__ void timeline_begin(int item, int steps) {
   unsigned sm;
   asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-  timeline_mark(0);
-  timeline_put(14, sm);
-  timeline_put(15, steps);
+  timeline_mark(item, 0);
+  timeline_put(item, 14, sm);
+  timeline_put(item, 15, steps);
 }
 
 }  // namespace attn::cuda::detail
 
 // Thread 0 of the block records (the kernels place each mark where thread 0 passes).
-#define ATTN_TIMELINE_BEGIN(steps) \
-  ((threadIdx.x == 0) ? attn::cuda::detail::timeline_begin(steps) : void())
-#define ATTN_TIMELINE_MARK(slot) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_mark(slot) : void())
-#define ATTN_TIMELINE_STEPS(steps) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_put(15, steps) : void())
+#define ATTN_TIMELINE_BEGIN(item, steps) \
+  ((threadIdx.x == 0) ? attn::cuda::detail::timeline_begin(item, steps) : void())
+#define ATTN_TIMELINE_MARK(item, slot) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_mark(item, slot) : void())
+#define ATTN_TIMELINE_STEPS(item, steps) ((threadIdx.x == 0) ? attn::cuda::detail::timeline_put(item, 15, steps) : void())
 #else
-#define ATTN_TIMELINE_BEGIN(steps) ((void)0)
-#define ATTN_TIMELINE_MARK(slot) ((void)0)
-#define ATTN_TIMELINE_STEPS(steps) ((void)0)
+#define ATTN_TIMELINE_BEGIN(item, steps) ((void)0)
+#define ATTN_TIMELINE_MARK(item, slot) ((void)0)
+#define ATTN_TIMELINE_STEPS(item, steps) ((void)0)
 #endif

@@ -42,6 +42,7 @@ struct BwdParams {
   const float* delta = nullptr;  // [batch][heads_q][seq_q]: rowsum(dout * out)
   float* dq_accum = nullptr;     // [batch][seq_q][heads_q][head_dim], zeroed, atomicAdd
   float* dbias_accum = nullptr;  // [batch][heads_kv][seq_q][seq_k], zeroed, or null
+  int* items_taken = nullptr;    // the Hopper kernel's count of items taken, zeroed (one int)
 
   const void* bias = nullptr;
   int bias_dtype = 0;

@@ -32,10 +32,11 @@ using detail::rank4_of;
 // threads per row with 16-byte loads (rows are checked contiguous and 16-byte aligned),
 // and the same threads zero the row's float32 dQ scratch [b][i][h][d] (which the
 // kernel's atomics add into): one pass instead of a memset beside a one-warp-per-row
-// kernel of 2-byte loads.
+// kernel of 2-byte loads. The first thread also zeroes the Hopper kernel's count of items
+// taken.
 template <typename T, int kHeadDim>
 __global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, float* delta, float* dq_accum,
-                             int64_t rows) {
+                             int* items_taken, int64_t rows) {
   constexpr int kThreadsPerRow = kHeadDim / 8;
   static_assert(32 % kThreadsPerRow == 0, "a row's threads within one warp");
   const int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -61,6 +62,7 @@ __global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, floa
 #pragma unroll
   for (int m = kThreadsPerRow / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
   if (row < rows && part == 0) delta[row] = sum;
+  if (thread == 0) *items_taken = 0;
 }
 
 // --- argument checks (same messages as the forward's) --------------------------------------
@@ -185,7 +187,7 @@ cudaError_t launch_kernels(const BwdParams& p, const FlashBackwardArgs& a, int h
   auto delta = head_dim == 64 ? delta_kernel<T, 64> : delta_kernel<T, 128>;
   delta<<<blocks, 256, 0, stream>>>(static_cast<const T*>(a.out.data), rank4_of(a.out),
                                     static_cast<const T*>(a.dout.data), rank4_of(a.dout),
-                                    const_cast<float*>(p.delta), p.dq_accum, rows);
+                                    const_cast<float*>(p.delta), p.dq_accum, p.items_taken, rows);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   return head_dim == 64 ? detail::launch_flash_bwd<T, 64>(p, stream) : detail::launch_flash_bwd<T, 128>(p, stream);
@@ -204,11 +206,13 @@ void flash_backward(const FlashBackwardArgs& args) {
   StreamBuffer dq(sizeof(float) * rows * c.head_dim, stream);
   const size_t pairs = args.dbias.defined() ? size_t(p.batch) * p.heads_kv * p.seq_q * p.seq_k : 0;
   StreamBuffer dbias(sizeof(float) * pairs, stream);
+  StreamBuffer items_taken(sizeof(int), stream);
   // (the dQ scratch is zeroed by the D kernel)
   if (pairs > 0) check_cuda(cudaMemsetAsync(dbias.get(), 0, sizeof(float) * pairs, stream), "dbias scratch");
   p.delta = delta.as<float>();
   p.dq_accum = dq.as<float>();
   p.dbias_accum = pairs > 0 ? dbias.as<float>() : nullptr;
+  p.items_taken = items_taken.as<int>();
 
   if (c.dtype == DType::kBFloat16) {
     check_cuda(launch_kernels<__nv_bfloat16>(p, args, c.head_dim, stream), "flash backward");

@@ -1,8 +1,12 @@
 // The dense backward on Hopper (sm_90a): the five products by warpgroup matrix products
-// (wgmma) over operands the tensor copy engine (TMA) stages, FlashAttention-3's layout. A
-// thread block owns 128 keys, two consumer warpgroups 64 keys each, and walks every (query
+// (wgmma) over operands the tensor copy engine (TMA) stages, FlashAttention-3's layout. An
+// item is a block of 128 keys, two consumer warpgroups 64 keys each, walking every (query
 // head of the kv group, block of kM queries) step the causal rule leaves (bwd_walk.cuh), as
 // the mma.sync dense kernel (flash_bwd_dense_kernel.cuh); kM = 64 at head dim 128, 128 at 64.
+// The kernel is persistent: one thread block per multiprocessor takes items one after
+// another (block_order.cuh's order, through a counter in global memory), so an item's K and
+// V load while the one before writes dK and dV, and no block starts or ends in between
+// (H100, n = 1024: the kernel 3-10% faster than a block per item; n = 4096-8192 up to 3.4%).
 // Per step and warpgroup:
 //   S^T = K Q^T, dP^T = V dO^T      SS, both K-major (64 keys x kM queries, k over d)
 //   P^T = exp2(S^T scale log2(e) - lse), dS^T = P^T (dP^T - D)   in registers
@@ -20,12 +24,13 @@
 // threads, measured about 0.95x as fast, and a 256-byte half row per warpgroup and row 0.8x.) The
 // products are issued dV, (barrier), dQ, dK, so the tensor cores have work while the
 // warpgroups meet and while dQ leaves (dV and dK together before the barrier: 0.95x). A
-// producer warp issues the copies: K and V once, then per step Q and dO (two stages, full /
-// empty mbarriers) with the rows' lse (log2 units) and D.
+// producer warp issues the copies: per item K and V, then per step Q and dO (two stages,
+// full / empty mbarriers, counted across items) with the rows' lse (log2 units) and D.
 // 16-bit types, no bias / mask / softcap / dropout (dense_bwd_applies).
 #pragma once
 #include <math_constants.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "block_order.cuh"
@@ -66,8 +71,10 @@ struct Bwd90Layout {
   static constexpr int kDq = kDs + (kM / 64) * kDsPanel;        // 2 dQ tiles
   static constexpr int kLse = kDq + 2 * kDqTile;                // stages x [kM] float
   static constexpr int kD = kLse + kBwd90Stages * kM * 4;
-  static constexpr int kBarriers = kD + kBwd90Stages * kM * 4;  // kv_full, q_full[], q_empty[]
-  static constexpr size_t kBytes = kBarriers + 8 * (1 + 2 * kBwd90Stages) + 1024;
+  static constexpr int kBarriers = kD + kBwd90Stages * kM * 4;  // kv_full, kv_empty, q_full[], q_empty[]
+  static constexpr int kItem = kBarriers + 8 * (2 + 2 * kBwd90Stages);
+  static constexpr size_t kBytes = kItem + 32 + 1024;
+  static_assert(kKeyTile <= kDqTile, "dK and dV are staged in the dQ buffers");
 };
 
 template <typename T, int kHeadDim>
@@ -86,18 +93,22 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   unsigned char* base_ptr = smem_raw + (base - smem_address(smem_raw));
   float* sLse = reinterpret_cast<float*>(base_ptr + L::kLse);
   float* sD = reinterpret_cast<float*>(base_ptr + L::kD);
-  const uint32_t kv_full = base + L::kBarriers, q_full = kv_full + 8, q_empty = q_full + 8 * kS;
+  const uint32_t kv_full = base + L::kBarriers, kv_empty = kv_full + 8, q_full = kv_empty + 8, q_empty = q_full + 8 * kS;
+  // The items whose K and V load, alternately in two slots of {linear index or -1 (no more),
+  // first key, kv head, batch}, written by the producer before the loads (the consumers read
+  // a slot once its K and V have landed; the producer rewrites it two items later).
+  const uint32_t item_slots = base + L::kItem;
 
-  // The first key blocks (the longest under the causal rule) first, a few heads at a time.
-  const BlockItem item = grouped_longest_first(block_linear(), order_pairs, false);
-  const int n0 = item.tile * kBwd90Keys, hk = item.head, b = item.batch;
+  // Items: key blocks, the first ones (the longest under the causal rule) first, a few heads
+  // at a time; block i takes item i, then the next one not yet taken (p.items_taken).
+  const int key_tiles = (p.seq_k + kBwd90Keys - 1) / kBwd90Keys, pairs = p.heads_kv * p.batch;
+  const int items = key_tiles * pairs;
+  auto item_of = [&](int linear) { return grouped_longest_first(linear, order_pairs, false, key_tiles, p.heads_kv, pairs); };
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
-  const QueryWalk<kM> walk(p, n0);
-  ATTN_TIMELINE_BEGIN(walk.steps);
 
   if (threadIdx.x == 0) {
     mbarrier_init(kv_full, 1);
+    mbarrier_init(kv_empty, kBwd90Consumers);
     for (int s = 0; s < kS; ++s) {
       mbarrier_init(q_full + 8 * s, 32);  // the producer warp's lanes (one also counts the bytes)
       mbarrier_init(q_empty + 8 * s, kBwd90Consumers);
@@ -109,286 +120,341 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   if (wg == 2) {  // the producer warpgroup: its first warp stages everything
     set_max_registers_dec<kBwd90ProducerRegs>();
     if (warp != 0) return;
-    if (lane == 0) {
-      mbarrier_arrive_expect_tx(kv_full, 2 * L::kKeyTile);
-#pragma unroll
-      for (int pn = 0; pn < L::kPanels; ++pn) {
-        tma_load_4d(base + L::kK + pn * L::kKeyPanel, &k_map, kv_full, pn * 64, n0, hk, b);
-        tma_load_4d(base + L::kV + pn * L::kKeyPanel, &v_map, kv_full, pn * 64, n0, hk, b);
+    int next = blockIdx.x;
+    for (int j = 0, step = 0;; ++j) {  // step: counted across items (the stages' ring)
+      const int linear = next;
+      // K and V of the item before no longer read (its walk done, its dK and dV staged
+      // elsewhere: the epilogue below).
+      if (j > 0) mbarrier_wait(kv_empty, (j - 1) & 1);
+      if (linear >= items) {
+        if (lane == 0) {
+          st_shared_b32<0>(item_slots + 16 * (j & 1), static_cast<uint32_t>(-1));
+          mbarrier_arrive(kv_full);  // (the arrival releases the slot's store to the waiters)
+        }
+        return;
       }
-    }
-    StepCursor<kM> cur(walk, p, hk);
-    for (int step = 0; step < walk.steps; ++step, cur.advance()) {
-      const int s = step % kS;
-      if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
-      // The rows' lse (log2 units) and D, kM / 32 rows per lane.
-#pragma unroll
-      for (int part = 0; part < kM / 32; ++part) {
-        const int r = lane + 32 * part;
-        const float2 stats = query_row_statistics(p, b, cur.h, cur.m0 + r);
-        sLse[s * kM + r] = stats.x;
-        sD[s * kM + r] = stats.y;
-      }
+      const BlockItem item = item_of(linear);
+      const int n0 = item.tile * kBwd90Keys, hk = item.head, b = item.batch;
       if (lane == 0) {
-        mbarrier_arrive_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
+        const uint32_t slot = item_slots + 16 * (j & 1);
+        st_shared_b32<0>(slot, static_cast<uint32_t>(linear));
+        st_shared_b32<4>(slot, static_cast<uint32_t>(n0));
+        st_shared_b32<8>(slot, static_cast<uint32_t>(hk));
+        st_shared_b32<12>(slot, static_cast<uint32_t>(b));
+        mbarrier_arrive_expect_tx(kv_full, 2 * L::kKeyTile);
 #pragma unroll
         for (int pn = 0; pn < L::kPanels; ++pn) {
-          tma_load_4d(base + L::kQ + s * L::kQueryTile + pn * L::kQueryPanel, &q_map, q_full + 8 * s, pn * 64, cur.m0,
-                      cur.h, b);
-          tma_load_4d(base + L::kDo + s * L::kQueryTile + pn * L::kQueryPanel, &do_map, q_full + 8 * s, pn * 64,
-                      cur.m0, cur.h, b);
+          tma_load_4d(base + L::kK + pn * L::kKeyPanel, &k_map, kv_full, pn * 64, n0, hk, b);
+          tma_load_4d(base + L::kV + pn * L::kKeyPanel, &v_map, kv_full, pn * 64, n0, hk, b);
         }
-      } else {
-        mbarrier_arrive(q_full + 8 * s);
       }
-    }
-    return;
-  }
-
-  // Consumers: warpgroup wg owns keys n0 + 64 wg .. + 63; this thread's accumulator rows are
-  // key_row and key_row + 8.
-  set_max_registers_inc<kBwd90ConsumerRegs>();
-  const int key_local = wg * 64 + warp * 16 + g, key_row = n0 + key_local;
-  float dv[kHeadDim / 2], dk[kHeadDim / 2];
+      const QueryWalk<kM> walk(p, n0);
+      StepCursor<kM> cur(walk, p, hk);
+      for (int i = 0; i < walk.steps; ++i, ++step, cur.advance()) {
+        const int s = step % kS;
+        if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
+        // The rows' lse (log2 units) and D, kM / 32 rows per lane.
 #pragma unroll
-  for (int i = 0; i < kHeadDim / 2; ++i) dv[i] = dk[i] = 0.0f;
-  // This warpgroup's 64 rows of K and V as A operands (K-major; panels kKeyPanel apart).
-  const uint64_t k_desc = sw128_descriptor(base + L::kK + wg * 64 * 128, 16, 1024);
-  const uint64_t v_desc = sw128_descriptor(base + L::kV + wg * 64 * 128, 16, 1024);
-  // dQ's operands: dS^T as A (MN-major: its panel wg, or its only one), K's panel wg (or its
-  // only one) as B (MN-major); both advance 16 key rows (2048 bytes) per k16 step.
-  const uint64_t ds_desc = sw128_descriptor(base + L::kDs + (kSplitQueries ? wg * L::kDsPanel : 0), L::kDsPanel, 1024);
-  const uint64_t kt_desc = sw128_descriptor(base + L::kK + (kSplitQueries ? 0 : wg * L::kKeyPanel), L::kKeyPanel, 1024);
-  const bool issues_dq = (threadIdx.x & 127) == 0;  // one thread per warpgroup adds its part of dQ
-
-  mbarrier_wait(kv_full, 0);
-  ATTN_TIMELINE_MARK(1);  // K and V landed
-  StepCursor<kM> cur(walk, p, hk);
-  // One step; kTests: whether it may hold keys past the causal frontier or past seq_k (then
-  // tested per key). The steps that need the tests run a copy compiled with them (as the
-  // forward's edge tiles: with the tests behind a run-time branch in every step, the forward
-  // had spilled and slowed down 4-5%).
-  auto do_step = [&](int step, auto tests) {
-    constexpr bool kTests = decltype(tests)::value;
-    const int s = step % kS, m0 = cur.m0, h = cur.h;
-    const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
-    mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
-
-    // S^T = K Q^T and dP^T = V dO^T: 64 keys x kM queries, k16 steps along d (32 bytes within
-    // a panel's rows), one commit group each.
-    float st[kM / 2], dpt[kM / 2];
-    auto issue_scores = [&](float(&acc)[kM / 2], uint64_t key_desc, uint32_t query_tile) {
-      const uint64_t query_desc = sw128_descriptor(query_tile, 16, 1024);
+        for (int part = 0; part < kM / 32; ++part) {
+          const int r = lane + 32 * part;
+          const float2 stats = query_row_statistics(p, b, cur.h, cur.m0 + r);
+          sLse[s * kM + r] = stats.x;
+          sD[s * kM + r] = stats.y;
+        }
+        if (lane == 0) {
+          mbarrier_arrive_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
 #pragma unroll
-      for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-        const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
-        const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-        wgmma_ss<T, kM>(acc, key_desc + key_off, query_desc + query_off, kk > 0);
-      }
-      wgmma_commit();
-    };
-    wgmma_fence();
-    issue_scores(st, k_desc, q_tile);
-    issue_scores(dpt, v_desc, do_tile);
-    wgmma_wait<1>();
-    pin_registers(st);
-
-    // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e; the
-    // pair e = 0, 1 shares one 8-byte read of lse (and of D below).
-    const float* lse = sLse + s * kM;
-#pragma unroll
-    for (int nt = 0; nt < kM / 8; ++nt) {
-      const float2 l2 = *reinterpret_cast<const float2*>(lse + nt * 8 + 2 * t);
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* x = st + nt * 4 + half * 2;
-        x[0] = ex2_approx(fmaf(x[0], p.scale_log2, -l2.x));
-        x[1] = ex2_approx(fmaf(x[1], p.scale_log2, -l2.y));
-      }
-    }
-    // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
-    // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop: folded into the
-    // one above, the compiler computed every test on every tile (a fifth of the issued
-    // instructions at head dim 64).
-    if constexpr (kTests) {
-      // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
-      // first key and column (clamped: far-off tiles are all-in or all-out).
-      const int lead =
-          clamp_offset(int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40), 1 << 20);
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const bool past_end = key_row + 8 * half >= p.seq_k;
-#pragma unroll
-        for (int nt = 0; nt < kM / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (past_end || lead + 8 * half - nt * 8 - e > 0) st[nt * 4 + half * 2 + e] = 0.0f;
-      }
-    }
-    wgmma_wait<0>();
-    pin_registers(dpt);
-    const float* dsum = sD + s * kM;
-#pragma unroll
-    for (int nt = 0; nt < kM / 8; ++nt) {
-      const float2 d2 = *reinterpret_cast<const float2*>(dsum + nt * 8 + 2 * t);
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* x = dpt + nt * 4 + half * 2;
-        const float* pr = st + nt * 4 + half * 2;
-        x[0] = pr[0] * (x[0] - d2.x);
-        x[1] = pr[1] * (x[1] - d2.y);
-      }
-    }
-    // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
-    uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kM / 16; ++kk)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-        a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
-      }
-    // dS^T into its swizzled panels (row = key; queries 8 nt.. are panel nt / 8's chunk nt % 8,
-    // stored at chunk ^ (row & 7)).
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = key_local + 8 * half;
-#pragma unroll
-      for (int nt = 0; nt < kM / 8; ++nt)
-        st_shared_b32<0>(base + L::kDs + (nt / 8) * L::kDsPanel + row * 128 + (((nt % 8) ^ (row & 7)) << 4) + 4 * t,
-                         a_ds[nt / 2][(nt & 1) * 2 + half]);
-    }
-    fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
-
-    // dV += P^T dO (before the barrier, so the tensor cores work while the warpgroups meet),
-    // then dQ, then dK += dS^T Q, whose product overlaps dQ's trip to the scratch. B of dV
-    // and dK: [64 queries][d] MN-major, 16 query rows per k16 step.
-    wgmma_fence();
-    const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
-#pragma unroll
-    for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dv, a_p[kk], do_b + kk * (2048 >> 4));
-    wgmma_commit();
-    if (issues_dq) bulk_wait_reads<1>();  // the reductions of two steps ago have read their buffer
-    named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored
-
-    // dQ = dS K over the 128 keys: this warpgroup's queries x all columns, or all queries x
-    // its columns.
-    float dq[32];
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBwd90Keys / 16; ++kk) {
-      wgmma_m64n64k16_ss_ta_tb<T>(dq, ds_desc + kk * (2048 >> 4), kt_desc + kk * (2048 >> 4), kk > 0);
-    }
-    wgmma_commit();
-#pragma unroll
-    for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
-    wgmma_commit();
-    wgmma_wait<1>();  // dV and dQ done; dK may still run
-    pin_registers(dq);
-
-    // dQ rows: query (64 wg when split by queries +) 16 warp + g (+ 8), columns (64 wg when
-    // split by columns +) 8 nt + 2 t, into buffer step % 2 (its reductions of two steps ago
-    // have read it: waited for before the barrier above): column c in panel c / 32, its
-    // 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
-    const uint32_t dq_tile = base + L::kDq + (step & 1) * L::kDqTile;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = (kSplitQueries ? wg * 64 : 0) + warp * 16 + g + 8 * half;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const int panel = (kSplitQueries ? 0 : 2 * wg) + nt / 4, chunk = 2 * (nt % 4) + t / 2;
-        st_shared_v2_f32(dq_tile + panel * L::kDqPanel + row * 128 + ((chunk ^ (row & 7)) << 4) + (t & 1) * 8,
-                         dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
-      }
-    }
-    fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
-    named_barrier_sync(2 + wg, 128);
-    if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
-#pragma unroll
-      for (int pp = 0; pp < 2; ++pp) {
-        if constexpr (kSplitQueries) {
-          tma_reduce_add_4d(&dq_map, dq_tile + pp * L::kDqPanel + wg * 64 * 128, pp * 32, m0 + wg * 64, h, b);
+          for (int pn = 0; pn < L::kPanels; ++pn) {
+            tma_load_4d(base + L::kQ + s * L::kQueryTile + pn * L::kQueryPanel, &q_map, q_full + 8 * s, pn * 64,
+                        cur.m0, cur.h, b);
+            tma_load_4d(base + L::kDo + s * L::kQueryTile + pn * L::kQueryPanel, &do_map, q_full + 8 * s, pn * 64,
+                        cur.m0, cur.h, b);
+          }
         } else {
-          tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
+          mbarrier_arrive(q_full + 8 * s);
         }
       }
-      bulk_commit_group();
+      // The next item, taken once this one's copies are all issued (two steps before its walk
+      // ends). (Taken as this item started, items queued behind long causal walks while other
+      // multiprocessors ran dry: H100 d = 128 causal n = 8192 4% slower than a block per item.
+      // Its K and V fetched into L2 meanwhile: up to 1.7% slower.)
+      if (lane == 0) next = atomicAdd(p.items_taken, 1) + static_cast<int>(gridDim.x);
+      next = __shfl_sync(0xffffffffu, next, 0);
     }
-    wgmma_wait<0>();
-    pin_registers(dv);
-    pin_registers(dk);
-#pragma unroll
-    for (int kk = 0; kk < kM / 16; ++kk) {
-      pin_registers(a_p[kk]);
-      pin_registers(a_ds[kk]);
-    }
-    mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
-    cur.advance();
-  };
-  // Per head of the group, the walk's first query blocks may reach past the causal frontier
-  // (m0 + causal_offset < n0 + 127), and every block does when the keys run past seq_k.
-  int tested_blocks = walk.blocks;
-  if (n0 + kBwd90Keys <= p.seq_k) {
-    tested_blocks = 0;
-    if (p.causal) {
-      const int64_t first_free = int64_t{n0} + kBwd90Keys - 1 - p.causal_offset;  // blocks from here need no tests
-      const int64_t m_first = int64_t{walk.m_begin} * kM;
-      if (first_free > m_first) {
-        const int64_t count = (first_free - m_first + kM - 1) / kM;
-        tested_blocks = static_cast<int>(count < walk.blocks ? count : walk.blocks);
-      }
-    }
-  }
-  for (int head = 0, step = 0; head < p.group && walk.blocks > 0; ++head) {
-    for (int blk = 0; blk < tested_blocks; ++blk, ++step) do_step(step, std::true_type{});
-    for (int blk = tested_blocks; blk < walk.blocks; ++blk, ++step) do_step(step, std::false_type{});
   }
 
-  // dV, and dK times the scale (S = scale Q K^T): this thread's rows key_local (+ 8), columns
-  // 8 nt + 2 t. 16-bit outputs leave through shared memory, V's and K's tiles (no product
-  // reads them any more once both warpgroups are past their last step: dQ = dS K reads the
-  // other warpgroup's K rows), in their swizzled layout, by the copy engine's tensor stores
-  // of each warpgroup's 64 rows. (The accumulators' 4-byte pairs stored straight out wrote
-  // 16 bytes per row and instruction: d = 128 spent 3.6-4.4 us a block on them.) float32
-  // outputs go straight out.
-  ATTN_TIMELINE_MARK(3);  // this warpgroup's walk done
-  named_barrier_sync(1, kBwd90Consumers);
-  ATTN_TIMELINE_MARK(4);  // both done
-  auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul,
-                   uint32_t tile, const CUtensorMap* map) {
-    if (as_float) {
+  // Consumers: warpgroup wg owns keys n0 + 64 wg .. + 63 of each item; this thread's
+  // accumulator rows are key_row and key_row + 8.
+  set_max_registers_inc<kBwd90ConsumerRegs>();
+  for (int j = 0, step = 0;; ++j) {  // step: counted across items, as the producer's
+    // What the walk derives from the shared-memory base is derived again for each item, from
+    // a copy of the base the compiler cannot hoist out of this loop (these names shadow the
+    // kernel's): computed once and held across items, they spilled at d = 128.
+    const uint32_t base = (opaque_copy(smem_address(smem_raw)) + 1023) & ~1023u;
+    const int thread = static_cast<int>(opaque_copy(threadIdx.x));
+    const int wg = thread >> 7, warp = (thread >> 5) & 3, g = (thread & 31) >> 2, t = thread & 3;
+    unsigned char* base_ptr = smem_raw + (base - smem_address(smem_raw));
+    float* sLse = reinterpret_cast<float*>(base_ptr + L::kLse);
+    float* sD = reinterpret_cast<float*>(base_ptr + L::kD);
+    const uint32_t kv_full = base + L::kBarriers, kv_empty = kv_full + 8, q_full = kv_empty + 8,
+                   q_empty = q_full + 8 * kS, item_slots = base + L::kItem;
+    const int key_local = wg * 64 + warp * 16 + g;
+    // This warpgroup's 64 rows of K and V as A operands (K-major; panels kKeyPanel apart).
+    const uint64_t k_desc = sw128_descriptor(base + L::kK + wg * 64 * 128, 16, 1024);
+    const uint64_t v_desc = sw128_descriptor(base + L::kV + wg * 64 * 128, 16, 1024);
+    // dQ's operands: dS^T as A (MN-major: its panel wg, or its only one), K's panel wg (or its
+    // only one) as B (MN-major); both advance 16 key rows (2048 bytes) per k16 step.
+    const uint64_t ds_desc =
+        sw128_descriptor(base + L::kDs + (kSplitQueries ? wg * L::kDsPanel : 0), L::kDsPanel, 1024);
+    const uint64_t kt_desc =
+        sw128_descriptor(base + L::kK + (kSplitQueries ? 0 : wg * L::kKeyPanel), L::kKeyPanel, 1024);
+    const bool issues_dq = (thread & 127) == 0;  // one thread per warpgroup adds its part of dQ
+
+    mbarrier_wait(kv_full, j & 1);
+    const uint32_t slot = item_slots + 16 * (j & 1);
+    const int linear = static_cast<int>(ld_shared_u32(slot));
+    if (linear < 0) break;
+    const int n0 = static_cast<int>(ld_shared_u32(slot + 4)), hk = static_cast<int>(ld_shared_u32(slot + 8));
+    const int b = static_cast<int>(ld_shared_u32(slot + 12)), key_row = n0 + key_local;
+    // The last item's dK and dV stores have read the dQ buffers (long since: K and V have
+    // landed).
+    if (issues_dq) bulk_wait_reads<0>();
+    const QueryWalk<kM> walk(p, n0);
+    ATTN_TIMELINE_BEGIN(linear, walk.steps);
+    ATTN_TIMELINE_MARK(linear, 1);  // K and V landed
+    float dv[kHeadDim / 2], dk[kHeadDim / 2];
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int j = key_row + 8 * half;
-        if (j >= p.seq_k) continue;
-        float* row = static_cast<float*>(dst) + b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
+    for (int i = 0; i < kHeadDim / 2; ++i) dv[i] = dk[i] = 0.0f;
+    StepCursor<kM> cur(walk, p, hk);
+    // One step; kTests: whether it may hold keys past the causal frontier or past seq_k (then
+    // tested per key). The steps that need the tests run a copy compiled with them (as the
+    // forward's edge tiles: with the tests behind a run-time branch in every step, the forward
+    // had spilled and slowed down 4-5%).
+      auto do_step = [&](int step, auto tests) {
+        constexpr bool kTests = decltype(tests)::value;
+        const int s = step % kS, m0 = cur.m0, h = cur.h;
+        const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
+        mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
+
+        // S^T = K Q^T and dP^T = V dO^T: 64 keys x kM queries, k16 steps along d (32 bytes within
+        // a panel's rows), one commit group each.
+        float st[kM / 2], dpt[kM / 2];
+        auto issue_scores = [&](float(&acc)[kM / 2], uint64_t key_desc, uint32_t query_tile) {
+          const uint64_t query_desc = sw128_descriptor(query_tile, 16, 1024);
+#pragma unroll
+          for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+            const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
+            const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
+            wgmma_ss<T, kM>(acc, key_desc + key_off, query_desc + query_off, kk > 0);
+          }
+          wgmma_commit();
+        };
+        wgmma_fence();
+        issue_scores(st, k_desc, q_tile);
+        issue_scores(dpt, v_desc, do_tile);
+        wgmma_wait<1>();
+        pin_registers(st);
+
+        // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e; the
+        // pair e = 0, 1 shares one 8-byte read of lse (and of D below).
+        const float* lse = sLse + s * kM;
+#pragma unroll
+        for (int nt = 0; nt < kM / 8; ++nt) {
+          const float2 l2 = *reinterpret_cast<const float2*>(lse + nt * 8 + 2 * t);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            float* x = st + nt * 4 + half * 2;
+            x[0] = ex2_approx(fmaf(x[0], p.scale_log2, -l2.x));
+            x[1] = ex2_approx(fmaf(x[1], p.scale_log2, -l2.y));
+          }
+        }
+        // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
+        // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop: folded into the
+        // one above, the compiler computed every test on every tile (a fifth of the issued
+        // instructions at head dim 64).
+        if constexpr (kTests) {
+          // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
+          // first key and column (clamped: far-off tiles are all-in or all-out).
+          const int lead =
+              clamp_offset(int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40), 1 << 20);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const bool past_end = key_row + 8 * half >= p.seq_k;
+#pragma unroll
+            for (int nt = 0; nt < kM / 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e)
+                if (past_end || lead + 8 * half - nt * 8 - e > 0) st[nt * 4 + half * 2 + e] = 0.0f;
+          }
+        }
+        wgmma_wait<0>();
+        pin_registers(dpt);
+        const float* dsum = sD + s * kM;
+#pragma unroll
+        for (int nt = 0; nt < kM / 8; ++nt) {
+          const float2 d2 = *reinterpret_cast<const float2*>(dsum + nt * 8 + 2 * t);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            float* x = dpt + nt * 4 + half * 2;
+            const float* pr = st + nt * 4 + half * 2;
+            x[0] = pr[0] * (x[0] - d2.x);
+            x[1] = pr[1] * (x[1] - d2.y);
+          }
+        }
+        // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
+        uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < kM / 16; ++kk)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+            a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
+          }
+        // dS^T into its swizzled panels (row = key; queries 8 nt.. are panel nt / 8's chunk nt % 8,
+        // stored at chunk ^ (row & 7)).
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = key_local + 8 * half;
+#pragma unroll
+          for (int nt = 0; nt < kM / 8; ++nt)
+            st_shared_b32<0>(base + L::kDs + (nt / 8) * L::kDsPanel + row * 128 + (((nt % 8) ^ (row & 7)) << 4) + 4 * t,
+                             a_ds[nt / 2][(nt & 1) * 2 + half]);
+        }
+        fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
+
+        // dV += P^T dO (before the barrier, so the tensor cores work while the warpgroups meet),
+        // then dQ, then dK += dS^T Q, whose product overlaps dQ's trip to the scratch. B of dV
+        // and dK: [64 queries][d] MN-major, 16 query rows per k16 step.
+        wgmma_fence();
+        const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
+#pragma unroll
+        for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dv, a_p[kk], do_b + kk * (2048 >> 4));
+        wgmma_commit();
+        if (issues_dq) bulk_wait_reads<1>();  // the reductions of two steps ago have read their buffer
+        named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored
+
+        // dQ = dS K over the 128 keys: this warpgroup's queries x all columns, or all queries x
+        // its columns.
+        float dq[32];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBwd90Keys / 16; ++kk) {
+          wgmma_m64n64k16_ss_ta_tb<T>(dq, ds_desc + kk * (2048 >> 4), kt_desc + kk * (2048 >> 4), kk > 0);
+        }
+        wgmma_commit();
+#pragma unroll
+        for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
+        wgmma_commit();
+        wgmma_wait<1>();  // dV and dQ done; dK may still run
+        pin_registers(dq);
+
+        // dQ rows: query (64 wg when split by queries +) 16 warp + g (+ 8), columns (64 wg when
+        // split by columns +) 8 nt + 2 t, into buffer step % 2 (its reductions of two steps ago
+        // have read it: waited for before the barrier above): column c in panel c / 32, its
+        // 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
+        const uint32_t dq_tile = base + L::kDq + (step & 1) * L::kDqTile;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = (kSplitQueries ? wg * 64 : 0) + warp * 16 + g + 8 * half;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const int panel = (kSplitQueries ? 0 : 2 * wg) + nt / 4, chunk = 2 * (nt % 4) + t / 2;
+            st_shared_v2_f32(dq_tile + panel * L::kDqPanel + row * 128 + ((chunk ^ (row & 7)) << 4) + (t & 1) * 8,
+                             dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
+          }
+        }
+        fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
+        named_barrier_sync(2 + wg, 128);
+        if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
+#pragma unroll
+          for (int pp = 0; pp < 2; ++pp) {
+            if constexpr (kSplitQueries) {
+              tma_reduce_add_4d(&dq_map, dq_tile + pp * L::kDqPanel + wg * 64 * 128, pp * 32, m0 + wg * 64, h, b);
+            } else {
+              tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
+            }
+          }
+          bulk_commit_group();
+        }
+        wgmma_wait<0>();
+        pin_registers(dv);
+        pin_registers(dk);
+#pragma unroll
+        for (int kk = 0; kk < kM / 16; ++kk) {
+          pin_registers(a_p[kk]);
+          pin_registers(a_ds[kk]);
+        }
+        mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
+        cur.advance();
+      };
+    // Per head of the group, the walk's first query blocks may reach past the causal frontier
+    // (m0 + causal_offset < n0 + 127), and every block does when the keys run past seq_k.
+    int tested_blocks = walk.blocks;
+    if (n0 + kBwd90Keys <= p.seq_k) {
+      tested_blocks = 0;
+      if (p.causal) {
+        const int64_t first_free = int64_t{n0} + kBwd90Keys - 1 - p.causal_offset;  // blocks from here need no tests
+        const int64_t m_first = int64_t{walk.m_begin} * kM;
+        if (first_free > m_first) {
+          const int64_t count = (first_free - m_first + kM - 1) / kM;
+          tested_blocks = static_cast<int>(count < walk.blocks ? count : walk.blocks);
+        }
+      }
+    }
+    for (int head = 0; head < p.group && walk.blocks > 0; ++head) {
+      for (int blk = 0; blk < tested_blocks; ++blk, ++step) do_step(step, std::true_type{});
+      for (int blk = tested_blocks; blk < walk.blocks; ++blk, ++step) do_step(step, std::false_type{});
+    }
+    mbarrier_arrive(kv_empty);  // this thread's products no longer read K and V: the next item's may load
+
+    // dV, and dK times the scale (S = scale Q K^T): this thread's rows key_local (+ 8),
+    // columns 8 nt + 2 t. 16-bit outputs leave through shared memory, the two dQ buffers (once
+    // the last reductions have read them; K's and V's tiles already take the next item's), in
+    // K's swizzled layout, by the copy engine's tensor stores of each warpgroup's 64 rows,
+    // which the next item's first step waits to have read them. (The accumulators' 4-byte
+    // pairs stored straight out wrote 16 bytes per row and instruction: d = 128 spent 3.6-4.4
+    // us a block on them.) float32 outputs go straight out.
+    ATTN_TIMELINE_MARK(linear, 3);  // this warpgroup's walk done
+    if (issues_dq) bulk_wait_reads<0>();
+    named_barrier_sync(1, kBwd90Consumers);  // both warpgroups' reductions have read the dQ buffers
+    ATTN_TIMELINE_MARK(linear, 4);
+    auto store = [&](void* dst, const BwdStrides3& st, bool as_float, const float (&acc)[kHeadDim / 2], float mul,
+                     uint32_t tile, const CUtensorMap* map) {
+      if (as_float) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int j = key_row + 8 * half;
+          if (j >= p.seq_k) continue;
+          float* row = static_cast<float*>(dst) + b * st.batch + hk * st.head + int64_t{j} * st.row + 2 * t;
+#pragma unroll
+          for (int nt = 0; nt < kHeadDim / 8; ++nt)
+            store2<float>(row + nt * 8, acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul);
+        }
+        return;
+      }
+      // Row r keeps 16-byte chunk c of a panel at chunk c ^ (r % 8); this thread's rows are = g (mod 8).
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
 #pragma unroll
         for (int nt = 0; nt < kHeadDim / 8; ++nt)
-          store2<float>(row + nt * 8, acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul);
+          st_shared_b32<0>(tile + (nt / 8) * L::kKeyPanel + (key_local + 8 * half) * 128 + (((nt % 8) ^ g) << 4) + 4 * t,
+                           pack2<T>(acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul));
+      fence_proxy_async_shared();       // the copy engine reads the tile through the async proxy
+      named_barrier_sync(2 + wg, 128);  // this warpgroup's 64 rows staged
+      if (issues_dq) {
+#pragma unroll
+        for (int pn = 0; pn < L::kPanels; ++pn)
+          tma_store_4d(map, tile + pn * L::kKeyPanel + wg * 64 * 128, pn * 64, n0 + wg * 64, hk, b);
+        bulk_commit_group();
       }
-      return;
-    }
-    // Row r keeps 16-byte chunk c of a panel at chunk c ^ (r % 8); this thread's rows are = g (mod 8).
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-#pragma unroll
-      for (int nt = 0; nt < kHeadDim / 8; ++nt)
-        st_shared_b32<0>(tile + (nt / 8) * L::kKeyPanel + (key_local + 8 * half) * 128 + (((nt % 8) ^ g) << 4) + 4 * t,
-                         pack2<T>(acc[nt * 4 + half * 2] * mul, acc[nt * 4 + half * 2 + 1] * mul));
-    fence_proxy_async_shared();       // the copy engine reads the tile through the async proxy
-    named_barrier_sync(2 + wg, 128);  // this warpgroup's 64 rows staged
-    if (issues_dq) {
-#pragma unroll
-      for (int pn = 0; pn < L::kPanels; ++pn) tma_store_4d(map, tile + pn * L::kKeyPanel + wg * 64 * 128, pn * 64, n0 + wg * 64, hk, b);
-      bulk_commit_group();
-    }
-  };
-  store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f, base + L::kV, &dv_map);
-  store(p.dk, p.dk_stride, p.dk_float, dk, p.scale, base + L::kK, &dk_map);
+    };
+    store(p.dv, p.dv_stride, p.dv_float, dv, 1.0f, base + L::kDq, &dv_map);
+    store(p.dk, p.dk_stride, p.dk_float, dk, p.scale, base + L::kDq + L::kDqTile, &dk_map);
+    ATTN_TIMELINE_MARK(linear, 5);
+  }
   // The dQ reductions and the stores still under way must have read their shared-memory
   // tiles before the block ends (their writes complete without the block).
-  if (issues_dq) bulk_wait_reads<0>();
-  ATTN_TIMELINE_MARK(5);
+  if ((threadIdx.x & 127) == 0) bulk_wait_reads<0>();
 #endif
 }
 
@@ -419,9 +485,12 @@ cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   constexpr size_t smem = Bwd90Layout<kHeadDim>::kBytes;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
-  const dim3 grid((p.seq_k + kBwd90Keys - 1) / kBwd90Keys, p.heads_kv, p.batch);
-  kernel<<<grid, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], maps[5], maps[6], p,
-                                                order_group_pairs(grid.x, p.causal));
+  // One block per multiprocessor (or per item, if fewer), each taking items until none is left.
+  const int key_tiles = (p.seq_k + kBwd90Keys - 1) / kBwd90Keys;
+  const int64_t items = int64_t{key_tiles} * p.heads_kv * p.batch;
+  const int blocks = static_cast<int>(std::min<int64_t>(items, multiprocessor_count()));
+  kernel<<<blocks, kBwd90Threads, smem, stream>>>(maps[0], maps[1], maps[2], maps[3], maps[4], maps[5], maps[6], p,
+                                                  order_group_pairs(key_tiles, p.causal));
   return cudaGetLastError();
 }
 

@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
   const int g = lane >> 2, t = lane & 3;
   const int m0 = m_block * kSm90BlockM;
   const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0, row0 + 8
-  ATTN_TIMELINE_BEGIN(0);
+  ATTN_TIMELINE_BEGIN(block_linear(), 0);
 
   const TileRange key_tiles = visible_key_tiles(p, m0, kSm90BlockM, kSm90BlockN);
   const int n_begin = key_tiles.begin, n_end = max(key_tiles.end, n_begin);
@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       }
     };
     mbarrier_wait(q_full, 0);
-    ATTN_TIMELINE_MARK(1);  // Q landed
+    ATTN_TIMELINE_MARK(block_linear(), 1);  // Q landed
     // Tiles that need per-key tests come first (a window's left edge) and last (the causal
     // frontier, a window's right edge, the sequence's end); the ones between run a step
     // compiled without the tests. (With the tests in every step, behind a run-time branch, the
@@ -343,8 +343,8 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
     for (; nb < front; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
     for (; nb < back; advance()) step(steps++, nb, next, std::false_type{}, NoTests{});
     for (; nb < n_end; advance()) step(steps++, nb, next, std::false_type{}, Tests{});
-    ATTN_TIMELINE_MARK(3);  // the loop done
-    ATTN_TIMELINE_STEPS(steps);
+    ATTN_TIMELINE_MARK(block_linear(), 3);  // the loop done
+    ATTN_TIMELINE_STEPS(block_linear(), steps);
     if (steps > 0) {  // the last tile's P V
       const int last = steps - 1;
       mbarrier_wait(v_full + 8 * (last % kS), (last / kS) & 1);
@@ -357,7 +357,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       release(last);
     }
     if (wg == 0) take_turn();  // the second warpgroup's last pass, so no arrival is left over
-    ATTN_TIMELINE_MARK(4);  // the last P V done
+    ATTN_TIMELINE_MARK(block_linear(), 4);  // the last P V done
 
     // Epilogue: finish the row sums across the quad, normalise, store lse, and O through
     // shared memory: this warpgroup's 64 rows of the Q tile (no product reads Q any more)
@@ -400,7 +400,7 @@ __global__ void __launch_bounds__(kSm90Threads, 1)
       const uint4 x = ld_shared_v4(sQ + (c / 8) * kPanelBytes + row * 128 + (((c % 8) ^ (row & 7)) << 4));
       if (i < p.seq_q) *reinterpret_cast<uint4*>(out + i * p.o_stride.row + c * 8) = x;
     }
-    ATTN_TIMELINE_MARK(5);  // O stored
+    ATTN_TIMELINE_MARK(block_linear(), 5);  // O stored
   }
 #endif
 }

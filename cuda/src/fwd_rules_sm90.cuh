@@ -31,12 +31,6 @@ namespace attn::cuda::detail {
 // and twice its instructions.
 constexpr int kSm90Dense = 0, kSm90RuleBias = 1, kSm90RuleBits = 2;
 
-__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t address) {
-  uint32_t v;
-  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(address));
-  return v;
-}
-
 // One consumer warp's rules. Each warp stages the bias and the kept-key bits of its own 16 rows
 // and a key tile in its own 8 KB of shared memory (16-byte cp.async, issued a tile ahead so
 // their latency overlaps a step's softmax and products, into no registers), so only

@@ -72,6 +72,19 @@ template <int kOffset>
 __device__ __forceinline__ void st_shared_b32(uint32_t address, uint32_t value) {
   asm volatile("st.shared.b32 [%0+%2], %1;\n" ::"r"(address), "r"(value), "n"(kOffset) : "memory");
 }
+// x, through an instruction the compiler cannot see through or move out of a loop (so that
+// what derives from x is recomputed where it is used, not held in registers).
+__device__ __forceinline__ uint32_t opaque_copy(uint32_t x) {
+  uint32_t y;
+  asm volatile("mov.b32 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t address) {
+  uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(address));
+  return v;
+}
+
 __device__ __forceinline__ uint4 ld_shared_v4(uint32_t address) {
   uint4 v;
   asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(address));

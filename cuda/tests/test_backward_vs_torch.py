@@ -19,14 +19,14 @@ def rms(x):
     return (x.double().norm() / math.sqrt(x.numel())).item()
 
 
-def ours(q, k, v, dout, bias=None, active=None, want_dbias=False, **kw):
-    """Forward (for out, lse) then our backward; returns dq, dk, dv, dbias."""
+def ours(q, k, v, dout, bias=None, active=None, want_dbias=False, dq=None, **kw):
+    """Forward (for out, lse) then our backward (into dq when given); returns dq, dk, dv, dbias."""
     b, sq, hq, _ = q.shape
     lse = torch.empty(b, hq, sq, device="cuda", dtype=torch.float32)
     out, _ = attn_cuda.flash_forward(q, k, v, bias=bias, active_mask=active, lse=lse, **kw)
     dbias = torch.empty(b, k.shape[2], sq, k.shape[1], device="cuda", dtype=torch.float32) if want_dbias else None
     dq, dk, dv = attn_cuda_backward.flash_backward(q, k, v, out, dout, lse, bias=bias, active_mask=active,
-                                                   dbias=dbias, **kw)
+                                                   dbias=dbias, dq=dq, **kw)
     return dq, dk, dv, dbias
 
 
@@ -73,6 +73,22 @@ def main():
                 got = ours(q, k, v, dout, causal=causal)[:3]
                 want = autograd(q, k, v, dout, causal=causal)[:3]
                 compare(f"{dtype} d{d} causal={causal} packed qkv, heads-first dout", got, want, tol[dtype])
+    # 1c. Many key blocks adding into each query block (the Hopper kernel writes dq itself
+    # once the last one has landed: bwd_dq_finish.cuh), with dq a strided view of a packed
+    # tensor or float32.
+    for dtype in (torch.float16, torch.bfloat16):
+        for d in (64, 128):
+            for causal in (False, "top-left", "bottom-right"):
+                sq, sk = (1031, 1100) if causal != "bottom-right" else (1100, 513)
+                q, k, v = rand(2, sq, 4, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype), rand(2, sk, 2, d, dtype=dtype)
+                dout = rand(2, sq, 4, d, dtype=dtype)
+                want = autograd(q, k, v, dout, causal=causal)[:3]
+                packed = torch.full((2, sq, 3, 4, d), float("nan"), device="cuda", dtype=dtype)
+                for name, dq in (("strided dq", packed[:, :, 1]),
+                                 ("float32 dq", torch.full_like(q, float("nan"), dtype=torch.float32))):
+                    got = ours(q, k, v, dout, causal=causal, dq=dq)[:3]
+                    compare(f"{dtype} d{d} causal={causal} q{sq} k{sk} {name}", got, want, tol[dtype])
+                    check(f"  {dtype} d{d} {name}: written in place", got[0].data_ptr() == dq.data_ptr())
     # 2. softcap + scale, bias + active mask (with fully masked rows) + dbias.
     for dtype in (torch.float16, torch.bfloat16):
         for d in (64, 128):
