@@ -34,12 +34,15 @@ __global__ void store_kernel(const float* src, float scale, int64_t count, Rank4
 
 // The same for rows of a multiple of 8 elements, contiguous in the last dimension (dq:
 // head_dim 64 or 128, checked 16-byte aligned): 8 elements per thread, the row's offset
-// computed once, 32-byte loads and 16-byte stores.
+// computed once, 32-byte loads and 16-byte stores. Last elements first: the kernels that fill
+// the scratches (the backward's dQ and dbias) finish with their end, which is then still in
+// L2 (H100 backward, whole call: +0.1-1.6% at n <= 2048, same run).
 template <typename T>
 __global__ void store_rows8_kernel(const float* src, float scale, int64_t count8, Rank4 dst_layout, T* dst) {
   const int64_t per_row = dst_layout.shape[3] / 8;
-  for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count8;
-       n += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count8;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t n = count8 - 1 - i;
     int64_t rest = n / per_row, offset = (n % per_row) * 8;
     for (int d = 2; d >= 0; --d) {
       offset += (rest % dst_layout.shape[d]) * dst_layout.stride[d];
