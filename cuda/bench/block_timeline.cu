@@ -63,12 +63,13 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&lse, rows * 4));
   CHECK(cudaMalloc(&delta, rows * 4));
   CHECK(cudaMalloc(&dq_accum, elems * 4));
-  int* items_taken;  // the persistent backward's count of items taken, zeroed before each run
-  CHECK(cudaMalloc(&items_taken, sizeof(int)));
+  int* counters;  // the Hopper backward's counters (its D pass zeroes them)
+  CHECK(cudaMalloc(&counters, sizeof(int) * (1 + size_t(batch) * ((n + 63) / 64))));
   fill_uniform<<<1024, 256>>>(q, elems, 1);
   fill_uniform<<<1024, 256>>>(k, elems, 2);
   fill_uniform<<<1024, 256>>>(v, elems, 3);
   fill_uniform<<<1024, 256>>>(dout, elems, 4);
+  fill_uniform<<<1024, 256>>>(o, elems, 5);  // the backward's D pass reads it (the forward overwrites it)
   fill_value<<<1024, 256>>>(lse, rows, 8.0f);  // any finite lse: the timing does not depend on it
   fill_value<<<1024, 256>>>(delta, rows, 0.0f);
 
@@ -81,15 +82,15 @@ int main(int argc, char** argv) {
   fp.q_tiles = fp.k_tiles = (n + 127) / 128;
   fp.causal = causal != 0, fp.scale = scale, fp.scale_log2 = scale * 1.4426950408889634f;
   BwdParams bp;
-  bp.q = q, bp.k = k, bp.v = v, bp.dout = dout, bp.dk = dk, bp.dv = dv;
-  bp.q_stride = bp.k_stride = bp.v_stride = bp.do_stride = bp.dk_stride = bp.dv_stride = BwdStrides3{n * row, row, d};
+  bp.q = q, bp.k = k, bp.v = v, bp.dout = dout, bp.out = o, bp.dk = dk, bp.dv = dv;
+  bp.q_stride = bp.k_stride = bp.v_stride = bp.do_stride = bp.o_stride = bp.dk_stride = bp.dv_stride =
+      BwdStrides3{n * row, row, d};
   bp.lse = lse, bp.lse_stride = BwdStrides3{int64_t{heads} * n, 1, n}, bp.delta = delta, bp.dq_accum = dq_accum;
   bp.batch = batch, bp.seq_q = bp.seq_k = n, bp.heads_q = bp.heads_kv = heads, bp.group = 1, bp.head_dim = d;
   bp.causal = causal != 0, bp.scale = scale, bp.scale_log2 = fp.scale_log2;
-  bp.items_taken = items_taken;
+  bp.counters = counters;
   auto launch = [&]() -> cudaError_t {
     if (forward) return d == 64 ? launch_flash_fwd_sm90<bf16, 64>(fp, 0) : launch_flash_fwd_sm90<bf16, 128>(fp, 0);
-    CHECK(cudaMemsetAsync(items_taken, 0, sizeof(int), 0));
     return d == 64 ? launch_flash_bwd_sm90<bf16, 64>(bp, 0) : launch_flash_bwd_sm90<bf16, 128>(bp, 0);
   };
 

@@ -20,12 +20,19 @@ static int launch(const void* q, const void* k, const void* v, const void* dout,
       BwdStrides3{int64_t{n} * row, row, kHeadDim};
   p.lse = lse;
   p.lse_stride = BwdStrides3{int64_t{h} * n, 1, n};  // lse [b][h][n]
-  p.delta = delta;
+  p.delta = const_cast<float*>(delta);  // (the D pass writes it)
   p.dq_accum = dq_accum;
-  static int* items_taken = nullptr;  // the persistent Hopper kernel's count of items taken
-  if (items_taken == nullptr && cudaMalloc(&items_taken, sizeof(int)) != cudaSuccess) return -2;
-  if (cudaMemsetAsync(items_taken, 0, sizeof(int), stream) != cudaSuccess) return -2;
-  p.items_taken = items_taken;
+  static int* counters = nullptr;  // the Hopper kernel's counters (its D pass zeroes them)
+  static size_t counters_size = 0;
+  const size_t need = 1 + size_t(b) * ((n + 63) / 64);
+  if (counters_size < need) {
+    cudaFree(counters);
+    if (cudaMalloc(&counters, sizeof(int) * need) != cudaSuccess) return -2;
+    counters_size = need;
+  }
+  p.counters = counters;
+  p.out = dout;  // D from dout x dout: a stand-in for the forward's output (the timing is the same)
+  p.o_stride = p.do_stride;
   p.batch = b, p.seq_q = p.seq_k = n, p.heads_q = p.heads_kv = h, p.group = 1;
   p.head_dim = kHeadDim;
   p.causal = causal != 0;

@@ -31,7 +31,8 @@ struct BwdParams {
   const void* k = nullptr;
   const void* v = nullptr;
   const void* dout = nullptr;
-  BwdStrides3 q_stride, k_stride, v_stride, do_stride;
+  const void* out = nullptr;  // the forward's output (D = rowsum(dout * out))
+  BwdStrides3 q_stride, k_stride, v_stride, do_stride, o_stride;
   void* dk = nullptr;
   void* dv = nullptr;
   BwdStrides3 dk_stride, dv_stride;
@@ -39,10 +40,13 @@ struct BwdParams {
 
   const float* lse = nullptr;  // forward's lse, natural log
   BwdStrides3 lse_stride;      // batch, row (query), head
-  const float* delta = nullptr;  // [batch][heads_q][seq_q]: rowsum(dout * out)
-  float* dq_accum = nullptr;     // [batch][seq_q][heads_q][head_dim], zeroed, atomicAdd
+  float* delta = nullptr;     // [batch][heads_q][seq_q]: D, by launch_delta (bwd_delta.cuh)
+  float* dq_accum = nullptr;  // [batch][seq_q][heads_q][head_dim], zeroed within launch_flash_bwd, added into
   float* dbias_accum = nullptr;  // [batch][heads_kv][seq_q][seq_k], zeroed, or null
-  int* items_taken = nullptr;    // the Hopper kernel's count of items taken, zeroed (one int)
+  // The Hopper kernel's counters, zeroed by its D pass: [0] the items taken, then per (batch,
+  // query block) the pieces of the dQ scratch's rows zeroed so far (flash_bwd_sm90.cuh);
+  // 1 + batch x ceil(seq_q / 64) ints.
+  int* counters = nullptr;
 
   const void* bias = nullptr;
   int bias_dtype = 0;

@@ -1,17 +1,18 @@
-// flash_backward: checks the arguments, computes D = rowsum(dout * out), runs the
-// backward kernel for the (dtype, head dim) pair, then writes dq (and dbias) from their
-// float32 scratch into the caller's tensors.
+// flash_backward: checks the arguments, runs the backward kernels for the (dtype, head dim)
+// pair (launch_flash_bwd: D = rowsum(dout * out) and the kernel), then writes dq (and dbias)
+// from their float32 scratch into the caller's tensors.
 #include <algorithm>
 #include <cmath>
 #include <string>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "attn_cuda/flash_backward.h"
 #include "bwd_params.h"
 #include "convert.h"
 #include "cuda_check.h"
 #include "stream_buffer.h"
-#include "strided.cuh"
-#include "mma_sm80.cuh"
 #include "runtime/errors.h"
 #include "tensor_checks.h"
 
@@ -22,48 +23,6 @@ using detail::StreamBuffer;
 namespace {
 
 using detail::BwdParams;
-
-// --- device helpers ---------------------------------------------------------------------
-
-using detail::Rank4;
-using detail::rank4_of;
-
-// D[b][h][i] = sum_d dout * out (float32, as the kernel's dS needs it), kHeadDim / 8
-// threads per row with 16-byte loads (rows are checked contiguous and 16-byte aligned),
-// and the same threads zero the row's float32 dQ scratch [b][i][h][d] (which the
-// kernel's atomics add into): one pass instead of a memset beside a one-warp-per-row
-// kernel of 2-byte loads. The first thread also zeroes the Hopper kernel's count of items
-// taken.
-template <typename T, int kHeadDim>
-__global__ void delta_kernel(const T* out, Rank4 o, const T* dout, Rank4 g, float* delta, float* dq_accum,
-                             int* items_taken, int64_t rows) {
-  constexpr int kThreadsPerRow = kHeadDim / 8;
-  static_assert(32 % kThreadsPerRow == 0, "a row's threads within one warp");
-  const int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  const int64_t row = thread / kThreadsPerRow;  // [b][h][i] order, as delta
-  const int part = static_cast<int>(thread % kThreadsPerRow);
-  float sum = 0.0f;
-  if (row < rows) {
-    const int64_t heads = o.shape[2], seq = o.shape[1];
-    const int64_t i = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
-    const uint4 x = *reinterpret_cast<const uint4*>(out + b * o.stride[0] + i * o.stride[1] + h * o.stride[2] + part * 8);
-    const uint4 y = *reinterpret_cast<const uint4*>(dout + b * g.stride[0] + i * g.stride[1] + h * g.stride[2] + part * 8);
-    const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const T* xp = reinterpret_cast<const T*>(&xs[k]);
-      const T* yp = reinterpret_cast<const T*>(&ys[k]);
-      sum += detail::to_float(xp[0]) * detail::to_float(yp[0]) + detail::to_float(xp[1]) * detail::to_float(yp[1]);
-    }
-    float4* dq = reinterpret_cast<float4*>(dq_accum + ((b * seq + i) * heads + h) * kHeadDim + part * 8);
-    dq[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    dq[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  }
-#pragma unroll
-  for (int m = kThreadsPerRow / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-  if (row < rows && part == 0) delta[row] = sum;
-  if (thread == 0) *items_taken = 0;
-}
 
 // --- argument checks (same messages as the forward's) --------------------------------------
 
@@ -143,6 +102,8 @@ Checked check(const FlashBackwardArgs& a) {
   p.k = a.k.data;
   p.v = a.v.data;
   p.dout = a.dout.data;
+  p.out = a.out.data;
+  p.o_stride = strides3(a.out);
   p.q_stride = strides3(a.q);
   p.k_stride = strides3(a.k);
   p.v_stride = strides3(a.v);
@@ -180,16 +141,7 @@ Checked check(const FlashBackwardArgs& a) {
 
 
 template <typename T>
-cudaError_t launch_kernels(const BwdParams& p, const FlashBackwardArgs& a, int head_dim, cudaStream_t stream) {
-  const int64_t rows = int64_t{p.batch} * p.heads_q * p.seq_q;
-  const int64_t threads = rows * (head_dim / 8);
-  const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
-  auto delta = head_dim == 64 ? delta_kernel<T, 64> : delta_kernel<T, 128>;
-  delta<<<blocks, 256, 0, stream>>>(static_cast<const T*>(a.out.data), rank4_of(a.out),
-                                    static_cast<const T*>(a.dout.data), rank4_of(a.dout),
-                                    const_cast<float*>(p.delta), p.dq_accum, p.items_taken, rows);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
+cudaError_t launch_kernels(const BwdParams& p, int head_dim, cudaStream_t stream) {
   return head_dim == 64 ? detail::launch_flash_bwd<T, 64>(p, stream) : detail::launch_flash_bwd<T, 128>(p, stream);
 }
 
@@ -204,20 +156,21 @@ void flash_backward(const FlashBackwardArgs& args) {
   const size_t rows = size_t(p.batch) * p.heads_q * p.seq_q;
   StreamBuffer delta(sizeof(float) * rows, stream);
   StreamBuffer dq(sizeof(float) * rows * c.head_dim, stream);
+  // The Hopper kernel's counters (bwd_params.h), for query blocks of 64 rows or more.
+  StreamBuffer counters(sizeof(int) * (1 + size_t(p.batch) * ((p.seq_q + 63) / 64)), stream);
   const size_t pairs = args.dbias.defined() ? size_t(p.batch) * p.heads_kv * p.seq_q * p.seq_k : 0;
   StreamBuffer dbias(sizeof(float) * pairs, stream);
-  StreamBuffer items_taken(sizeof(int), stream);
-  // (the dQ scratch is zeroed by the D kernel)
+  // (the dQ scratch is zeroed within launch_flash_bwd)
   if (pairs > 0) check_cuda(cudaMemsetAsync(dbias.get(), 0, sizeof(float) * pairs, stream), "dbias scratch");
   p.delta = delta.as<float>();
   p.dq_accum = dq.as<float>();
   p.dbias_accum = pairs > 0 ? dbias.as<float>() : nullptr;
-  p.items_taken = items_taken.as<int>();
+  p.counters = counters.as<int>();
 
   if (c.dtype == DType::kBFloat16) {
-    check_cuda(launch_kernels<__nv_bfloat16>(p, args, c.head_dim, stream), "flash backward");
+    check_cuda(launch_kernels<__nv_bfloat16>(p, c.head_dim, stream), "flash backward");
   } else {
-    check_cuda(launch_kernels<__half>(p, args, c.head_dim, stream), "flash backward");
+    check_cuda(launch_kernels<__half>(p, c.head_dim, stream), "flash backward");
   }
   check_cuda(launch_store(dq.as<float>(), p.scale, args.dq, stream), "dq store");
   if (pairs > 0) check_cuda(launch_store(dbias.as<float>(), 1.0f, args.dbias, stream), "dbias store");

@@ -15,6 +15,7 @@
 #include <cuda_fp16.h>
 #include <math_constants.h>
 
+#include "bwd_delta.cuh"
 #include "bwd_params.h"
 #include "bwd_walk.cuh"
 #include "flash_bwd_dense_kernel.cuh"
@@ -345,18 +346,18 @@ __global__ void __launch_bounds__(kBwdThreads, 2) flash_bwd_kernel(const BwdPara
 
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd(const BwdParams& p, cudaStream_t stream) {
-  if (dense_bwd_applies(p)) {
-    if (use_sm90_kernels()) {
-      const cudaError_t err = launch_flash_bwd_sm90<T, kHeadDim>(p, stream);
-      if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
-    }
-    return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
+  if (dense_bwd_applies(p) && use_sm90_kernels()) {
+    const cudaError_t err = launch_flash_bwd_sm90<T, kHeadDim>(p, stream);  // (its own D pass)
+    if (err != cudaErrorNotSupported) return err;  // else tensors TMA cannot describe: mma.sync
   }
+  cudaError_t err = launch_delta<T, kHeadDim>(p, true, 0, stream);
+  if (err != cudaSuccess) return err;
+  if (dense_bwd_applies(p)) return launch_flash_bwd_dense<T, kHeadDim>(p, stream);
   constexpr int kBlockM = bwd_block_m<kHeadDim>();
   constexpr size_t kSmem = sizeof(T) * (2 * kBwdBlockN * kHeadDim + 4 * kBlockM * kHeadDim + kBwdBlockN * kBlockM) +
                            sizeof(float) * 4 * kBlockM;
   auto kernel = flash_bwd_kernel<T, kHeadDim>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
   if (err != cudaSuccess) return err;
   const dim3 grid((p.seq_k + kBwdBlockN - 1) / kBwdBlockN, p.heads_kv, p.batch);
   kernel<<<grid, kBwdThreads, kSmem, stream>>>(p);

@@ -35,6 +35,7 @@
 
 #include "block_order.cuh"
 #include "block_timeline.cuh"
+#include "bwd_delta.cuh"
 #include "bwd_params.h"
 #include "bwd_walk.cuh"
 #include "mma_sm80.cuh"
@@ -46,6 +47,9 @@ namespace attn::cuda::detail {
 constexpr int kBwd90Keys = 128, kBwd90Stages = 2;
 constexpr int kBwd90Consumers = 256, kBwd90Threads = 384;
 constexpr int kBwd90ProducerRegs = 24, kBwd90ConsumerRegs = 240;  // 128 x 24 + 256 x 240 <= 64 K
+// The dQ scratch is zeroed by the kernel itself, in pieces of this many bytes copied from a
+// zeroed shared-memory buffer (see the zeroing warp below).
+constexpr int kBwd90ZeroPiece = 16384;
 
 // Queries per step, and how the two warpgroups share dQ = dS K: at head dim 128, 64 queries
 // (dK and dV hold 128 registers per thread) and each warpgroup computes all queries x its 64
@@ -69,11 +73,13 @@ struct Bwd90Layout {
   static constexpr int kDo = kQ + kBwd90Stages * kQueryTile;
   static constexpr int kDs = kDo + kBwd90Stages * kQueryTile;  // kM / 64 panels
   static constexpr int kDq = kDs + (kM / 64) * kDsPanel;        // 2 dQ tiles
-  static constexpr int kLse = kDq + 2 * kDqTile;                // stages x [kM] float
+  static constexpr int kZero = kDq + 2 * kDqTile;               // kBwd90ZeroPiece zero bytes
+  static constexpr int kLse = kZero + kBwd90ZeroPiece;          // stages x [kM] float
   static constexpr int kD = kLse + kBwd90Stages * kM * 4;
   static constexpr int kBarriers = kD + kBwd90Stages * kM * 4;  // kv_full, kv_empty, q_full[], q_empty[]
   static constexpr int kItem = kBarriers + 8 * (2 + 2 * kBwd90Stages);
   static constexpr size_t kBytes = kItem + 32 + 1024;
+  static_assert(kBytes <= 227 * 1024, "fits a multiprocessor's shared memory");
   static_assert(kKeyTile <= kDqTile, "dK and dV are staged in the dQ buffers");
 };
 
@@ -100,12 +106,23 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const uint32_t item_slots = base + L::kItem;
 
   // Items: key blocks, the first ones (the longest under the causal rule) first, a few heads
-  // at a time; block i takes item i, then the next one not yet taken (p.items_taken).
+  // at a time; block i takes item i, then the next one not yet taken (p.counters[0]).
   const int key_tiles = (p.seq_k + kBwd90Keys - 1) / kBwd90Keys, pairs = p.heads_kv * p.batch;
   const int items = key_tiles * pairs;
   auto item_of = [&](int linear) { return grouped_longest_first(linear, order_pairs, false, key_tiles, p.heads_kv, pairs); };
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  // The dQ scratch's rows of query block m of batch b: block b * m_tiles + m, zeroed in
+  // kZeroPieces pieces (each block is kM x heads x head dim floats: 2 x heads pieces, fewer
+  // bytes in a batch's last block), counted in p.counters[1 + block].
+  const int m_tiles = (p.seq_q + kM - 1) / kM, zero_pieces = kM * kHeadDim * 4 / kBwd90ZeroPiece * p.heads_q;
+  int* const items_taken = p.counters;
+  int* const blocks_zeroed = p.counters + 1;
 
+#pragma unroll 1
+  for (int off = threadIdx.x * 16; off < kBwd90ZeroPiece; off += kBwd90Threads * 16) {
+    asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(base + L::kZero + off), "r"(0) : "memory");
+  }
+  fence_proxy_async_shared();  // the copy engine reads the zeros
   if (threadIdx.x == 0) {
     mbarrier_init(kv_full, 1);
     mbarrier_init(kv_empty, kBwd90Consumers);
@@ -119,8 +136,40 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 
   if (wg == 2) {  // the producer warpgroup: its first warp stages everything
     set_max_registers_dec<kBwd90ProducerRegs>();
+    if (warp == 1 && lane == 0) {
+      // The zeroing thread: the scratch's pieces block by block in the items' order (blocks
+      // of batch 0 first), piece k by block k mod blocks, each counted in its query block's
+      // counter once its write has completed. The walks run behind it: the D pass no longer
+      // writes the scratch, and the zeros go out while the tensor cores work (H100 d = 64
+      // n = 1024: the D pass 48 -> ~25 us).
+      const int total = p.batch * m_tiles * zero_pieces;
+      int done_block = -1;
+      for (int k = blockIdx.x; k < total; k += gridDim.x) {
+        const int block = k / zero_pieces, piece = k % zero_pieces, m = block % m_tiles;
+        const int64_t block_bytes = int64_t{min(kM, p.seq_q - m * kM)} * p.heads_q * kHeadDim * 4;
+        const int64_t start = int64_t{piece} * kBwd90ZeroPiece;
+        if (start < block_bytes) {
+          char* dst = reinterpret_cast<char*>(p.dq_accum + (int64_t{block / m_tiles} * p.seq_q + m * kM) * p.heads_q * kHeadDim);
+          bulk_copy_to_global(dst + start, base + L::kZero,
+                              static_cast<uint32_t>(block_bytes - start < kBwd90ZeroPiece ? block_bytes - start
+                                                                                          : kBwd90ZeroPiece));
+        }
+        bulk_commit_group();
+        if (done_block >= 0) {
+          bulk_wait_complete<1>();
+          release_count(blocks_zeroed + done_block);
+        }
+        done_block = block;
+      }
+      if (done_block >= 0) {
+        bulk_wait_complete<0>();
+        release_count(blocks_zeroed + done_block);
+      }
+      return;
+    }
     if (warp != 0) return;
     int next = blockIdx.x;
+    int zeroed_block = -1;  // lane 0: the query block last seen zeroed
     for (int j = 0, step = 0;; ++j) {  // step: counted across items (the stages' ring)
       const int linear = next;
       // K and V of the item before no longer read (its walk done, its dK and dV staged
@@ -152,6 +201,12 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
       StepCursor<kM> cur(walk, p, hk);
       for (int i = 0; i < walk.steps; ++i, ++step, cur.advance()) {
         const int s = step % kS;
+        // The step's dQ rows zeroed (the consumers add into them once Q and dO have landed).
+        const int block = b * m_tiles + cur.m0 / kM;
+        if (lane == 0 && block != zeroed_block) {
+          while (acquire_count(blocks_zeroed + block) < zero_pieces) __nanosleep(64);
+          zeroed_block = block;
+        }
         if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
         // The rows' lse (log2 units) and D, kM / 32 rows per lane.
 #pragma unroll
@@ -178,7 +233,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
       // ends). (Taken as this item started, items queued behind long causal walks while other
       // multiprocessors ran dry: H100 d = 128 causal n = 8192 4% slower than a block per item.
       // Its K and V fetched into L2 meanwhile: up to 1.7% slower.)
-      if (lane == 0) next = atomicAdd(p.items_taken, 1) + static_cast<int>(gridDim.x);
+      if (lane == 0) next = atomicAdd(items_taken, 1) + static_cast<int>(gridDim.x);
       next = __shfl_sync(0xffffffffu, next, 0);
     }
   }
@@ -366,6 +421,7 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
         fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
         named_barrier_sync(2 + wg, 128);
         if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
+          fence_proxy_async_global();  // after the zeros, acquired through the producer's wait
 #pragma unroll
           for (int pp = 0; pp < 2; ++pp) {
             if constexpr (kSplitQueries) {
@@ -484,6 +540,9 @@ cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   auto kernel = flash_bwd_sm90_kernel<T, kHeadDim>;
   constexpr size_t smem = Bwd90Layout<kHeadDim>::kBytes;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (err != cudaSuccess) return err;
+  // D and the counters zeroed; the kernel zeroes the dQ scratch.
+  err = launch_delta<T, kHeadDim>(p, false, 1 + p.batch * ((p.seq_q + kM - 1) / kM), stream);
   if (err != cudaSuccess) return err;
   // One block per multiprocessor (or per item, if fewer), each taking items until none is left.
   const int key_tiles = (p.seq_k + kBwd90Keys - 1) / kBwd90Keys;

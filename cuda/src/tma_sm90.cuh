@@ -74,6 +74,30 @@ __device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit_group() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Copies `bytes` (a multiple of 16) of shared memory at src to global memory at dst, in this
+// thread's current bulk group.
+__device__ __forceinline__ void bulk_copy_to_global(void* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
+               : "memory");
+}
+// This thread's bulk groups but the newest kPending completed, their writes included.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_complete() {
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+// Orders the async proxy's accesses to global memory with this thread's generic ones.
+__device__ __forceinline__ void fence_proxy_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
+// A count in global memory between blocks: raised once this thread's completed bulk writes
+// (bulk_wait_complete) are to be seen by whoever reads the new count with acquire_count.
+__device__ __forceinline__ void release_count(int* count) {
+  fence_proxy_async_global();
+  asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(count) : "memory");
+}
+__device__ __forceinline__ int acquire_count(const int* count) {
+  int value;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];\n" : "=r"(value) : "l"(count) : "memory");
+  return value;
+}
 
 // Named barriers 1..15 among `threads` threads (0 is __syncthreads'): sync waits for all,
 // arrive counts this thread in without waiting.
