@@ -25,7 +25,12 @@
 // products are issued dV, (barrier), dQ, dK, so the tensor cores have work while the
 // warpgroups meet and while dQ leaves (dV and dK together before the barrier: 0.95x). A
 // producer warp issues the copies: per item K and V, then per step Q and dO (two stages,
-// full / empty mbarriers, counted across items) with the rows' lse (log2 units) and D.
+// full / empty mbarriers, counted across items) with the rows' lse (log2 units) and D (from
+// the D pass, bwd_delta.cuh, which the launch runs first). The float32 scratch is zeroed by
+// the kernel itself, ahead of the walks: one thread per block copies zeros into it piece by
+// piece and counts each query block's pieces in global memory, and the producer stages a
+// step only once its query block is zeroed (the D pass writing the zeros had been 7-8% of a
+// call at n = 1024; the zeros now go out while the tensor cores work).
 // 16-bit types, no bias / mask / softcap / dropout (dense_bwd_applies).
 #pragma once
 #include <math_constants.h>
@@ -111,9 +116,9 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const int items = key_tiles * pairs;
   auto item_of = [&](int linear) { return grouped_longest_first(linear, order_pairs, false, key_tiles, p.heads_kv, pairs); };
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  // The dQ scratch's rows of query block m of batch b: block b * m_tiles + m, zeroed in
-  // kZeroPieces pieces (each block is kM x heads x head dim floats: 2 x heads pieces, fewer
-  // bytes in a batch's last block), counted in p.counters[1 + block].
+  // The dQ scratch's rows of query block m of batch b (all heads: contiguous) are zeroed in
+  // zero_pieces pieces of kBwd90ZeroPiece bytes (kM x head dim floats per head: 2 per head;
+  // fewer bytes in a batch's last block), counted in p.counters[1 + b * m_tiles + m].
   const int m_tiles = (p.seq_q + kM - 1) / kM, zero_pieces = kM * kHeadDim * 4 / kBwd90ZeroPiece * p.heads_q;
   int* const items_taken = p.counters;
   int* const blocks_zeroed = p.counters + 1;
@@ -137,11 +142,10 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   if (wg == 2) {  // the producer warpgroup: its first warp stages everything
     set_max_registers_dec<kBwd90ProducerRegs>();
     if (warp == 1 && lane == 0) {
-      // The zeroing thread: the scratch's pieces block by block in the items' order (blocks
-      // of batch 0 first), piece k by block k mod blocks, each counted in its query block's
-      // counter once its write has completed. The walks run behind it: the D pass no longer
-      // writes the scratch, and the zeros go out while the tensor cores work (H100 d = 64
-      // n = 1024: the D pass 48 -> ~25 us).
+      // The zeroing thread. Pieces are numbered query block by query block in the items'
+      // order (batch 0's blocks first); thread block i takes pieces i, i + blocks, ..., and
+      // counts each in its query block's counter once its write has completed (release; the
+      // producer's acquire below). The walks run behind it.
       const int total = p.batch * m_tiles * zero_pieces;
       int done_block = -1;
       for (int k = blockIdx.x; k < total; k += gridDim.x) {
