@@ -24,7 +24,7 @@ static int launch(const void* q, const void* k, const void* v, const void* dout,
   p.dq_accum = dq_accum;
   static int* counters = nullptr;  // the Hopper kernel's counters (its D pass zeroes them)
   static size_t counters_size = 0;
-  const size_t need = 1 + size_t(b) * ((n + 63) / 64);
+  const size_t need = bwd_counter_ints(b, n);
   if (counters_size < need) {
     cudaFree(counters);
     if (cudaMalloc(&counters, sizeof(int) * need) != cudaSuccess) return -2;

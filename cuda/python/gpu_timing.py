@@ -1,5 +1,6 @@
 """GPU timing shared by the benchmarks (cuda/bench/bench_flash.py, bench_backward.py)."""
 import statistics
+import time
 
 import torch
 
@@ -31,7 +32,6 @@ def warm_up(seconds=1.0):
     """Keeps the GPU busy with bf16 matrix products for about `seconds`, so that a benchmark's
     first rows are not timed while the clocks still ramp up from idle (on a freshly started
     machine the first rows, timed alone, ran up to 7% slower than later)."""
-    import time
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:

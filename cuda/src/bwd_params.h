@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "flash/dropout_rng.h"
@@ -45,7 +46,7 @@ struct BwdParams {
   float* dbias_accum = nullptr;  // [batch][heads_kv][seq_q][seq_k], zeroed, or null
   // The Hopper kernel's counters, zeroed by its D pass: [0] the items taken, then per (batch,
   // query block) the pieces of the dQ scratch's rows zeroed so far (flash_bwd_sm90.cuh);
-  // 1 + batch x ceil(seq_q / 64) ints.
+  // bwd_counter_ints() of them.
   int* counters = nullptr;
 
   const void* bias = nullptr;
@@ -64,6 +65,9 @@ struct BwdParams {
   bool dropout = false;
   attn::DropoutRng rng{0, 0.0f};
 };
+
+// BwdParams::counters' length: one, and one per query block of 64 rows or more.
+inline size_t bwd_counter_ints(int64_t batch, int64_t seq_q) { return 1 + size_t(batch) * size_t((seq_q + 63) / 64); }
 
 // The backward kernels compiled into the library, one translation unit per (dtype, head
 // dim): flash_bwd_{fp16,bf16}_d{64,128}.cu.

@@ -156,8 +156,7 @@ void flash_backward(const FlashBackwardArgs& args) {
   const size_t rows = size_t(p.batch) * p.heads_q * p.seq_q;
   StreamBuffer delta(sizeof(float) * rows, stream);
   StreamBuffer dq(sizeof(float) * rows * c.head_dim, stream);
-  // The Hopper kernel's counters (bwd_params.h), for query blocks of 64 rows or more.
-  StreamBuffer counters(sizeof(int) * (1 + size_t(p.batch) * ((p.seq_q + 63) / 64)), stream);
+  StreamBuffer counters(sizeof(int) * detail::bwd_counter_ints(p.batch, p.seq_q), stream);
   const size_t pairs = args.dbias.defined() ? size_t(p.batch) * p.heads_kv * p.seq_q * p.seq_k : 0;
   StreamBuffer dbias(sizeof(float) * pairs, stream);
   // (the dQ scratch is zeroed within launch_flash_bwd)

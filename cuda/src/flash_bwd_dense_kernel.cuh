@@ -393,7 +393,7 @@ __global__ void __launch_bounds__(kDenseBwdThreads, 1) flash_bwd_dense_kernel(co
       __syncthreads();  // the last tile complete
       reduce_dq_tile(prev_h, prev_m0);
     }
-    bulk_wait_all();
+    bulk_wait_complete();
   }
 
   // dV, or dK times the scale (S = scale Q K^T): rows gk0.., all columns.

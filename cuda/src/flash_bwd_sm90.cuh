@@ -289,164 +289,164 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     // tested per key). The steps that need the tests run a copy compiled with them (as the
     // forward's edge tiles: with the tests behind a run-time branch in every step, the forward
     // had spilled and slowed down 4-5%).
-      auto do_step = [&](int step, auto tests) {
-        constexpr bool kTests = decltype(tests)::value;
-        const int s = step % kS, m0 = cur.m0, h = cur.h;
-        const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
-        mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
+    auto do_step = [&](int step, auto tests) {
+      constexpr bool kTests = decltype(tests)::value;
+      const int s = step % kS, m0 = cur.m0, h = cur.h;
+      const uint32_t q_tile = base + L::kQ + s * L::kQueryTile, do_tile = base + L::kDo + s * L::kQueryTile;
+      mbarrier_wait(q_full + 8 * s, (step / kS) & 1);
 
-        // S^T = K Q^T and dP^T = V dO^T: 64 keys x kM queries, k16 steps along d (32 bytes within
-        // a panel's rows), one commit group each.
-        float st[kM / 2], dpt[kM / 2];
-        auto issue_scores = [&](float(&acc)[kM / 2], uint64_t key_desc, uint32_t query_tile) {
-          const uint64_t query_desc = sw128_descriptor(query_tile, 16, 1024);
+      // S^T = K Q^T and dP^T = V dO^T: 64 keys x kM queries, k16 steps along d (32 bytes within
+      // a panel's rows), one commit group each.
+      float st[kM / 2], dpt[kM / 2];
+      auto issue_scores = [&](float(&acc)[kM / 2], uint64_t key_desc, uint32_t query_tile) {
+        const uint64_t query_desc = sw128_descriptor(query_tile, 16, 1024);
 #pragma unroll
-          for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-            const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
-            const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
-            wgmma_ss<T, kM>(acc, key_desc + key_off, query_desc + query_off, kk > 0);
-          }
-          wgmma_commit();
-        };
-        wgmma_fence();
-        issue_scores(st, k_desc, q_tile);
-        issue_scores(dpt, v_desc, do_tile);
-        wgmma_wait<1>();
-        pin_registers(st);
+        for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+          const uint32_t key_off = ((kk / 4) * L::kKeyPanel + (kk % 4) * 32) >> 4;
+          const uint32_t query_off = ((kk / 4) * L::kQueryPanel + (kk % 4) * 32) >> 4;
+          wgmma_ss<T, kM>(acc, key_desc + key_off, query_desc + query_off, kk > 0);
+        }
+        wgmma_commit();
+      };
+      wgmma_fence();
+      issue_scores(st, k_desc, q_tile);
+      issue_scores(dpt, v_desc, do_tile);
+      wgmma_wait<1>();
+      pin_registers(st);
 
-        // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e; the
-        // pair e = 0, 1 shares one 8-byte read of lse (and of D below).
-        const float* lse = sLse + s * kM;
+      // P^T: register 4 nt + 2 half + e is key key_row + 8 half, query m0 + 8 nt + 2 t + e; the
+      // pair e = 0, 1 shares one 8-byte read of lse (and of D below).
+      const float* lse = sLse + s * kM;
 #pragma unroll
-        for (int nt = 0; nt < kM / 8; ++nt) {
-          const float2 l2 = *reinterpret_cast<const float2*>(lse + nt * 8 + 2 * t);
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            float* x = st + nt * 4 + half * 2;
-            x[0] = ex2_approx(fmaf(x[0], p.scale_log2, -l2.x));
-            x[1] = ex2_approx(fmaf(x[1], p.scale_log2, -l2.y));
-          }
-        }
-        // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
-        // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop: folded into the
-        // one above, the compiler computed every test on every tile (a fifth of the issued
-        // instructions at head dim 64).
-        if constexpr (kTests) {
-          // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
-          // first key and column (clamped: far-off tiles are all-in or all-out).
-          const int lead =
-              clamp_offset(int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40), 1 << 20);
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const bool past_end = key_row + 8 * half >= p.seq_k;
-#pragma unroll
-            for (int nt = 0; nt < kM / 8; ++nt)
-#pragma unroll
-              for (int e = 0; e < 2; ++e)
-                if (past_end || lead + 8 * half - nt * 8 - e > 0) st[nt * 4 + half * 2 + e] = 0.0f;
-          }
-        }
-        wgmma_wait<0>();
-        pin_registers(dpt);
-        const float* dsum = sD + s * kM;
-#pragma unroll
-        for (int nt = 0; nt < kM / 8; ++nt) {
-          const float2 d2 = *reinterpret_cast<const float2*>(dsum + nt * 8 + 2 * t);
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            float* x = dpt + nt * 4 + half * 2;
-            const float* pr = st + nt * 4 + half * 2;
-            x[0] = pr[0] * (x[0] - d2.x);
-            x[1] = pr[1] * (x[1] - d2.y);
-          }
-        }
-        // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
-        uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < kM / 16; ++kk)
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-            a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
-          }
-        // dS^T into its swizzled panels (row = key; queries 8 nt.. are panel nt / 8's chunk nt % 8,
-        // stored at chunk ^ (row & 7)).
+      for (int nt = 0; nt < kM / 8; ++nt) {
+        const float2 l2 = *reinterpret_cast<const float2*>(lse + nt * 8 + 2 * t);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int row = key_local + 8 * half;
+          float* x = st + nt * 4 + half * 2;
+          x[0] = ex2_approx(fmaf(x[0], p.scale_log2, -l2.x));
+          x[1] = ex2_approx(fmaf(x[1], p.scale_log2, -l2.y));
+        }
+      }
+      // Keys past the causal frontier or past seq_k get no weight (their K rows are zeros, but
+      // exp2(-lse) could overflow 16 bits and then poison dQ). A separate loop: folded into the
+      // one above, the compiler computed every test on every tile (a fifth of the issued
+      // instructions at head dim 64).
+      if constexpr (kTests) {
+        // Key j drops query i when j - i > causal_offset: in 32 bits, relative to this thread's
+        // first key and column (clamped: far-off tiles are all-in or all-out).
+        const int lead =
+            clamp_offset(int64_t{key_row} - m0 - 2 * t - (p.causal ? p.causal_offset : int64_t{1} << 40), 1 << 20);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const bool past_end = key_row + 8 * half >= p.seq_k;
 #pragma unroll
           for (int nt = 0; nt < kM / 8; ++nt)
-            st_shared_b32<0>(base + L::kDs + (nt / 8) * L::kDsPanel + row * 128 + (((nt % 8) ^ (row & 7)) << 4) + 4 * t,
-                             a_ds[nt / 2][(nt & 1) * 2 + half]);
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (past_end || lead + 8 * half - nt * 8 - e > 0) st[nt * 4 + half * 2 + e] = 0.0f;
         }
-        fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
-
-        // dV += P^T dO (before the barrier, so the tensor cores work while the warpgroups meet),
-        // then dQ, then dK += dS^T Q, whose product overlaps dQ's trip to the scratch. B of dV
-        // and dK: [64 queries][d] MN-major, 16 query rows per k16 step.
-        wgmma_fence();
-        const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
+      }
+      wgmma_wait<0>();
+      pin_registers(dpt);
+      const float* dsum = sD + s * kM;
 #pragma unroll
-        for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dv, a_p[kk], do_b + kk * (2048 >> 4));
-        wgmma_commit();
-        if (issues_dq) bulk_wait_reads<1>();  // the reductions of two steps ago have read their buffer
-        named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored
-
-        // dQ = dS K over the 128 keys: this warpgroup's queries x all columns, or all queries x
-        // its columns.
-        float dq[32];
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < kBwd90Keys / 16; ++kk) {
-          wgmma_m64n64k16_ss_ta_tb<T>(dq, ds_desc + kk * (2048 >> 4), kt_desc + kk * (2048 >> 4), kk > 0);
-        }
-        wgmma_commit();
-#pragma unroll
-        for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
-        wgmma_commit();
-        wgmma_wait<1>();  // dV and dQ done; dK may still run
-        pin_registers(dq);
-
-        // dQ rows: query (64 wg when split by queries +) 16 warp + g (+ 8), columns (64 wg when
-        // split by columns +) 8 nt + 2 t, into buffer step % 2 (its reductions of two steps ago
-        // have read it: waited for before the barrier above): column c in panel c / 32, its
-        // 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
-        const uint32_t dq_tile = base + L::kDq + (step & 1) * L::kDqTile;
+      for (int nt = 0; nt < kM / 8; ++nt) {
+        const float2 d2 = *reinterpret_cast<const float2*>(dsum + nt * 8 + 2 * t);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int row = (kSplitQueries ? wg * 64 : 0) + warp * 16 + g + 8 * half;
+          float* x = dpt + nt * 4 + half * 2;
+          const float* pr = st + nt * 4 + half * 2;
+          x[0] = pr[0] * (x[0] - d2.x);
+          x[1] = pr[1] * (x[1] - d2.y);
+        }
+      }
+      // P^T and dS^T as A fragments (k16 slice kk = queries 16 kk ..: n8 blocks 2 kk, 2 kk + 1).
+      uint32_t a_p[kM / 16][4], a_ds[kM / 16][4];
 #pragma unroll
-          for (int nt = 0; nt < 8; ++nt) {
-            const int panel = (kSplitQueries ? 0 : 2 * wg) + nt / 4, chunk = 2 * (nt % 4) + t / 2;
-            st_shared_v2_f32(dq_tile + panel * L::kDqPanel + row * 128 + ((chunk ^ (row & 7)) << 4) + (t & 1) * 8,
-                             dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
+      for (int kk = 0; kk < kM / 16; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          a_p[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+          a_ds[kk][r] = pack2<T>(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
+        }
+      // dS^T into its swizzled panels (row = key; queries 8 nt.. are panel nt / 8's chunk nt % 8,
+      // stored at chunk ^ (row & 7)).
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = key_local + 8 * half;
+#pragma unroll
+        for (int nt = 0; nt < kM / 8; ++nt)
+          st_shared_b32<0>(base + L::kDs + (nt / 8) * L::kDsPanel + row * 128 + (((nt % 8) ^ (row & 7)) << 4) + 4 * t,
+                           a_ds[nt / 2][(nt & 1) * 2 + half]);
+      }
+      fence_proxy_async_shared();  // the stores, then wgmma's reads through the async proxy
+
+      // dV += P^T dO (before the barrier, so the tensor cores work while the warpgroups meet),
+      // then dQ, then dK += dS^T Q, whose product overlaps dQ's trip to the scratch. B of dV
+      // and dK: [64 queries][d] MN-major, 16 query rows per k16 step.
+      wgmma_fence();
+      const uint64_t do_b = sw128_descriptor(do_tile, L::kQueryPanel, 1024), q_b = sw128_descriptor(q_tile, L::kQueryPanel, 1024);
+#pragma unroll
+      for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dv, a_p[kk], do_b + kk * (2048 >> 4));
+      wgmma_commit();
+      if (issues_dq) bulk_wait_reads<1>();  // the reductions of two steps ago have read their buffer
+      named_barrier_sync(1, kBwd90Consumers);  // both halves of dS^T stored
+
+      // dQ = dS K over the 128 keys: this warpgroup's queries x all columns, or all queries x
+      // its columns.
+      float dq[32];
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBwd90Keys / 16; ++kk) {
+        wgmma_m64n64k16_ss_ta_tb<T>(dq, ds_desc + kk * (2048 >> 4), kt_desc + kk * (2048 >> 4), kk > 0);
+      }
+      wgmma_commit();
+#pragma unroll
+      for (int kk = 0; kk < kM / 16; ++kk) wgmma_rs_tb<T, kHeadDim>(dk, a_ds[kk], q_b + kk * (2048 >> 4));
+      wgmma_commit();
+      wgmma_wait<1>();  // dV and dQ done; dK may still run
+      pin_registers(dq);
+
+      // dQ rows: query (64 wg when split by queries +) 16 warp + g (+ 8), columns (64 wg when
+      // split by columns +) 8 nt + 2 t, into buffer step % 2 (its reductions of two steps ago
+      // have read it: waited for before the barrier above): column c in panel c / 32, its
+      // 16-byte chunk (c % 32) / 4 at chunk ^ (row & 7).
+      const uint32_t dq_tile = base + L::kDq + (step & 1) * L::kDqTile;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = (kSplitQueries ? wg * 64 : 0) + warp * 16 + g + 8 * half;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int panel = (kSplitQueries ? 0 : 2 * wg) + nt / 4, chunk = 2 * (nt % 4) + t / 2;
+          st_shared_v2_f32(dq_tile + panel * L::kDqPanel + row * 128 + ((chunk ^ (row & 7)) << 4) + (t & 1) * 8,
+                           dq[nt * 4 + half * 2], dq[nt * 4 + half * 2 + 1]);
+        }
+      }
+      fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
+      named_barrier_sync(2 + wg, 128);
+      if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
+        fence_proxy_async_global();  // after the zeros, acquired through the producer's wait
+#pragma unroll
+        for (int pp = 0; pp < 2; ++pp) {
+          if constexpr (kSplitQueries) {
+            tma_reduce_add_4d(&dq_map, dq_tile + pp * L::kDqPanel + wg * 64 * 128, pp * 32, m0 + wg * 64, h, b);
+          } else {
+            tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
           }
         }
-        fence_proxy_async_shared();  // the TMA unit reads the tile through the async proxy
-        named_barrier_sync(2 + wg, 128);
-        if (issues_dq) {  // this warpgroup's two 64-row x 32-float boxes
-          fence_proxy_async_global();  // after the zeros, acquired through the producer's wait
+        bulk_commit_group();
+      }
+      wgmma_wait<0>();
+      pin_registers(dv);
+      pin_registers(dk);
 #pragma unroll
-          for (int pp = 0; pp < 2; ++pp) {
-            if constexpr (kSplitQueries) {
-              tma_reduce_add_4d(&dq_map, dq_tile + pp * L::kDqPanel + wg * 64 * 128, pp * 32, m0 + wg * 64, h, b);
-            } else {
-              tma_reduce_add_4d(&dq_map, dq_tile + (2 * wg + pp) * L::kDqPanel, wg * 64 + pp * 32, m0, h, b);
-            }
-          }
-          bulk_commit_group();
-        }
-        wgmma_wait<0>();
-        pin_registers(dv);
-        pin_registers(dk);
-#pragma unroll
-        for (int kk = 0; kk < kM / 16; ++kk) {
-          pin_registers(a_p[kk]);
-          pin_registers(a_ds[kk]);
-        }
-        mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
-        cur.advance();
-      };
+      for (int kk = 0; kk < kM / 16; ++kk) {
+        pin_registers(a_p[kk]);
+        pin_registers(a_ds[kk]);
+      }
+      mbarrier_arrive(q_empty + 8 * s);  // Q and dO of this stage are no longer read
+      cur.advance();
+    };
     // Per head of the group, the walk's first query blocks may reach past the causal frontier
     // (m0 + causal_offset < n0 + 127), and every block does when the keys run past seq_k.
     int tested_blocks = walk.blocks;

@@ -66,7 +66,7 @@ __device__ __forceinline__ void tma_prefetch_4d(const CUtensorMap* map, int c0, 
 
 // Adds a shared-memory tile (the tensor map's box, in its swizzled layout) into global memory
 // at the given coordinates; bulk_commit_group closes this thread's current bulk group
-// (bulk_wait_reads / bulk_wait_all in mma_sm80.cuh wait for groups).
+// (bulk_wait_reads / bulk_wait_complete in mma_sm80.cuh wait for groups).
 __device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32_t src, int c0, int c1, int c2, int c3) {
   asm volatile("cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
                    reinterpret_cast<uint64_t>(map)),
@@ -80,13 +80,6 @@ __device__ __forceinline__ void bulk_copy_to_global(void* dst, uint32_t src, uin
   asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
                : "memory");
 }
-// This thread's bulk groups but the newest kPending completed, their writes included.
-template <int kPending>
-__device__ __forceinline__ void bulk_wait_complete() {
-  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-// Orders the async proxy's accesses to global memory with this thread's generic ones.
-__device__ __forceinline__ void fence_proxy_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
 // A count in global memory between blocks: raised once this thread's completed bulk writes
 // (bulk_wait_complete) are to be seen by whoever reads the new count with acquire_count.
 __device__ __forceinline__ void release_count(int* count) {
