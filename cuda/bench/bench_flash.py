@@ -4,7 +4,6 @@ against the same call with every key active. Prints tables, writes JSON (argv[1]
 import json
 import math
 import os
-import statistics
 import sys
 
 import torch
@@ -13,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
-from gpu_timing import time_ms, warm_up  # noqa: E402
+from gpu_timing import burst_ms, interleaved_ms, time_ms, warm_up  # noqa: E402
 
 
 def sdpa(backend, q, k, v, causal):
@@ -25,20 +24,18 @@ def sdpa(backend, q, k, v, causal):
     return run
 
 
-def dense_table(results):
-    print("\n## Forward, bf16, TFLOP/s (3 rounds in turn x 10 calls, median; batch x n = 16384 tokens, 16 heads)")
+def dense_table(results, timer, dims=(64, 128), lengths=(1024, 2048, 4096, 8192, 16384)):
+    """The dense forward's TFLOP/s, ours and SDPA's flash and cuDNN backends on the same inputs,
+    each row timed by timer (gpu_timing.interleaved_ms or burst_ms) over the three."""
     print(f"{'d':>4} {'causal':>6} {'n':>6} {'attn_cuda':>10} {'SDPA flash':>11} {'SDPA cuDNN':>11} {'/flash':>7} {'/cuDNN':>7}")
-    for d in (64, 128):
+    for d in dims:
         for causal in (False, True):
-            for n in (1024, 2048, 4096, 8192, 16384):
+            for n in lengths:
                 b, h = max(1, 16384 // n), 16
                 q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
                 out = torch.empty_like(q)
                 flops = attn_cuda.flops(b, h, n, n, d, causal)
                 row = {"d": d, "causal": causal, "n": n, "batch": b, "heads": h}
-                # Three rounds, the three kernels in turn each round (10 timed calls each), and
-                # the median over the rounds: clocks and power drift over a run, and timing each
-                # kernel once, one after the other, moved the ratios by a few per cent.
                 fns = {"ours": lambda: attn_cuda.flash_forward(q, k, v, out=out, causal=causal)}
                 for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
                     try:
@@ -48,12 +45,8 @@ def dense_table(results):
                         fns.pop(name)
                         row[name + "_ms"] = None
                         row[name + "_error"] = str(e)[:200]
-                times = {name: [] for name in fns}
-                for _ in range(3):
-                    for name, fn in fns.items():
-                        times[name].append(time_ms(fn, reps=10))
-                for name, ts in times.items():
-                    row[name + "_ms"] = statistics.median(ts)
+                for name, ms in timer(fns).items():
+                    row[name + "_ms"] = ms
                 tf = {key: (flops / row[key + "_ms"] / 1e9 if row.get(key + "_ms") else None) for key in ("ours", "flash", "cudnn")}
                 row.update({key + "_tflops": val for key, val in tf.items()})
                 results.append(row)
@@ -155,12 +148,20 @@ def window_table(results):
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else "bench_flash.json"
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "dense": [], "dynamic_mask": [],
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "dense": [], "dense_burst": [], "dynamic_mask": [],
                "window": []}
     parts = os.environ.get("BENCH_PARTS", "dense,dynamic,window").split(",")
     warm_up()
+    # The H100 runs these kernels at its power cap, and its clocks follow the last tens of
+    # milliseconds' power. Sustained: each kernel timed after 0.3 s of its own calls (the
+    # clocks it holds under load), three rotated rounds. Burst: each timed from an idle GPU
+    # (clocks at their 1980 MHz maximum), as a call with gaps before it runs.
     if "dense" in parts:
-        dense_table(results["dense"])
+        print("\n## Forward, bf16, TFLOP/s, sustained (3 rotated rounds x 10 calls after 0.3 s of each, median; "
+              "batch x n = 16384 tokens, 16 heads)")
+        dense_table(results["dense"], interleaved_ms)
+        print("\n## Forward, bf16, TFLOP/s, burst (3 rotated rounds x 10 calls after 1 s idle, median)")
+        dense_table(results["dense_burst"], burst_ms, dims=(128,), lengths=(4096, 8192, 16384))
     if "dynamic" in parts:
         dynamic_mask_table(results["dynamic_mask"])
     if "window" in parts:

@@ -40,12 +40,43 @@ def warm_up(seconds=1.0):
         torch.cuda.synchronize()
 
 
-def interleaved_ms(fns, rounds=3, reps=10):
-    """{name: median over `rounds` of time_ms(fn, reps)}, the functions timed in turn each round:
-    clocks and power drift over a run, and timing each function once, one after the other,
-    moved ratios by a few per cent."""
+def settle(fn, seconds):
+    """Runs fn back to back for about `seconds`, so that the power state the next timing starts
+    from is fn's own. The H100 here runs at its 700 W cap under these kernels (nvidia-smi's
+    clock event reason: software power cap) and its clocks follow the last tens of
+    milliseconds' power: timed right after SDPA's flash backend (half the TFLOP/s, less power),
+    a kernel ran up to 10% faster than right after cuDNN or itself (d = 128, n = 16384)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+
+
+def interleaved_ms(fns, rounds=3, reps=10, settle_s=0.3):
+    """{name: median over `rounds` of time_ms(fn, reps)}, the functions timed in turn each round,
+    each after settle_s of its own calls: clocks and power drift over a run, and a kernel timed
+    right after another inherits that one's power state (see settle). Each round starts one
+    function later (a rotation), so no function always follows the same one."""
     times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(time_ms(fn, reps=reps))
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            settle(fns[name], settle_s)
+            times[name].append(time_ms(fns[name], reps=reps, warmup=0))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def burst_ms(fns, rounds=3, reps=10, idle_s=1.0):
+    """{name: median over `rounds` of time_ms(fn, reps)}, each timing started from an idle GPU
+    (idle_s asleep first): the kernels' speed before the power cap pulls the clocks down, at
+    1980 MHz here (a 16384-token, d = 128 forward's ten calls take about 35 ms). Rotated as
+    interleaved_ms."""
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            torch.cuda.synchronize()
+            time.sleep(idle_s)
+            times[name].append(time_ms(fns[name], reps=reps, warmup=1))
     return {name: statistics.median(ts) for name, ts in times.items()}
