@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "bwd_params.h"
+#include "dependent_launch.cuh"
 #include "mma_sm80.cuh"
 
 namespace attn::cuda::detail {
@@ -23,6 +24,7 @@ __global__ void delta_kernel(const BwdParams p, int64_t rows, bool zero_scratch,
   const int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   const int64_t row = thread / kThreadsPerRow;  // [b][h][i] order, as delta
   const int part = static_cast<int>(thread % kThreadsPerRow);
+  allow_dependent_launch();  // the Hopper kernel after it waits for its writes (flash_bwd_sm90.cuh)
   if (thread < counters) p.counters[thread] = 0;
   float sum = 0.0f;
   if (row < rows) {

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "convert.h"
+#include "dependent_launch.cuh"
 #include "mma_sm80.cuh"
 #include "strided.cuh"
 
@@ -20,6 +21,7 @@ __global__ void to_bf16_kernel(const float* src, Rank4 layout, int64_t count, __
 
 // A contiguous float32 scratch of `dst`'s shape -> dst (its dtype and strides).
 __global__ void store_kernel(const float* src, float scale, int64_t count, Rank4 dst_layout, void* dst, int dtype) {
+  wait_for_prerequisite_grids();  // (launch_store's `programmatic`)
   for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < count;
        n += int64_t{gridDim.x} * blockDim.x) {
     const int64_t offset = strided_offset(dst_layout, n);
@@ -39,6 +41,7 @@ __global__ void store_kernel(const float* src, float scale, int64_t count, Rank4
 // L2 (H100 backward, whole call: +0.1-1.6% at n <= 2048, same run).
 template <typename T>
 __global__ void store_rows8_kernel(const float* src, float scale, int64_t count8, Rank4 dst_layout, T* dst) {
+  wait_for_prerequisite_grids();  // (launch_store's `programmatic`)
   const int64_t per_row = dst_layout.shape[3] / 8;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count8;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -74,28 +77,27 @@ cudaError_t launch_to_bf16(const TensorView& src, void* dst, cudaStream_t stream
 
 // A float32 scratch times `scale` -> dst (the kernels leave dQ unscaled: one multiply per
 // element here instead of one per element and key block in the kernel).
-cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream) {
+cudaError_t launch_store(const float* src, float scale, const TensorView& dst, cudaStream_t stream, bool programmatic) {
   const int64_t count = dst.numel();
   const Rank4 layout = rank4_of(dst);
+  const dim3 threads(kStrideThreads);
   if (layout.shape[3] % 8 == 0 && layout.stride[3] == 1) {
     const int64_t count8 = count / 8;
-    const int blocks = stride_blocks(count8);
+    const dim3 blocks(stride_blocks(count8));
     switch (dst.dtype) {
       case DType::kFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__half*>(dst.data));
-        break;
+        return launch_dependent(store_rows8_kernel<__half>, blocks, threads, 0, stream, programmatic, src, scale, count8,
+                                layout, static_cast<__half*>(dst.data));
       case DType::kBFloat16:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<__nv_bfloat16*>(dst.data));
-        break;
+        return launch_dependent(store_rows8_kernel<__nv_bfloat16>, blocks, threads, 0, stream, programmatic, src, scale,
+                                count8, layout, static_cast<__nv_bfloat16*>(dst.data));
       default:
-        store_rows8_kernel<<<blocks, kStrideThreads, 0, stream>>>(src, scale, count8, layout, static_cast<float*>(dst.data));
-        break;
+        return launch_dependent(store_rows8_kernel<float>, blocks, threads, 0, stream, programmatic, src, scale, count8,
+                                layout, static_cast<float*>(dst.data));
     }
-    return cudaGetLastError();
   }
-  store_kernel<<<stride_blocks(count), kStrideThreads, 0, stream>>>(src, scale, count, layout, dst.data,
-                                                                   static_cast<int>(dst.dtype));
-  return cudaGetLastError();
+  return launch_dependent(store_kernel, dim3(stride_blocks(count)), threads, 0, stream, programmatic, src, scale, count,
+                          layout, dst.data, static_cast<int>(dst.dtype));
 }
 
 }  // namespace attn::cuda::detail

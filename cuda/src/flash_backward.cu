@@ -14,6 +14,7 @@
 #include "cuda_check.h"
 #include "stream_buffer.h"
 #include "runtime/errors.h"
+#include "sm90_dispatch.h"
 #include "tensor_checks.h"
 
 namespace attn::cuda {
@@ -171,7 +172,8 @@ void flash_backward(const FlashBackwardArgs& args) {
   } else {
     check_cuda(launch_kernels<__half>(p, c.head_dim, stream), "flash backward");
   }
-  check_cuda(launch_store(dq.as<float>(), p.scale, args.dq, stream), "dq store");
+  // On Hopper, placed while the backward kernel ends (dependent_launch.cuh).
+  check_cuda(launch_store(dq.as<float>(), p.scale, args.dq, stream, detail::use_sm90_kernels()), "dq store");
   if (pairs > 0) check_cuda(launch_store(dbias.as<float>(), 1.0f, args.dbias, stream), "dbias store");
 }
 
