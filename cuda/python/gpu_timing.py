@@ -53,30 +53,35 @@ def settle(fn, seconds):
         torch.cuda.synchronize()
 
 
-def interleaved_ms(fns, rounds=3, reps=10, settle_s=0.3):
-    """{name: median over `rounds` of time_ms(fn, reps)}, the functions timed in turn each round,
-    each after settle_s of its own calls: clocks and power drift over a run, and a kernel timed
-    right after another inherits that one's power state (see settle). Each round starts one
-    function later (a rotation), so no function always follows the same one."""
+def rotated_medians(fns, rounds, time_one):
+    """{name: median over `rounds` of time_one(fn)}, the functions timed in turn each round, each
+    round starting one function later (a rotation), so that no function always follows the
+    same one."""
     times = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            settle(fns[name], settle_s)
-            times[name].append(time_ms(fns[name], reps=reps, warmup=0))
+            times[name].append(time_one(fns[name]))
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def interleaved_ms(fns, rounds=3, reps=10, settle_s=0.3):
+    """{name: median over `rounds` of time_ms(fn, reps)}, rotated (rotated_medians), each timing
+    after settle_s of the function's own calls: clocks and power drift over a run, and a kernel
+    timed right after another inherits that one's power state (see settle)."""
+    def time_one(fn):
+        settle(fn, settle_s)
+        return time_ms(fn, reps=reps, warmup=0)
+    return rotated_medians(fns, rounds, time_one)
 
 
 def burst_ms(fns, rounds=3, reps=10, idle_s=1.0):
-    """{name: median over `rounds` of time_ms(fn, reps)}, each timing started from an idle GPU
-    (idle_s asleep first): the kernels' speed before the power cap pulls the clocks down, at
-    1980 MHz here (a 16384-token, d = 128 forward's ten calls take about 35 ms). Rotated as
-    interleaved_ms."""
-    times = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            torch.cuda.synchronize()
-            time.sleep(idle_s)
-            times[name].append(time_ms(fns[name], reps=reps, warmup=1))
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    """{name: median over `rounds` of time_ms(fn, reps)}, rotated (rotated_medians), each timing
+    started from an idle GPU (idle_s asleep first): the kernels' speed before the power cap
+    pulls the clocks down, at 1980 MHz here (a 16384-token, d = 128 forward's ten calls take
+    about 35 ms)."""
+    def time_one(fn):
+        torch.cuda.synchronize()
+        time.sleep(idle_s)
+        return time_ms(fn, reps=reps, warmup=1)
+    return rotated_medians(fns, rounds, time_one)
