@@ -13,7 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import attn_cuda  # noqa: E402
 import attn_cuda_backward  # noqa: E402
-from gpu_timing import interleaved_ms, warm_up  # noqa: E402
+from gpu_timing import burst_ms, interleaved_ms, warm_up  # noqa: E402
 
 
 def bwd_flops(b, h, n, d, causal):
@@ -21,14 +21,13 @@ def bwd_flops(b, h, n, d, causal):
     return 2.5 * (fwd / 2 if causal else fwd)
 
 
-def main():
-    rows = []
-    warm_up()
-    print("## Backward, bf16, TFLOP/s (3 rotated rounds x 10 calls after 0.3 s of each, median; batch x n = 16384 tokens, 16 heads)")
+def backward_table(rows, timer, dims=(64, 128), lengths=(1024, 2048, 4096, 8192, 16384)):
+    """The backward's TFLOP/s, ours and SDPA's flash and cuDNN backends on the same inputs, each
+    row timed by timer (gpu_timing.interleaved_ms or burst_ms) over the three."""
     print(f"{'d':>4} {'causal':>6} {'n':>6} {'ours ms':>8} {'SDPA ms':>8} {'ours':>7} {'SDPA':>7} {'ratio':>6} {'cuDNN':>7} {'ratio':>6}")
-    for d in (64, 128):
+    for d in dims:
         for causal in (False, True):
-            for n in (1024, 2048, 4096, 8192, 16384):
+            for n in lengths:
                 b, h = max(1, 16384 // n), 16
                 q, k, v, dout = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
                 lse = torch.empty(b, h, n, device="cuda", dtype=torch.float32)
@@ -47,8 +46,8 @@ def main():
                         fns[name]()
                     except RuntimeError as e:
                         row[name + "_ms"], row[name + "_error"] = None, str(e)[:200]
-                # Three rounds, the three backwards in turn each round (gpu_timing.interleaved_ms).
-                for name, ms in interleaved_ms(fns).items():
+                # The three backwards in turn each round (gpu_timing's rotated rounds).
+                for name, ms in timer(fns).items():
                     row[name + "_ms"] = ms
                 del fns
                 f = bwd_flops(b, h, n, d, causal)
@@ -63,7 +62,17 @@ def main():
                       f"{(cu or float('nan')):>7.1f} {(row['ours_tflops'] / cu if cu else float('nan')):>6.2f}", flush=True)
                 del q, k, v, dout, out, lse, dq, dk, dv, qs, ks, vs
                 torch.cuda.empty_cache()
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "backward": rows}
+
+
+def main():
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "backward": [], "backward_burst": []}
+    warm_up()
+    # Sustained and burst as in bench_flash.py (the H100 runs at its power cap).
+    print("## Backward, bf16, TFLOP/s, sustained (3 rotated rounds: 0.5 s windows after 0.3 s of each, median; "
+          "batch x n = 16384 tokens, 16 heads)")
+    backward_table(result["backward"], interleaved_ms)
+    print("\n## Backward, bf16, TFLOP/s, burst (3 rotated rounds x 10 calls after 1 s idle, median)")
+    backward_table(result["backward_burst"], burst_ms, lengths=(1024, 2048))
     if len(sys.argv) > 1:
         with open(sys.argv[1], "w") as f:
             json.dump(result, f, indent=1)

@@ -153,11 +153,12 @@ def main():
     parts = os.environ.get("BENCH_PARTS", "dense,dynamic,window").split(",")
     warm_up()
     # The H100 runs these kernels at its power cap, and its clocks follow the last tens of
-    # milliseconds' power. Sustained: each kernel timed after 0.3 s of its own calls (the
-    # clocks it holds under load), three rotated rounds. Burst: each timed from an idle GPU
-    # (clocks at their 1980 MHz maximum), as a call with gaps before it runs.
+    # milliseconds' power. Sustained: each kernel's mean over a 0.5 s window of its own calls
+    # after 0.3 s of them (the clocks it holds under load), three rotated rounds. Burst: each
+    # timed from an idle GPU (clocks at their 1980 MHz maximum), as a call with gaps before it
+    # runs.
     if "dense" in parts:
-        print("\n## Forward, bf16, TFLOP/s, sustained (3 rotated rounds x 10 calls after 0.3 s of each, median; "
+        print("\n## Forward, bf16, TFLOP/s, sustained (3 rotated rounds: 0.5 s windows after 0.3 s of each, median; "
               "batch x n = 16384 tokens, 16 heads)")
         dense_table(results["dense"], interleaved_ms)
         print("\n## Forward, bf16, TFLOP/s, burst (3 rotated rounds x 10 calls after 1 s idle, median)")

@@ -45,12 +45,33 @@ def settle(fn, seconds):
     from is fn's own. The H100 here runs at its 700 W cap under these kernels (nvidia-smi's
     clock event reason: software power cap) and its clocks follow the last tens of
     milliseconds' power: timed right after SDPA's flash backend (half the TFLOP/s, less power),
-    a kernel ran up to 10% faster than right after cuDNN or itself (d = 128, n = 16384)."""
-    end = time.perf_counter() + seconds
+    a kernel ran up to 10% faster than right after cuDNN or itself (d = 128, n = 16384).
+    Returns the host's time per call meanwhile, in milliseconds (an upper bound on the GPU's)."""
+    calls, start = 0, time.perf_counter()
+    end = start + seconds
     while time.perf_counter() < end:
         for _ in range(5):
             fn()
+        calls += 5
         torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000 / calls
+
+
+def window_ms(fn, seconds, per_call_ms):
+    """Mean GPU time of one fn() call in milliseconds over about `seconds` of back-to-back calls
+    (per_call_ms: an estimate, to size the window), between two CUDA events: under the power
+    cap the clocks swing between about 1260 and 1980 MHz within tens of milliseconds, which a
+    window this long averages (a median of 10 calls, 9 ms at d = 128, n = 4096, caught one
+    phase of the swing: ratios between libraries moved by up to 7% from run to run, where
+    1.2 s windows agreed within 1% over three rounds)."""
+    calls = max(10, int(seconds / per_call_ms))
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / calls
 
 
 def rotated_medians(fns, rounds, time_one):
@@ -65,13 +86,14 @@ def rotated_medians(fns, rounds, time_one):
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def interleaved_ms(fns, rounds=3, reps=10, settle_s=0.3):
-    """{name: median over `rounds` of time_ms(fn, reps)}, rotated (rotated_medians), each timing
-    after settle_s of the function's own calls: clocks and power drift over a run, and a kernel
-    timed right after another inherits that one's power state (see settle)."""
+def interleaved_ms(fns, rounds=3, settle_s=0.3, window_s=0.5):
+    """{name: median over `rounds` of window_ms(fn, window_s)}, rotated (rotated_medians), each
+    window after settle_s of the function's own calls: the sustained speed, in the power state
+    the function holds under load (a kernel timed right after another inherits that one's:
+    see settle)."""
     def time_one(fn):
-        settle(fn, settle_s)
-        return time_ms(fn, reps=reps, warmup=0)
+        per_call = settle(fn, settle_s)
+        return window_ms(fn, window_s, per_call)
     return rotated_medians(fns, rounds, time_one)
 
 
