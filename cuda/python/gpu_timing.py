@@ -64,7 +64,7 @@ def window_ms(fn, seconds, per_call_ms):
     window this long averages (a median of 10 calls, 9 ms at d = 128, n = 4096, caught one
     phase of the swing: ratios between libraries moved by up to 7% from run to run, where
     1.2 s windows agreed within 1% over three rounds)."""
-    calls = max(10, int(seconds / per_call_ms))
+    calls = max(10, int(seconds * 1000 / per_call_ms))
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(calls):
