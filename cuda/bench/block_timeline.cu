@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&lse, rows * 4));
   CHECK(cudaMalloc(&delta, rows * 4));
   CHECK(cudaMalloc(&dq_accum, elems * 4));
-  int* counters;  // the Hopper backward's counters (its D pass zeroes them)
+  int* counters;  // the Hopper backward's counters (zeroed by its launch)
   CHECK(cudaMalloc(&counters, sizeof(int) * bwd_counter_ints(batch, n)));
   fill_uniform<<<1024, 256>>>(q, elems, 1);
   fill_uniform<<<1024, 256>>>(k, elems, 2);

@@ -20,9 +20,9 @@ static int launch(const void* q, const void* k, const void* v, const void* dout,
       BwdStrides3{int64_t{n} * row, row, kHeadDim};
   p.lse = lse;
   p.lse_stride = BwdStrides3{int64_t{h} * n, 1, n};  // lse [b][h][n]
-  p.delta = const_cast<float*>(delta);  // (the D pass writes it)
+  p.delta = const_cast<float*>(delta);  // (the launch or the kernel writes it)
   p.dq_accum = dq_accum;
-  static int* counters = nullptr;  // the Hopper kernel's counters (its D pass zeroes them)
+  static int* counters = nullptr;  // the Hopper kernel's counters (zeroed before it by the launch)
   static size_t counters_size = 0;
   const size_t need = bwd_counter_ints(b, n);
   if (counters_size < need) {

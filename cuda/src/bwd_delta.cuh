@@ -1,7 +1,8 @@
-// The D pass before the backward kernels: D[b][h][i] = sum_d dout * out (float32, as dS needs
-// it), with the counters of the Hopper kernel zeroed and, for the mma.sync kernels, the
-// float32 dQ scratch zeroed for their additions (the Hopper kernel zeroes it itself, ahead of
-// its walk: flash_bwd_sm90.cuh).
+// D = rowsum(dO * O) per query row (float32, as dS needs it), two ways:
+// - the D pass before the mma.sync backward kernels (delta_kernel), which also zeroes their
+//   float32 dQ scratch;
+// - on Hopper, by a few of the backward kernel's own blocks before they take items
+//   (bwd90_delta_workers.cuh).
 #pragma once
 #include <cuda_runtime.h>
 

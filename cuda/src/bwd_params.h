@@ -41,12 +41,12 @@ struct BwdParams {
 
   const float* lse = nullptr;  // forward's lse, natural log
   BwdStrides3 lse_stride;      // batch, row (query), head
-  float* delta = nullptr;     // [batch][heads_q][seq_q]: D, by launch_delta (bwd_delta.cuh)
+  float* delta = nullptr;     // [batch][heads_q][seq_q]: D (bwd_delta.cuh, bwd90_delta_workers.cuh)
   float* dq_accum = nullptr;  // [batch][seq_q][heads_q][head_dim], zeroed within launch_flash_bwd, added into
   float* dbias_accum = nullptr;  // [batch][heads_kv][seq_q][seq_k], zeroed, or null
-  // The Hopper kernel's counters, zeroed by its D pass: [0] the items taken, then per (batch,
-  // query block) the pieces of the dQ scratch's rows zeroed so far (flash_bwd_sm90.cuh);
-  // bwd_counter_ints() of them.
+  // The Hopper kernel's counters, zeroed before it (by its launch): [0] the items taken, then
+  // per (batch, query block) the pieces of the dQ scratch's rows zeroed so far
+  // (flash_bwd_sm90.cuh); bwd_counter_ints() of them.
   int* counters = nullptr;
 
   const void* bias = nullptr;

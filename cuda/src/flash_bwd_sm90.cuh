@@ -25,8 +25,11 @@
 // products are issued dV, (barrier), dQ, dK, so the tensor cores have work while the
 // warpgroups meet and while dQ leaves (dV and dK together before the barrier: 0.95x). A
 // producer warp issues the copies: per item K and V, then per step Q and dO (two stages,
-// full / empty mbarriers, counted across items) with the rows' lse (log2 units) and D (from
-// the D pass, bwd_delta.cuh, which the launch runs first). The float32 scratch is zeroed by
+// full / empty mbarriers, counted across items) with the rows' lse (log2 units) and D. D
+// comes from the kernel's last few blocks, which compute it unit by unit before they take
+// items (bwd90_delta_workers.cuh); the producer stages a row's D once it is written (as a
+// pass before the kernel, D had cost 4-7% of a call at n = 1024, and the kernel's blocks
+// waited for all of it). The float32 scratch is zeroed by
 // the kernel itself, ahead of the walks: one thread per block copies zeros into it piece by
 // piece and counts each query block's pieces in global memory, and the producer stages a
 // step only once its query block is zeroed (the D pass writing the zeros had been 7-8% of a
@@ -36,10 +39,12 @@
 #include <math_constants.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "block_order.cuh"
 #include "block_timeline.cuh"
+#include "bwd90_delta_workers.cuh"
 #include "bwd_delta.cuh"
 #include "bwd_params.h"
 #include "bwd_walk.cuh"
@@ -56,6 +61,8 @@ constexpr int kBwd90ProducerRegs = 24, kBwd90ConsumerRegs = 240;  // 128 x 24 + 
 // The dQ scratch is zeroed by the kernel itself, in pieces of this many bytes copied from a
 // zeroed shared-memory buffer (see the zeroing warp below).
 constexpr int kBwd90ZeroPiece = 16384;
+// Stages of the D workers' ring (bwd90_delta_workers.cuh): 6 x 32 KB.
+constexpr int kBwd90DeltaStages = 6;
 
 // Queries per step, and how the two warpgroups share dQ = dS K: at head dim 128, 64 queries
 // (dK and dV hold 128 registers per thread) and each warpgroup computes all queries x its 64
@@ -87,6 +94,8 @@ struct Bwd90Layout {
   static constexpr size_t kBytes = kItem + 32 + 1024;
   static_assert(kBytes <= 227 * 1024, "fits a multiprocessor's shared memory");
   static_assert(kKeyTile <= kDqTile, "dK and dV are staged in the dQ buffers");
+  // The D workers' ring (O and dO tiles) below the zeros, its barriers in lse's place.
+  static_assert(kBwd90DeltaStages * 2 * kQueryTile <= kZero && kBwd90DeltaStages * 16 <= kD - kLse, "D workers' ring");
 };
 
 template <typename T, int kHeadDim>
@@ -94,7 +103,9 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
                           const __grid_constant__ CUtensorMap dq_map, const __grid_constant__ CUtensorMap dk_map,
-                          const __grid_constant__ CUtensorMap dv_map, const BwdParams p, int order_pairs) {
+                          const __grid_constant__ CUtensorMap dv_map, const __grid_constant__ CUtensorMap o_map,
+                          const BwdParams p, int order_pairs,
+                          int d_workers, int d_pair_block, int zero_lookahead) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64 and 128");
   using L = Bwd90Layout<kHeadDim>;
@@ -123,6 +134,9 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
   const int m_tiles = (p.seq_q + kM - 1) / kM, zero_pieces = kM * kHeadDim * 4 / kBwd90ZeroPiece * p.heads_q;
   int* const items_taken = p.counters;
   int* const blocks_zeroed = p.counters + 1;
+  // D comes from the last d_workers blocks, before they take items (or, with none, from the
+  // D pass before this kernel).
+  const bool is_d_worker = static_cast<int>(blockIdx.x) >= static_cast<int>(gridDim.x) - d_workers;
 
 #pragma unroll 1
   for (int off = threadIdx.x * 16; off < kBwd90ZeroPiece; off += kBwd90Threads * 16) {
@@ -133,21 +147,30 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
     mbarrier_init(kv_full, 1);
     mbarrier_init(kv_empty, kBwd90Consumers);
     for (int s = 0; s < kS; ++s) {
-      mbarrier_init(q_full + 8 * s, 32);  // the producer warp's lanes (one also counts the bytes)
+      mbarrier_init(q_full + 8 * s, 32);  // the producer warp's lanes (lane 0 also announces the bytes)
       mbarrier_init(q_empty + 8 * s, kBwd90Consumers);
     }
     mbarrier_init_fence();
     allow_dependent_launch();  // the dQ store's blocks take the multiprocessors these leave
   }
   __syncthreads();
+  if (is_d_worker) {  // (the counters zeroed first)
+    wait_for_prerequisite_grids();
+    delta_worker<T, kHeadDim, kM, kBwd90Consumers, kBwd90DeltaStages>(
+        &o_map, &do_map, p, static_cast<int>(blockIdx.x) - (static_cast<int>(gridDim.x) - d_workers), d_workers,
+        d_pair_block, base, base + L::kLse);
+  }
 
   if (wg == 2) {  // the producer warpgroup: its first warp stages everything
     set_max_registers_dec<kBwd90ProducerRegs>();
     if (warp == 1 && lane == 0) {
       // The zeroing thread. Pieces are numbered query block by query block in the items'
-      // order (batch 0's blocks first); thread block i takes pieces i, i + blocks, ..., and
+      // order (batch 0's blocks first); thread block i takes pieces i, i + zeroers, ... (the
+      // D workers take none: they start late), and
       // counts each in its query block's counter once its write has completed (release; the
-      // producer's acquire below). The walks run behind it.
+      // producer's acquire below). The walks run behind it, and it zeroes a batch's rows only
+      // once the items taken are within zero_lookahead of the batch's first ones, so that
+      // the zeros are still in L2 when the reductions add into them.
       const int total = p.batch * m_tiles * zero_pieces;
       int done_block = -1;
       auto count = [&](int block) {  // once its pieces' writes have completed
@@ -157,8 +180,24 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
         wait_for_prerequisite_grids();
         release_count(blocks_zeroed + block);
       };
-      for (int k = blockIdx.x; k < total; k += gridDim.x) {
+      const int zeroers = static_cast<int>(gridDim.x) > d_workers ? static_cast<int>(gridDim.x) - d_workers
+                                                                   : static_cast<int>(gridDim.x);
+      for (int k = blockIdx.x; k < total && static_cast<int>(blockIdx.x) < zeroers; k += zeroers) {
         const int block = k / zero_pieces, piece = k % zero_pieces, m = block % m_tiles;
+        // The batch's first items (block_order.cuh: pair-major, or groups of about a wave's
+        // pairs under the causal rule) start at about block / m_tiles x items_per_batch.
+        const int due = block / m_tiles * (key_tiles * p.heads_kv) - zero_lookahead - static_cast<int>(gridDim.x);
+        if (due > 0) {
+          wait_for_prerequisite_grids();  // (items_taken zeroed)
+          if (acquire_count(items_taken) < due) {
+            if (done_block >= 0) {  // the pieces so far counted first
+              bulk_wait_complete<0>();
+              count(done_block);
+              done_block = -1;
+            }
+            while (acquire_count(items_taken) < due) __nanosleep(1000);
+          }
+        }
         const int64_t block_bytes = int64_t{min(kM, p.seq_q - m * kM)} * p.heads_q * kHeadDim * 4;
         const int64_t start = int64_t{piece} * kBwd90ZeroPiece;
         if (start < block_bytes) {
@@ -225,16 +264,8 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
           zeroed_block = block;
         }
         if (step >= kS) mbarrier_wait(q_empty + 8 * s, ((step - kS) / kS) & 1);
-        // The rows' lse (log2 units) and D, kM / 32 rows per lane.
-#pragma unroll
-        for (int part = 0; part < kM / 32; ++part) {
-          const int r = lane + 32 * part;
-          const float2 stats = query_row_statistics(p, b, cur.h, cur.m0 + r);
-          sLse[s * kM + r] = stats.x;
-          sD[s * kM + r] = stats.y;
-        }
         if (lane == 0) {
-          mbarrier_arrive_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
+          mbarrier_expect_tx(q_full + 8 * s, 2 * L::kQueryTile);
 #pragma unroll
           for (int pn = 0; pn < L::kPanels; ++pn) {
             tma_load_4d(base + L::kQ + s * L::kQueryTile + pn * L::kQueryPanel, &q_map, q_full + 8 * s, pn * 64,
@@ -242,9 +273,27 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
             tma_load_4d(base + L::kDo + s * L::kQueryTile + pn * L::kQueryPanel, &do_map, q_full + 8 * s, pn * 64,
                         cur.m0, cur.h, b);
           }
-        } else {
-          mbarrier_arrive(q_full + 8 * s);
         }
+        // The rows' lse (log2 units) and D once written (while Q and dO load): rows lane + 32
+        // k; then the lanes' arrivals.
+        float lse[kM / 32], delta[kM / 32];
+#pragma unroll
+        for (int part = 0; part < kM / 32; ++part) {
+          const int i = cur.m0 + lane + 32 * part;
+          lse[part] = i < p.seq_q ? p.lse[b * p.lse_stride.batch + cur.h * p.lse_stride.head + i * p.lse_stride.row]
+                                  : -CUDART_INF_F;
+        }
+        const int rows_left = p.seq_q - cur.m0 - lane;  // this lane's rows: the first (rows_left + 31) / 32
+        wait_for_delta(delta, p.delta + (int64_t{b} * p.heads_q + cur.h) * p.seq_q + cur.m0 + lane, 32,
+                       rows_left <= 0 ? 0 : (rows_left + 31) / 32);
+#pragma unroll
+        for (int part = 0; part < kM / 32; ++part) {
+          const int r = lane + 32 * part;
+          const bool row = cur.m0 + r < p.seq_q;  // (lse_log2: a row past seq_q gets no weight)
+          sLse[s * kM + r] = lse_log2(lse[part]);
+          sD[s * kM + r] = row ? delta[part] : 0.0f;
+        }
+        mbarrier_arrive(q_full + 8 * s);
       }
       // The next item, taken once this one's copies are all issued (two steps before its walk
       // ends). (Taken as this item started, items queued behind long causal walks while other
@@ -531,11 +580,31 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 #endif
 }
 
+// How many of the kernel's blocks compute D before they take items (the last ones): about
+// one in 16, at most 8. ATTN_BWD90_D_WORKERS overrides it for measurements (0: a D pass
+// before the kernel instead).
+inline int bwd90_delta_workers(int blocks) {
+  const char* value = std::getenv("ATTN_BWD90_D_WORKERS");  // (read per call: A/B runs switch it)
+  const int forced = value != nullptr && *value != '\0' ? std::atoi(value) : -1;
+  if (forced >= 0) return std::min(forced, blocks);
+  return std::clamp(blocks / 16, 1, 8);
+}
+
+// How far ahead of the items taken the kernel zeroes the dQ scratch's rows: under the causal
+// rule two waves of items, else all at once. (H100, whole call, n = 1024-2048: causal
+// +0.3-1.9%; non-causal 0.98-1.0x paced, so left unpaced.) ATTN_BWD90_ZERO_AHEAD (waves;
+// negative: all at once) overrides it for measurements.
+inline int bwd90_zero_lookahead(int blocks, bool causal) {
+  const char* value = std::getenv("ATTN_BWD90_ZERO_AHEAD");  // (read per call: A/B runs switch it)
+  const int waves = value != nullptr && *value != '\0' ? std::atoi(value) : causal ? 2 : -1;
+  return waves < 0 ? (1 << 30) : waves * blocks;
+}
+
 // cudaErrorNotSupported where the tensors cannot be described to the copy engine: the
 // caller then runs the mma.sync kernel.
 template <typename T, int kHeadDim>
 cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
-  CUtensorMap maps[7] = {};
+  CUtensorMap maps[8] = {};
   constexpr int kM = bwd90_queries<kHeadDim>();
   if (make_panel_map<T>(&maps[0], p.q, p.batch, p.seq_q, p.heads_q, kHeadDim, p.q_stride, kM) != cudaSuccess ||
       make_panel_map<T>(&maps[1], p.k, p.batch, p.seq_k, p.heads_kv, kHeadDim, p.k_stride, kBwd90Keys) != cudaSuccess ||
@@ -558,18 +627,32 @@ cudaError_t launch_flash_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   constexpr size_t smem = Bwd90Layout<kHeadDim>::kBytes;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) return err;
-  // D and the counters zeroed; the kernel zeroes the dQ scratch.
-  err = launch_delta<T, kHeadDim>(p, false, 1 + p.batch * ((p.seq_q + kM - 1) / kM), stream);
-  if (err != cudaSuccess) return err;
   // One block per multiprocessor (or per item, if fewer), each taking items until none is left.
   const int key_tiles = (p.seq_k + kBwd90Keys - 1) / kBwd90Keys;
   const int64_t items = int64_t{key_tiles} * p.heads_kv * p.batch;
   const int blocks = static_cast<int>(std::min<int64_t>(items, multiprocessor_count()));
-  // Placed while the D pass ends (dependent_launch.cuh); the kernel waits for it where it
-  // reads what the D pass writes. H100, whole call against the same without: +0.4-1.6% at
-  // n <= 2048 (one row -0.9%), within the noise at 8192.
+  // D by the kernel's last blocks, read through the copy engine (or by a pass before it).
+  int d_workers = bwd90_delta_workers(blocks);
+  if (make_panel_map<T>(&maps[7], p.out, p.batch, p.seq_q, p.heads_q, kHeadDim, p.o_stride, kM) != cudaSuccess) {
+    d_workers = 0;
+  }
+  // D's units in blocks of about the (query) pairs one wave of items covers.
+  const int d_pair_block = std::max(1, multiprocessor_count() / key_tiles) * p.group;
+  // The counters zeroed, and D marked pending (or computed, where no blocks of the kernel
+  // compute it); the kernel zeroes the dQ scratch.
+  const int counters = static_cast<int>(bwd_counter_ints(p.batch, p.seq_q));
+  if (d_workers > 0) {
+    err = launch_prepare_delta(p, counters, stream);
+  } else {
+    err = launch_delta<T, kHeadDim>(p, false, counters, stream);
+  }
+  if (err != cudaSuccess) return err;
+  // Placed while the kernel before it ends (dependent_launch.cuh); the kernel waits for it
+  // where it reads what that one writes. H100, whole call against the same without (then
+  // after a D pass): +0.4-1.6% at n <= 2048 (one row -0.9%), within the noise at 8192.
   return launch_dependent(kernel, dim3(blocks), dim3(kBwd90Threads), smem, stream, true, maps[0], maps[1],
-                          maps[2], maps[3], maps[4], maps[5], maps[6], p, order_group_pairs(key_tiles, p.causal));
+                          maps[2], maps[3], maps[4], maps[5], maps[6], maps[7], p, order_group_pairs(key_tiles, p.causal),
+                          d_workers, d_pair_block, bwd90_zero_lookahead(blocks, p.causal));
 }
 
 }  // namespace attn::cuda::detail
