@@ -6,7 +6,7 @@
 // - D is filled with a NaN no arithmetic produces (kDeltaPending) before the kernel, and a
 //   row is ready once its value differs: each row is one 4-byte store, so no fence or count
 //   stands between a worker's store and a producer's load. (A count per unit, raised behind a
-//   fence, held a worker to about 17 GB/s: one fence's round trip per 32 KB unit.)
+//   fence, held a worker to about 18 GB/s: one fence's round trip per 32 KB unit.)
 // - A worker streams O and dO through a ring of shared-memory stages filled by the tensor
 //   copy engine, so that its multiprocessor keeps about 200 KB in flight.
 #pragma once
@@ -72,11 +72,12 @@ __device__ __forceinline__ void wait_for_delta(float (&out)[kRows], const float*
 // Worker `worker` of `workers` takes units worker, worker + workers, ... (all workers keep
 // pace, so units complete about in order). O and dO tiles (kM rows, 64-column panels in the
 // 128-byte swizzle, as the kernel's Q and dO) land in kStages stages of the ring at `ring`,
-// issued by warp kComputeThreads / 32 on full / empty barriers at `barriers` (2 x kStages x 8
+// issued by thread kComputeThreads on full / empty barriers at `barriers` (2 x kStages x 8
 // bytes, invalidated before returning); the first kComputeThreads threads sum rows, a row's
 // 16-byte chunks in adjacent lanes, each warp at its own pace; the block's other threads
-// return at once. (Issued by one thread between two __syncthreads per unit, a worker managed
-// about 35 GB/s: the ring then waited for every unit's sums.) Ends with a __syncthreads.
+// wait at the end (a __syncthreads). (Issued by one thread between two __syncthreads per
+// unit, a worker managed about 37 GB/s, the ring waiting for every unit's sums; this way
+// 50-55 GB/s.)
 template <typename T, int kHeadDim, int kM, int kComputeThreads, int kStages>
 __device__ __forceinline__ void delta_worker(const CUtensorMap* o_map, const CUtensorMap* do_map, const BwdParams& p,
                                              int worker, int workers, int pair_block, uint32_t ring, uint32_t barriers) {

@@ -591,8 +591,8 @@ inline int bwd90_delta_workers(int blocks) {
 }
 
 // How far ahead of the items taken the kernel zeroes the dQ scratch's rows: under the causal
-// rule two waves of items, else all at once. (H100, whole call, n = 1024-2048: causal
-// +0.3-1.9%; non-causal 0.98-1.0x paced, so left unpaced.) ATTN_BWD90_ZERO_AHEAD (waves;
+// rule two waves of items, else all at once. (H100, whole call, n = 1024-2048: causal -0.9%
+// to +1.8%, d = 128 n = 1024 +1.3%; non-causal 0.98-1.0x paced, so left unpaced.) ATTN_BWD90_ZERO_AHEAD (waves;
 // negative: all at once) overrides it for measurements.
 inline int bwd90_zero_lookahead(int blocks, bool causal) {
   const char* value = std::getenv("ATTN_BWD90_ZERO_AHEAD");  // (read per call: A/B runs switch it)
