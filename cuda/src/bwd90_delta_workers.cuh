@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "bwd_delta.cuh"
 #include "bwd_params.h"
 #include "dependent_launch.cuh"
 #include "mma_sm80.cuh"
@@ -83,7 +84,7 @@ __device__ __forceinline__ void delta_worker(const CUtensorMap* o_map, const CUt
                                              int worker, int workers, int pair_block, uint32_t ring, uint32_t barriers) {
   constexpr int kPanel = kM * 128, kTile = (kHeadDim / 64) * kPanel, kStage = 2 * kTile;
   constexpr int kChunks = kHeadDim / 8, kUnitChunks = kM * kChunks, kWarps = kComputeThreads / 32;
-  static_assert(kUnitChunks % kComputeThreads == 0 && 32 % kChunks == 0, "whole rows per warp");
+  static_assert(kUnitChunks % kComputeThreads == 0, "whole rows per warp");
   const int pairs = p.batch * p.heads_q, m_tiles = (p.seq_q + kM - 1) / kM, units = pairs * m_tiles;
   const int mine = units > worker ? (units - worker + workers - 1) / workers : 0;
   const uint32_t full = barriers, empty = barriers + 8 * kStages;
@@ -124,16 +125,8 @@ __device__ __forceinline__ void delta_worker(const CUtensorMap* o_map, const CUt
         const int index = index0 + static_cast<int>(threadIdx.x);
         const int row = index / kChunks, part = index % kChunks;
         const uint32_t offset = (part / 8) * kPanel + row * 128 + (((part % 8) ^ (row & 7)) << 4);
-        const uint4 x = ld_shared_v4(o_tile + offset), y = ld_shared_v4(do_tile + offset);
-        const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
-        float sum = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 a = unpack2<T>(xs[e]), c = unpack2<T>(ys[e]);
-          sum += a.x * c.x + a.y * c.y;
-        }
-#pragma unroll
-        for (int m = kChunks / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+        const float sum =
+            sum_over_lanes<kChunks>(chunk_dot<T>(ld_shared_v4(o_tile + offset), ld_shared_v4(do_tile + offset)));
         if (part == 0 && row < rows) {  // (the producers' loads race with it: a relaxed store)
           asm volatile("st.relaxed.gpu.global.f32 [%0], %1;\n" ::"l"(out + row), "f"(sum) : "memory");
         }

@@ -15,13 +15,34 @@
 
 namespace attn::cuda::detail {
 
+// The dot product of 8 + 8 16-bit values (a 16-byte chunk of an O row and of the dO row).
+template <typename T>
+__device__ __forceinline__ float chunk_dot(uint4 x, uint4 y) {
+  const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
+  float sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 a = unpack2<T>(xs[k]), c = unpack2<T>(ys[k]);
+    sum += a.x * c.x + a.y * c.y;
+  }
+  return sum;
+}
+
+// The sum over groups of kLanes adjacent lanes (a row's chunks), in every lane of the group.
+template <int kLanes>
+__device__ __forceinline__ float sum_over_lanes(float v) {
+  static_assert(32 % kLanes == 0, "groups within one warp");
+#pragma unroll
+  for (int m = kLanes / 2; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  return v;
+}
+
 // kHeadDim / 8 threads per row with 16-byte loads (rows are checked contiguous and 16-byte
 // aligned); with zero_scratch the same threads zero the row's scratch [b][i][h][d] (one pass
 // instead of a memset beside it). The first `counters` threads zero p.counters.
 template <typename T, int kHeadDim>
 __global__ void delta_kernel(const BwdParams p, int64_t rows, bool zero_scratch, int counters) {
   constexpr int kThreadsPerRow = kHeadDim / 8;
-  static_assert(32 % kThreadsPerRow == 0, "a row's threads within one warp");
   const int64_t thread = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   const int64_t row = thread / kThreadsPerRow;  // [b][h][i] order, as delta
   const int part = static_cast<int>(thread % kThreadsPerRow);
@@ -35,20 +56,14 @@ __global__ void delta_kernel(const BwdParams p, int64_t rows, bool zero_scratch,
                                                     i * p.o_stride.row + h * p.o_stride.head + part * 8);
     const uint4 y = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.dout) + b * p.do_stride.batch +
                                                     i * p.do_stride.row + h * p.do_stride.head + part * 8);
-    const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 a = unpack2<T>(xs[k]), c = unpack2<T>(ys[k]);
-      sum += a.x * c.x + a.y * c.y;
-    }
+    sum = chunk_dot<T>(x, y);
     if (zero_scratch) {
       float4* dq = reinterpret_cast<float4*>(p.dq_accum + ((b * seq + i) * heads + h) * kHeadDim + part * 8);
       dq[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       dq[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
   }
-#pragma unroll
-  for (int m = kThreadsPerRow / 2; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+  sum = sum_over_lanes<kThreadsPerRow>(sum);
   if (row < rows && part == 0) p.delta[row] = sum;
 }
 

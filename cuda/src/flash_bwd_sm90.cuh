@@ -180,13 +180,12 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
         wait_for_prerequisite_grids();
         release_count(blocks_zeroed + block);
       };
-      const int zeroers = static_cast<int>(gridDim.x) > d_workers ? static_cast<int>(gridDim.x) - d_workers
-                                                                   : static_cast<int>(gridDim.x);
-      for (int k = blockIdx.x; k < total && static_cast<int>(blockIdx.x) < zeroers; k += zeroers) {
+      const int grid = static_cast<int>(gridDim.x), zeroers = grid > d_workers ? grid - d_workers : grid;
+      for (int k = blockIdx.x < zeroers ? static_cast<int>(blockIdx.x) : total; k < total; k += zeroers) {
         const int block = k / zero_pieces, piece = k % zero_pieces, m = block % m_tiles;
         // The batch's first items (block_order.cuh: pair-major, or groups of about a wave's
         // pairs under the causal rule) start at about block / m_tiles x items_per_batch.
-        const int due = block / m_tiles * (key_tiles * p.heads_kv) - zero_lookahead - static_cast<int>(gridDim.x);
+        const int due = block / m_tiles * (key_tiles * p.heads_kv) - zero_lookahead - grid;
         if (due > 0) {
           wait_for_prerequisite_grids();  // (items_taken zeroed)
           if (acquire_count(items_taken) < due) {
@@ -580,23 +579,27 @@ __global__ void __launch_bounds__(kBwd90Threads, 1)
 #endif
 }
 
+// An integer switch from the environment, or `fallback` where unset or empty; read per call,
+// so that A/B runs can switch it between calls (the two below are for measurements).
+inline int env_int(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
+}
+
 // How many of the kernel's blocks compute D before they take items (the last ones): about
-// one in 16, at most 8. ATTN_BWD90_D_WORKERS overrides it for measurements (0: a D pass
-// before the kernel instead).
+// one in 16, at most 8. ATTN_BWD90_D_WORKERS overrides it (0: a D pass before the kernel
+// instead).
 inline int bwd90_delta_workers(int blocks) {
-  const char* value = std::getenv("ATTN_BWD90_D_WORKERS");  // (read per call: A/B runs switch it)
-  const int forced = value != nullptr && *value != '\0' ? std::atoi(value) : -1;
-  if (forced >= 0) return std::min(forced, blocks);
-  return std::clamp(blocks / 16, 1, 8);
+  const int forced = env_int("ATTN_BWD90_D_WORKERS", -1);
+  return forced >= 0 ? std::min(forced, blocks) : std::clamp(blocks / 16, 1, 8);
 }
 
 // How far ahead of the items taken the kernel zeroes the dQ scratch's rows: under the causal
 // rule two waves of items, else all at once. (H100, whole call, n = 1024-2048: causal -0.9%
-// to +1.8%, d = 128 n = 1024 +1.3%; non-causal 0.98-1.0x paced, so left unpaced.) ATTN_BWD90_ZERO_AHEAD (waves;
-// negative: all at once) overrides it for measurements.
+// to +1.8%, d = 128 n = 1024 +1.3%; non-causal 0.98-1.0x paced, so left unpaced.)
+// ATTN_BWD90_ZERO_AHEAD (waves; negative: all at once) overrides it.
 inline int bwd90_zero_lookahead(int blocks, bool causal) {
-  const char* value = std::getenv("ATTN_BWD90_ZERO_AHEAD");  // (read per call: A/B runs switch it)
-  const int waves = value != nullptr && *value != '\0' ? std::atoi(value) : causal ? 2 : -1;
+  const int waves = env_int("ATTN_BWD90_ZERO_AHEAD", causal ? 2 : -1);
   return waves < 0 ? (1 << 30) : waves * blocks;
 }
 
